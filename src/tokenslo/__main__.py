@@ -1,0 +1,3 @@
+from tokenslo.cli import main
+
+raise SystemExit(main())

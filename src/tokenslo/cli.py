@@ -1,0 +1,76 @@
+"""The ``tokenslo`` command line.
+
+Each command group (``slo``, ``rules``, ``lab`` …) gets its leaves from the
+components' own ``cli`` modules: ``register(subparsers)`` adds parsers whose
+``handler`` default is called with the parsed arguments. This file only wires
+them together and turns expected failures into one-line messages and the exit
+codes of DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from tokenslo import __version__
+from tokenslo.errors import EXIT_USAGE, TokensloError
+
+# group → (help, modules providing register(subparsers) for its subcommands)
+GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "slo": (
+        "validate, import and evaluate SLO definitions",
+        ("tokenslo.spec.cli", "tokenslo.engine.cli"),
+    ),
+    "rules": ("generate Prometheus recording and alert rules", ("tokenslo.rules.cli",)),
+    "lab": ("the local token infrastructure lab", ("tokenslo.lab.cli",)),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on usage errors already; keep its message to one line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="tokenslo",
+        description="SLO monitoring and chaos testing for token infrastructure.",
+    )
+    parser.add_argument("--version", action="version", version=f"tokenslo {__version__}")
+    groups = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (help_text, modules) in GROUPS.items():
+        group = groups.add_parser(name, help=help_text, description=help_text)
+        group.set_defaults(handler=_group_help(group))
+        leaves = group.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", parser_class=_Parser)
+        for module in modules:
+            importlib.import_module(module).register(leaves)
+    return parser
+
+
+def _group_help(group: argparse.ArgumentParser):
+    def show(_args: argparse.Namespace) -> int:
+        group.print_help(sys.stderr)
+        return EXIT_USAGE
+
+    return show
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(handler(args) or 0)
+    except TokensloError as exc:
+        print(f"tokenslo: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("tokenslo: interrupted", file=sys.stderr)
+        return 130

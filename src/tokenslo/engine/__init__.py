@@ -1,0 +1,1 @@
+"""The SLO engine: burn-rate math (pure), evaluation and backtests against Prometheus."""

@@ -1,0 +1,1 @@
+"""Edges to Prometheus: running the real binaries, and querying any PromQL backend."""

@@ -1,0 +1,221 @@
+"""Start and stop the real Prometheus, Alertmanager and promtool binaries.
+
+Used by the lab and by tests (DESIGN.md: no mocked Prometheus). Processes are
+always addressed by PID and bound to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+import yaml
+
+from tokenslo.errors import UnavailableError
+
+BINARIES = {
+    "prometheus": ("prometheus",),
+    "promtool": ("promtool",),
+    "alertmanager": ("prometheus-alertmanager", "alertmanager"),
+}
+
+
+def find_binary(kind: str) -> str:
+    """Path of a Prometheus-family binary, or a clear error naming the Debian package."""
+    for name in BINARIES[kind]:
+        path = shutil.which(name)
+        if path:
+            return path
+    package = "prometheus-alertmanager" if kind == "alertmanager" else "prometheus"
+    raise UnavailableError(
+        f"{BINARIES[kind][0]} not found on PATH; install the Debian package {package!r} "
+        "(scripts/bootstrap does this)"
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+@dataclass
+class ManagedProcess:
+    """A child process we started, with the URL that tells whether it is ready."""
+
+    name: str
+    proc: subprocess.Popen
+    url: str
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_ready(self, path: str = "/-/ready", timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise UnavailableError(
+                    f"{self.name} exited with code {self.proc.returncode} during start-up; "
+                    f"see {self.log_path}: {_tail(self.log_path)}"
+                )
+            try:
+                if requests.get(self.url + path, timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise UnavailableError(f"{self.name} not ready after {timeout:.0f}s; see {self.log_path}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        stop_pid(self.proc.pid, timeout=timeout, child=self.proc)
+
+    def __enter__(self) -> ManagedProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def stop_pid(pid: int, timeout: float = 10.0, child: subprocess.Popen | None = None) -> None:
+    """SIGTERM, then SIGKILL after ``timeout``; reaps our own children."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child is not None:
+            if child.poll() is not None:
+                return
+        elif not pid_alive(pid):
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    if child is not None:
+        child.wait(timeout=5)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still "exists"; treat it as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _spawn(name: str, argv: list[str], workdir: Path, url: str) -> ManagedProcess:
+    log_path = workdir / f"{name}.log"
+    log = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+    proc = subprocess.Popen(
+        argv,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd=workdir,
+        start_new_session=True,  # Ctrl-C in the terminal reaches us, not it
+    )
+    log.close()
+    return ManagedProcess(name=name, proc=proc, url=url, log_path=log_path)
+
+
+def start_prometheus(
+    config: dict,
+    workdir: Path,
+    port: int | None = None,
+    *,
+    rule_files: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
+    wait: bool = True,
+) -> ManagedProcess:
+    """Run the real Prometheus on 127.0.0.1 with ``config`` (a prometheus.yml as a dict).
+
+    ``rule_files`` maps file names to YAML text; they are written beside the
+    config and added to ``rule_files``.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    config = dict(config)
+    for fname, text in (rule_files or {}).items():
+        (workdir / fname).write_text(text)
+        config.setdefault("rule_files", []).append(str(workdir / fname))
+    config_path = workdir / "prometheus.yml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    argv = [
+        find_binary("prometheus"),
+        f"--config.file={config_path}",
+        f"--storage.tsdb.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--web.enable-lifecycle",
+        "--web.enable-admin-api",
+        *(extra_args or []),
+    ]
+    proc = _spawn("prometheus", argv, workdir, f"http://127.0.0.1:{port}")
+    if wait:
+        proc.wait_ready()
+    return proc
+
+
+def start_alertmanager(
+    config: dict, workdir: Path, port: int | None = None, *, wait: bool = True
+) -> ManagedProcess:
+    """Run the real Alertmanager on 127.0.0.1, clustering off."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    config_path = workdir / "alertmanager.yml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    argv = [
+        find_binary("alertmanager"),
+        f"--config.file={config_path}",
+        f"--storage.path={workdir / 'am-data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+    ]
+    proc = _spawn("alertmanager", argv, workdir, f"http://127.0.0.1:{port}")
+    if wait:
+        proc.wait_ready()
+    return proc
+
+
+def run_promtool(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run promtool and return the completed process (callers judge the exit code)."""
+    return subprocess.run(
+        [find_binary("promtool"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,98 @@
+"""The one internal SLO model every component works from.
+
+Input formats (tokenslo v1 YAML, OpenSLO v1) are parsed elsewhere and mapped
+here; the evaluator, rule generator, dashboards and load-test gate only ever see
+these frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Severity = Literal["page", "ticket"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a definition came from, so later errors can point back at the YAML."""
+
+    file: str
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class EventsSLI:
+    """Ratio of events. PromQL strings contain a ``{{window}}`` placeholder.
+
+    Exactly one of ``good``/``bad`` is set.
+    """
+
+    total: str
+    good: str | None = None
+    bad: str | None = None
+
+
+@dataclass(frozen=True)
+class LatencySLI:
+    """Fraction of a histogram's observations at or under ``threshold`` seconds.
+
+    ``selector`` holds label matchers without braces, e.g. ``grant_type="client_credentials"``.
+    """
+
+    metric: str
+    threshold: float
+    selector: str = ""
+
+
+SLI = EventsSLI | LatencySLI
+
+
+@dataclass(frozen=True)
+class BurnWindow:
+    """One multi-window alert condition of the SRE Workbook policy.
+
+    The alert fires when the error ratio over both ``long_window`` and
+    ``short_window`` exceeds ``factor × (1 − objective)``, where the factor is
+    derived from the budget fraction (see ``tokenslo.engine.burnrate``).
+    """
+
+    severity: Severity
+    budget_fraction: float  # share of the period's budget consumed over long_window
+    long_window: float  # seconds
+    short_window: float  # seconds
+    for_: float = 0.0  # seconds the condition must hold before firing
+
+
+@dataclass(frozen=True)
+class Alerting:
+    page: bool = True
+    ticket: bool = True
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    # None means the default policy, derived from the SLO's window.
+    policy: tuple[BurnWindow, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SLO:
+    name: str
+    service: str
+    objective: float  # percent, 0 < x < 100
+    window: float  # rolling period, seconds
+    sli: SLI
+    description: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    alerting: Alerting = field(default_factory=Alerting)
+    loadtest: tuple[str, ...] = ()  # Locust request names this SLO gates
+    source: Source | None = None
+
+    @property
+    def target(self) -> float:
+        """Objective as a ratio (99.9 → 0.999)."""
+        return self.objective / 100.0
+
+    @property
+    def error_budget(self) -> float:
+        """Allowed error ratio (99.9 → 0.001)."""
+        return 1.0 - self.objective / 100.0
