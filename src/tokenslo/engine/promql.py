@@ -1,0 +1,66 @@
+"""PromQL for an SLI over a window: the one place SLI queries are built.
+
+The evaluator, the backtest and the rule generator all call ``sli_exprs`` so an
+SLO means the same thing everywhere. Each expression aggregates to a single
+series without labels; callers add their own labels.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tokenslo.spec.model import SLI, EventsSLI, LatencySLI
+
+WINDOW_PLACEHOLDER = re.compile(r"\{\{\s*window\s*\}\}")
+
+
+def has_window_placeholder(expr: str) -> bool:
+    return bool(WINDOW_PLACEHOLDER.search(expr))
+
+
+def render_window(expr: str, window: str) -> str:
+    """Substitute the ``{{window}}`` placeholder with a Prometheus duration."""
+    return WINDOW_PLACEHOLDER.sub(window, expr)
+
+
+def le_matcher(threshold: float) -> str:
+    """Matcher for the bucket at ``threshold``.
+
+    Client libraries spell whole numbers differently (Go ``1``, Python ``1.0``),
+    so whole numbers match both spellings.
+    """
+    if float(threshold).is_integer():
+        whole = str(int(threshold))
+        return f'le=~"{whole}|{whole}.0"'
+    return f'le="{float(threshold)!r}"'
+
+
+def _matchers(selector: str, *extra: str) -> str:
+    inner = selector.strip()
+    if inner.startswith("{") and inner.endswith("}"):
+        inner = inner[1:-1].strip()
+    parts = [p for p in (inner, *extra) if p]
+    return "{" + ", ".join(parts) + "}"
+
+
+def sli_exprs(sli: SLI, window: str) -> tuple[str, str]:
+    """``(errors, total)`` PromQL over ``window``.
+
+    ``errors`` falls back to 0 when its series are absent (a healthy service often
+    has no 5xx series at all), so only a missing ``total`` means "no data".
+    """
+    if isinstance(sli, EventsSLI):
+        total = f"sum({render_window(sli.total, window)})"
+        if sli.bad is not None:
+            errors = f"(sum({render_window(sli.bad, window)}) or vector(0))"
+        else:
+            assert sli.good is not None
+            errors = f"{total} - (sum({render_window(sli.good, window)}) or vector(0))"
+        return errors, total
+    if isinstance(sli, LatencySLI):
+        count = f"{sli.metric}_count{_matchers(sli.selector)}"
+        bucket = f"{sli.metric}_bucket{_matchers(sli.selector, le_matcher(sli.threshold))}"
+        total = f"sum(increase({count}[{window}]))"
+        errors = f"{total} - (sum(increase({bucket}[{window}])) or vector(0))"
+        return errors, total
+    raise TypeError(f"unknown SLI type: {type(sli).__name__}")
