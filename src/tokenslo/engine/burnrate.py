@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from tokenslo.spec.model import SLO, BurnWindow
+from tokenslo.spec.model import SLO, BurnWindow, budget_of
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -81,7 +81,7 @@ def error_ratio(errors: float, total: float) -> float | None:
 
 def burn_rate(error_ratio_: float, objective_percent: float) -> float:
     """How many times faster than sustainable the budget burns (1.0 = exactly on budget)."""
-    return error_ratio_ / (1.0 - objective_percent / 100.0)
+    return error_ratio_ / budget_of(objective_percent)
 
 
 def error_budget_remaining(error_ratio_over_period: float, objective_percent: float) -> float:
@@ -112,7 +112,7 @@ def detection_time(
     None when the rate never crosses (``error_rate ≤ factor × (1 − objective)``).
     Assumes no errors before the incident and constant traffic.
     """
-    threshold = factor * (1.0 - objective_percent / 100.0)
+    threshold = factor * budget_of(objective_percent)
     if error_rate <= threshold or error_rate <= 0:
         return None
     return threshold * long_window / error_rate
@@ -132,7 +132,7 @@ def reset_time(
     errors, so the ratio is ``error_rate × min(D, window − t) / window``; it drops to
     the threshold once ``window − t ≤ threshold × window / error_rate``.
     """
-    threshold = factor * (1.0 - objective_percent / 100.0)
+    threshold = factor * budget_of(objective_percent)
     if error_rate <= 0:
         return 0.0
     keep = threshold * window / error_rate  # error seconds the window may hold

@@ -210,7 +210,9 @@ def start_alertmanager(
     return proc
 
 
-def run_promtool(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_promtool(
+    *args: str, cwd: Path | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
     """Run promtool and return the completed process (callers judge the exit code)."""
     return subprocess.run(
         [find_binary("promtool"), *args],

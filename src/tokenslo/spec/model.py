@@ -13,6 +13,15 @@ from typing import Literal
 Severity = Literal["page", "ticket"]
 
 
+def budget_of(objective_percent: float) -> float:
+    """Allowed error ratio for an objective in percent (99.9 → 0.001).
+
+    Rounded to 12 digits so that 1 − 0.999 is exactly 0.001 and a rate sitting
+    exactly on a threshold compares as the Workbook says it should.
+    """
+    return round((100.0 - objective_percent) / 100.0, 12)
+
+
 @dataclass(frozen=True)
 class Source:
     """Where a definition came from, so later errors can point back at the YAML."""
@@ -90,9 +99,9 @@ class SLO:
     @property
     def target(self) -> float:
         """Objective as a ratio (99.9 → 0.999)."""
-        return self.objective / 100.0
+        return 1.0 - self.error_budget
 
     @property
     def error_budget(self) -> float:
         """Allowed error ratio (99.9 → 0.001)."""
-        return 1.0 - self.objective / 100.0
+        return budget_of(self.objective)
