@@ -1,9 +1,99 @@
-"""Command-line entry points of this component (filled in by its issue)."""
+"""``tokenslo slo validate | schema | import-openslo``: the spec component's commands."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from tokenslo.errors import EXIT_OK, InputError
+from tokenslo.spec.loader import load_result
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add this component's subcommands."""
+    """Add ``validate``, ``schema`` and ``import-openslo`` to the ``slo`` group."""
+    validate = subparsers.add_parser(
+        "validate",
+        help="check SLO files (schema, PromQL, likely mistakes)",
+        description="Check tokenslo v1 SLO files. Exit 0 when valid (warnings are printed), "
+        "2 on the first error, 3 when --prometheus is unreachable.",
+    )
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="SLO files or directories")
+    validate.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    validate.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="also check latency thresholds against the histogram buckets this Prometheus has",
+    )
+    validate.set_defaults(handler=validate_command)
+
+    schema = subparsers.add_parser(
+        "schema",
+        help="print the JSON Schema of SLO files",
+        description="Print the JSON Schema (Draft 2020-12) that `slo validate` enforces; "
+        "point your editor's YAML language server at it.",
+    )
+    schema.set_defaults(handler=schema_command)
+
+    openslo = subparsers.add_parser(
+        "import-openslo",
+        help="convert an OpenSLO v1 file to tokenslo v1 YAML",
+        description="Convert OpenSLO v1 SLO/SLI documents (Prometheus sources) to tokenslo v1.",
+    )
+    openslo.add_argument("file", metavar="FILE")
+    openslo.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    openslo.set_defaults(handler=import_openslo_command)
+
+
+def validate_command(args: argparse.Namespace) -> int:
+    result = load_result(args.paths)
+    if args.prometheus:
+        from tokenslo.spec.buckets import check_latency_buckets
+
+        check_latency_buckets(result, args.prometheus)
+    for finding in result.findings:
+        print(finding.format("warning"), file=sys.stderr)
+    if args.strict and result.findings:
+        raise InputError(f"{len(result.findings)} warning(s) and --strict is set")
+    files = len(result.files)
+    print(f"OK: {len(result.slos)} SLOs in {files} file{'s' if files != 1 else ''}")
+    return EXIT_OK
+
+
+def schema_command(_args: argparse.Namespace) -> int:
+    from tokenslo.spec.schema import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return EXIT_OK
+
+
+def import_openslo_command(args: argparse.Namespace) -> int:
+    from tokenslo.spec.openslo import import_openslo
+    from tokenslo.spec.writer import dump_v1
+
+    slos = import_openslo(args.file)
+    text = dump_v1(slos, header=f"Imported from {args.file} by `tokenslo slo import-openslo`.")
+    if args.output:
+        write_atomic(Path(args.output), text)
+        print(f"wrote {len(slos)} SLOs to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temp file in the same directory and rename, so readers never see half."""
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise InputError("output directory does not exist", file=str(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,68 @@
+"""Check latency thresholds against the ``le`` buckets a real Prometheus has.
+
+A latency SLI counts the bucket at exactly ``threshold``; if the histogram has
+no such bucket the SLI reads as zero good events and every alert fires, so
+``slo validate --prometheus`` catches it before the rules ship.
+"""
+
+from __future__ import annotations
+
+import math
+
+import requests
+
+from tokenslo.errors import UnavailableError
+from tokenslo.spec.loader import LoadResult
+from tokenslo.spec.model import LatencySLI
+
+TIMEOUT = 10.0
+
+
+def bucket_query(sli: LatencySLI) -> str:
+    selector = f"{{{sli.selector}}}" if sli.selector else ""
+    return f"count by (le) ({sli.metric}_bucket{selector})"
+
+
+def fetch_buckets(url: str, sli: LatencySLI, timeout: float = TIMEOUT) -> list[float]:
+    """The distinct ``le`` bounds of the SLI's histogram, ascending (``+Inf`` last)."""
+    endpoint = url.rstrip("/") + "/api/v1/query"
+    try:
+        response = requests.get(endpoint, params={"query": bucket_query(sli)}, timeout=timeout)
+    except requests.RequestException as exc:
+        raise UnavailableError(
+            f"Prometheus at {url} is unreachable: {type(exc).__name__}"
+        ) from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if response.status_code != 200 or body.get("status") != "success":
+        detail = body.get("error") or f"HTTP {response.status_code}"
+        raise UnavailableError(f"Prometheus at {url} answered the bucket query with: {detail}")
+    bounds = {
+        float(item["metric"]["le"]) for item in body["data"]["result"] if "le" in item["metric"]
+    }
+    return sorted(bounds)
+
+
+def check_latency_buckets(result: LoadResult, url: str) -> None:
+    """Raise InputError at ``sli.latency.threshold`` when it is not one of the buckets."""
+    for slo in result.slos:
+        if not isinstance(slo.sli, LatencySLI):
+            continue
+        bounds = fetch_buckets(url, slo.sli)
+        if not bounds:
+            raise UnavailableError(
+                f"Prometheus at {url} has no series for {bucket_query(slo.sli)} "
+                f"(SLO {slo.name!r}); is the target scraped?"
+            )
+        if not any(math.isclose(b, slo.sli.threshold, rel_tol=1e-9) for b in bounds):
+            shown = ", ".join("+Inf" if math.isinf(b) else f"{b:g}" for b in bounds)
+            raise result.error(
+                slo,
+                f"threshold {slo.sli.threshold:g}s is not a bucket of {slo.sli.metric} "
+                f"(SLO {slo.name!r}); available le buckets: {shown}",
+                "sli",
+                "latency",
+                "threshold",
+            )
