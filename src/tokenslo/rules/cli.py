@@ -1,9 +1,81 @@
-"""Command-line entry points of this component (filled in by its issue)."""
+"""``tokenslo rules generate``: SLO files → Prometheus rules (or a PrometheusRule)."""
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import stat
+import sys
+import tempfile
+from pathlib import Path
+
+from tokenslo.errors import InputError
+from tokenslo.rules.generate import FORMATS, render_rules
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this component's subcommands."""
+    gen = subparsers.add_parser(
+        "generate",
+        help="recording and multi-window burn-rate alert rules from SLO files",
+        description="Generate Prometheus recording rules and SLOErrorBudgetBurn/SLONoData alerts.",
+    )
+    gen.add_argument("paths", nargs="+", metavar="PATH", help="SLO files or directories")
+    gen.add_argument("-o", "--output", metavar="FILE", help="write here (atomically), not stdout")
+    gen.add_argument("--format", choices=FORMATS, default="prometheus",
+                     help="plain rule file, or a Kubernetes PrometheusRule (operator)")
+    gen.add_argument("--time-scale", default="1", metavar="N",
+                     help="divide every window, 'for' and interval by N: compressed time for "
+                          "lab rehearsals only (default 1)")
+    gen.set_defaults(handler=generate)
+
+
+def parse_time_scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(f"must be a positive number, got {text!r}", field="--time-scale")
+    return value
+
+
+def generate(args: argparse.Namespace) -> int:
+    from tokenslo.spec.loader import load_paths  # imported late: keeps `--help` fast
+
+    scale = parse_time_scale(args.time_scale)
+    text = render_rules(load_paths(args.paths), fmt=args.format, time_scale=scale)
+    if args.output:
+        write_atomically(Path(args.output), text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Temp file in the same directory, then rename: readers (Prometheus reloading
+    its rule files) never see a half-written file."""
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise InputError(f"directory {str(directory)!r} does not exist", field="-o")
+    mode = _mode_for(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, mode)  # mkstemp makes 0600; keep the file readable like any other
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _mode_for(path: Path) -> int:
+    """The replaced file's permissions, or what a plain ``open()`` would give."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask

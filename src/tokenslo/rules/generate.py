@@ -1,0 +1,345 @@
+"""SLOs → Prometheus recording and multi-window burn-rate alert rules. Pure: no I/O.
+
+Generation is a few ordered steps, each a small function (README.md explains why
+each rule looks the way it does):
+
+1. validate   – names unique, reserved labels left alone, time scale positive;
+2. SLI rules  – error and event counts per window, and their ratio;
+3. metadata   – objective and remaining error budget over the SLO period;
+4. alerts     – one ``SLOErrorBudgetBurn`` per policy window pair, one ``SLONoData``.
+
+All PromQL for the SLI itself comes from ``tokenslo.engine.promql.sli_exprs``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import yaml
+
+from tokenslo.durations import format_duration
+from tokenslo.engine.burnrate import HOUR, factor_of, policy_for, threshold_of
+from tokenslo.engine.promql import sli_exprs
+from tokenslo.errors import InputError
+from tokenslo.rules import conventions as c
+from tokenslo.spec.model import SLO, BurnWindow
+
+BASE_WINDOW = 300.0  # the 5m counts every long window is derived from
+EXACT_WINDOW_LIMIT = 6 * HOUR  # windows up to this are computed from the raw counters
+BASE_INTERVAL = 30.0  # group evaluation interval at time scale 1
+MIN_INTERVAL = 1.0  # never evaluate faster than this, whatever the time scale
+NO_DATA_FOR = 600.0  # how long the SLI may be absent before SLONoData fires
+FORMATS = ("prometheus", "operator")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Compressed time for lab rehearsals: every duration is divided by ``factor``."""
+
+    factor: float = 1.0
+
+    def duration(self, seconds: float) -> str:
+        return format_duration(seconds / self.factor)
+
+    def interval(self) -> str:
+        return format_duration(max(MIN_INTERVAL, BASE_INTERVAL / self.factor))
+
+
+# --- 1. validate ---------------------------------------------------------------------------
+
+
+def check_time_scale(time_scale: float) -> Scale:
+    if (
+        isinstance(time_scale, bool)
+        or not isinstance(time_scale, int | float)
+        or not math.isfinite(time_scale)
+        or time_scale <= 0
+    ):
+        raise InputError(
+            f"must be a positive number, got {time_scale!r}", field="--time-scale"
+        )
+    return Scale(float(time_scale))
+
+
+def validate(slos: Sequence[SLO]) -> None:
+    """Catch what would make Prometheus reject the file or mislabel an alert."""
+    if not slos:
+        raise InputError("no SLOs to generate rules for")
+    seen: dict[str, SLO] = {}
+    for slo in slos:
+        where = _where(slo)
+        if slo.name in seen:
+            raise InputError(
+                f"SLO name {slo.name!r} is used twice (rule groups are named after it)",
+                field="name",
+                **where,
+            )
+        seen[slo.name] = slo
+        for section, labels in (("labels", slo.labels), ("alerting.labels", slo.alerting.labels)):
+            clash = sorted(c.RESERVED_LABELS & set(labels))
+            if clash:
+                raise InputError(
+                    f"label {clash[0]!r} is set by the rule generator; choose another name",
+                    field=f"{section}.{clash[0]}",
+                    **where,
+                )
+
+
+def _where(slo: SLO) -> dict:
+    if slo.source is None:
+        return {}
+    return {"file": slo.source.file, "line": slo.source.line}
+
+
+# --- 2. SLI rules ---------------------------------------------------------------------------
+
+
+def windows_of(slo: SLO) -> tuple[list[float], list[float]]:
+    """Distinct windows (seconds) the alerts and metadata need, split into
+    (computed from raw counters, derived from the 5m counts)."""
+    wanted = {BASE_WINDOW, slo.window}
+    for w in policy_for(slo):
+        wanted.update((w.long_window, w.short_window))
+    ordered = sorted(wanted)
+    return (
+        [w for w in ordered if w <= EXACT_WINDOW_LIMIT],
+        [w for w in ordered if w > EXACT_WINDOW_LIMIT],
+    )
+
+
+def series_labels(slo: SLO) -> dict[str, str]:
+    """Labels on every recorded series of ``slo`` (and hence on its alerts)."""
+    return {c.SLO_LABEL: slo.name, c.SERVICE_LABEL: slo.service, **slo.labels}
+
+
+def selector(slo: SLO) -> str:
+    return "{" + f"{c.SLO_LABEL}={_quote(slo.name)}, {c.SERVICE_LABEL}={_quote(slo.service)}" + "}"
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _record(name: str, expr: str, labels: dict[str, str]) -> dict:
+    return {"record": name, "expr": expr, "labels": dict(labels)}
+
+
+def exact_window_rules(slo: SLO, window: float, scale: Scale) -> list[dict]:
+    """errors_w and events_w straight from the counters, then their ratio."""
+    nominal = format_duration(window)
+    errors, total = sli_exprs(slo.sli, scale.duration(window))
+    sel, labels = selector(slo), series_labels(slo)
+    return [
+        _record(c.errors_record(nominal), errors, labels),
+        _record(c.events_record(nominal), total, labels),
+        _record(
+            c.error_ratio_record(nominal),
+            f"{c.errors_record(nominal)}{sel} / {c.events_record(nominal)}{sel}",
+            labels,
+        ),
+    ]
+
+
+def derived_window_rule(slo: SLO, window: float, scale: Scale) -> dict:
+    """Ratio of the summed 5m counts: the overlap of consecutive 5m samples
+    over-counts errors and events by the same factor, which cancels."""
+    base, span = format_duration(BASE_WINDOW), scale.duration(window)
+    sel = selector(slo)
+    expr = (
+        f"sum_over_time({c.errors_record(base)}{sel}[{span}])"
+        f" / sum_over_time({c.events_record(base)}{sel}[{span}])"
+    )
+    return _record(c.error_ratio_record(format_duration(window)), expr, series_labels(slo))
+
+
+def sli_rules(slo: SLO, scale: Scale) -> list[dict]:
+    exact, derived = windows_of(slo)
+    rules = [r for w in exact for r in exact_window_rules(slo, w, scale)]
+    return rules + [derived_window_rule(slo, w, scale) for w in derived]
+
+
+# --- 3. metadata ----------------------------------------------------------------------------
+
+
+def metadata_rules(slo: SLO) -> list[dict]:
+    labels = series_labels(slo)
+    period_ratio = c.error_ratio_record(format_duration(slo.window)) + selector(slo)
+    return [
+        _record(c.OBJECTIVE_RECORD, f"vector({number(slo.target)})", labels),
+        _record(
+            c.BUDGET_REMAINING_RECORD,
+            f"1 - {period_ratio} / {number(slo.error_budget)}",
+            labels,
+        ),
+    ]
+
+
+# --- 4. alerts ------------------------------------------------------------------------------
+
+
+def burn_alert(slo: SLO, window: BurnWindow, scale: Scale) -> dict:
+    long_, short = format_duration(window.long_window), format_duration(window.short_window)
+    threshold = number(threshold_of(slo, window))
+    factor = factor_label(factor_of(slo, window))
+    sel = selector(slo)
+    rule: dict = {
+        "alert": c.BURN_ALERT,
+        "expr": (
+            f"{c.error_ratio_record(long_)}{sel} > {threshold}"
+            f" and {c.error_ratio_record(short)}{sel} > {threshold}"
+        ),
+    }
+    if window.for_ > 0:
+        rule["for"] = scale.duration(window.for_)
+    rule["labels"] = {
+        **slo.alerting.labels,
+        c.SEVERITY_LABEL: window.severity,
+        c.SLO_LABEL: slo.name,
+        c.SERVICE_LABEL: slo.service,
+        c.LONG_WINDOW_LABEL: long_,
+        c.SHORT_WINDOW_LABEL: short,
+        c.BURN_FACTOR_LABEL: factor,
+    }
+    rule["annotations"] = {
+        "summary": f"{slo.service}/{slo.name}: error budget burning {factor}x too fast",
+        "description": (
+            f"{percent(window.budget_fraction)} of the {format_duration(slo.window)} error budget"
+            f" burns in {long_} at this rate: error ratio above {percent(float(threshold))}"
+            f" over both {long_} and {short} (objective {slo.objective:g}%)."
+        ),
+        **slo.alerting.annotations,
+    }
+    return rule
+
+
+def no_data_alert(slo: SLO, scale: Scale) -> dict:
+    base = format_duration(BASE_WINDOW)
+    wait = format_duration(NO_DATA_FOR)
+    return {
+        "alert": c.NO_DATA_ALERT,
+        "expr": f"absent({c.events_record(base)}{selector(slo)})",
+        "for": scale.duration(NO_DATA_FOR),
+        "labels": {
+            **slo.alerting.labels,
+            c.SEVERITY_LABEL: c.NO_DATA_SEVERITY,
+            c.SLO_LABEL: slo.name,
+            c.SERVICE_LABEL: slo.service,
+        },
+        "annotations": {
+            "summary": f"{slo.service}/{slo.name}: no SLI data",
+            "description": (
+                f"The SLI's event count has been absent for {wait}, so the SLO cannot be"
+                " evaluated and burn-rate alerts cannot fire. Is the target scraped?"
+            ),
+            **slo.alerting.annotations,
+        },
+    }
+
+
+def alert_rules(slo: SLO, scale: Scale) -> list[dict]:
+    rules = [burn_alert(slo, w, scale) for w in policy_for(slo)]
+    if slo.alerting.page or slo.alerting.ticket:
+        rules.append(no_data_alert(slo, scale))
+    return rules
+
+
+# --- assembly -------------------------------------------------------------------------------
+
+
+def rule_group(slo: SLO, scale: Scale) -> dict:
+    """One group per SLO. Rules in a group run in order at each evaluation, so the
+    alerts always see this evaluation's recorded ratios (no extra interval of lag)."""
+    return {
+        "name": c.group_name(slo.name),
+        "interval": scale.interval(),
+        "rules": sli_rules(slo, scale) + metadata_rules(slo) + alert_rules(slo, scale),
+    }
+
+
+def generate_rule_groups(slos: Sequence[SLO], time_scale: float = 1.0) -> list[dict]:
+    """Prometheus rule groups (as plain dicts) for ``slos``."""
+    scale = check_time_scale(time_scale)
+    validate(slos)
+    return [rule_group(slo, scale) for slo in slos]
+
+
+def render_rules(slos: Sequence[SLO], fmt: str = "prometheus", time_scale: float = 1.0) -> str:
+    """YAML text of the rules, with the do-not-edit header."""
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}",
+                         field="--format")
+    groups = generate_rule_groups(slos, time_scale)
+    header = [c.GENERATED_HEADER, *time_scale_note(time_scale)]
+    if fmt == "prometheus":
+        body = _dump({"groups": groups})
+    else:
+        body = "---\n".join(_dump(doc) for doc in operator_documents(slos, groups))
+    return "\n".join(header) + "\n" + body
+
+
+def time_scale_note(time_scale: float) -> list[str]:
+    if time_scale == 1:
+        return []
+    return [
+        f"# time scale {time_scale:g}: every window, 'for' and interval is divided by"
+        f" {time_scale:g}.",
+        "# This is a compressed-time simulation for lab rehearsals, not for production;",
+        "# rule names and window labels keep their nominal (unscaled) windows.",
+    ]
+
+
+def operator_documents(slos: Sequence[SLO], groups: Sequence[dict]) -> list[dict]:
+    """One ``PrometheusRule`` per service, holding that service's SLO groups."""
+    by_service: dict[str, list[dict]] = {}
+    for slo, group in zip(slos, groups, strict=True):
+        by_service.setdefault(slo.service, []).append(group)
+    return [
+        {
+            "apiVersion": c.OPERATOR_API_VERSION,
+            "kind": c.OPERATOR_KIND,
+            "metadata": {
+                "name": c.OPERATOR_NAME_PREFIX + dns_label(service),
+                "labels": {c.MANAGED_BY_LABEL: c.MANAGED_BY_VALUE},
+            },
+            "spec": {"groups": service_groups},
+        }
+        for service, service_groups in by_service.items()
+    ]
+
+
+def dns_label(text: str) -> str:
+    """Kubernetes object names are lowercase RFC 1123 labels."""
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+    return cleaned[:50] or "service"
+
+
+def _dump(doc: dict) -> str:
+    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=10_000,
+                          allow_unicode=True)
+
+
+# --- number formatting ----------------------------------------------------------------------
+
+
+def number(value: float) -> str:
+    """A literal PromQL number without float noise (0.0144, not 0.014400000000000001)."""
+    return f"{value:.12g}"
+
+
+def factor_label(factor: float) -> str:
+    return f"{factor:.4g}"
+
+
+def percent(ratio: float) -> str:
+    return f"{ratio * 100:.4g}%"
+
+
+def iter_alerts(groups: Iterable[dict]) -> Iterable[dict]:
+    """Every alerting rule in ``groups`` (tests and the timing harness look them up)."""
+    for group in groups:
+        for rule in group["rules"]:
+            if "alert" in rule:
+                yield rule

@@ -1,0 +1,62 @@
+"""Fixture SLO constructors (after Pyrra's ``objectiveHTTPRatio()``): small, explicit
+SLOs the rule tests and the fixture goldens are built from."""
+
+from __future__ import annotations
+
+from tokenslo.spec.model import SLO, Alerting, EventsSLI, LatencySLI
+
+DAY = 86400.0
+RUNBOOK = "https://runbooks.example/tokenslo/idp#token-issuance-availability"
+
+
+def events_bad(objective: float = 99.9, window_days: int = 30, **kw) -> SLO:
+    """Token issuance availability: 5xx responses are bad."""
+    return SLO(
+        name=kw.pop("name", "token-issuance-availability"),
+        service=kw.pop("service", "idp"),
+        objective=objective,
+        window=window_days * DAY,
+        sli=EventsSLI(
+            total="increase(idp_token_requests_total[{{window}}])",
+            bad='increase(idp_token_requests_total{code=~"5.."}[{{window}}])',
+        ),
+        labels=kw.pop("labels", {"team": "identity"}),
+        alerting=kw.pop("alerting", Alerting(annotations={"runbook_url": RUNBOOK})),
+        **kw,
+    )
+
+
+def events_good(objective: float = 99.95, window_days: int = 28, **kw) -> SLO:
+    """Gateway validations: only ``result="valid"`` is good."""
+    return SLO(
+        name=kw.pop("name", "token-validation-success"),
+        service=kw.pop("service", "gateway"),
+        objective=objective,
+        window=window_days * DAY,
+        sli=EventsSLI(
+            total="increase(gateway_token_validations_total[{{window}}])",
+            good='increase(gateway_token_validations_total{result="valid"}[{{window}}])',
+        ),
+        alerting=kw.pop("alerting", Alerting(labels={"team": "edge"})),
+        **kw,
+    )
+
+
+def latency(objective: float = 99.0, window_days: int = 28, **kw) -> SLO:
+    """client_credentials tokens issued within 250 ms."""
+    return SLO(
+        name=kw.pop("name", "token-issuance-latency"),
+        service=kw.pop("service", "idp"),
+        objective=objective,
+        window=window_days * DAY,
+        sli=LatencySLI(
+            metric="idp_token_request_duration_seconds",
+            threshold=0.25,
+            selector='grant_type="client_credentials"',
+        ),
+        **kw,
+    )
+
+
+def all_fixtures() -> list[SLO]:
+    return [events_bad(), events_good(), latency()]
