@@ -1,0 +1,198 @@
+"""Query any PromQL backend (Prometheus, Thanos, Mimir, VictoriaMetrics).
+
+A thin edge over ``prometheus_api_client.PrometheusConnect`` that:
+
+* sends queries as a form-encoded POST body, so long batched queries are not
+  limited by URL length (PrometheusConnect puts POST parameters in the URL);
+* fails fast when the backend is down (one retry, no backoff) instead of the
+  library's default retry-with-backoff, so "Prometheus down" shows in ~1 s;
+* turns failures into the exit-code errors of DESIGN.md: unreachable or 5xx →
+  ``UnavailableError``; a query Prometheus rejects (400/422) → ``InputError``
+  naming the query;
+* counts HTTP queries (``queries``) so callers and tests can check batching.
+
+Every other component (evaluator, lab, chaos probes, reports) queries through
+this class.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
+
+from tokenslo.errors import InputError, UnavailableError
+
+QUERY_EXCERPT = 200  # characters of a rejected query quoted in the error message
+
+
+class _FormPostSession(requests.Session):
+    """Moves POST parameters into the form body and remembers the last response.
+
+    PrometheusConnect passes parameters as ``params`` (the URL) even for POST;
+    the Prometheus API accepts them form-encoded in the body, which has no
+    practical length limit. The last response lets us read the API's JSON error
+    instead of parsing the library's exception text.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_response: requests.Response | None = None
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        self.last_response = None
+        if method.upper() == "POST" and kwargs.get("params") and kwargs.get("data") is None:
+            kwargs["data"], kwargs["params"] = kwargs["params"], None
+        response = super().request(method, url, **kwargs)
+        self.last_response = response
+        return response
+
+
+def _fail_fast_retry() -> Retry:
+    """One retry on connection errors, no backoff, no retry on HTTP status."""
+    return Retry(total=1, connect=1, read=0, status=0, backoff_factor=0, status_forcelist=())
+
+
+class PromClient:
+    """Instant and range PromQL queries against ``url`` (e.g. ``http://127.0.0.1:9090``)."""
+
+    def __init__(self, url: str, timeout: float = 10):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise InputError(
+                f"not an http(s) URL: {url!r} (e.g. http://127.0.0.1:9090)", field="--prometheus"
+            )
+        self.url = url.rstrip("/")
+        self.shown_url = _redact(self.url)  # for messages: never print credentials
+        self.timeout = timeout
+        self.queries = 0
+        self._session = _FormPostSession()
+        self._conn = PrometheusConnect(
+            url=self.url,
+            retry=_fail_fast_retry(),
+            session=self._session,
+            timeout=timeout,
+            method="POST",
+        )
+
+    def query(self, expr: str, at: float) -> list[dict]:
+        """Instant query evaluated at unix time ``at``; the vector result.
+
+        A scalar result is returned as one sample without labels.
+        """
+        result = self._call(expr, lambda: self._conn.custom_query(expr, params={"time": _ts(at)}))
+        if result and not isinstance(result[0], dict):  # scalar: [ts, "value"]
+            return [{"metric": {}, "value": result}]
+        return result
+
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict]:
+        """Range query; a matrix: ``[{"metric": {...}, "values": [[ts, "v"], ...]}]``.
+
+        start/end go as exact parameters because the library rounds its
+        datetime arguments to whole seconds.
+        """
+        params = {"start": _ts(start), "end": _ts(end), "step": _ts(step)}
+        return self._call(
+            expr,
+            lambda: self._conn.custom_query_range(
+                expr,
+                start_time=datetime.fromtimestamp(start, UTC),
+                end_time=datetime.fromtimestamp(end, UTC),
+                step=params["step"],
+                params=params,
+            ),
+        )
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> PromClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, expr: str, send) -> list:
+        self.queries += 1
+        try:
+            return send()
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise UnavailableError(
+                f"Prometheus at {self.shown_url} unreachable: {_short(exc)}"
+            ) from None
+        except PrometheusApiClientException:
+            raise self._http_error(expr) from None
+        except (ValueError, KeyError, TypeError):  # 200 but not the API's JSON (also
+            # requests' JSONDecodeError, a ValueError): a wrong URL, e.g. a UI in front
+            raise UnavailableError(
+                f"Prometheus at {self.shown_url} returned a non-API response; is the URL right?"
+            ) from None
+        except requests.RequestException as exc:
+            raise UnavailableError(
+                f"Prometheus at {self.shown_url} failed: {_short(exc)}"
+            ) from None
+
+    def _http_error(self, expr: str) -> Exception:
+        response = self._session.last_response
+        status = response.status_code if response is not None else 0
+        error_type, message = _api_error(response)
+        if status in (400, 422):
+            return InputError(
+                f"Prometheus rejected the query ({error_type or status}: {message}): "
+                f"{expr[:QUERY_EXCERPT]}"
+            )
+        return UnavailableError(
+            f"Prometheus at {self.shown_url} answered HTTP {status}"
+            + (f" ({error_type}: {message})" if message else "")
+        )
+
+
+def _redact(url: str) -> str:
+    """``http://user:secret@host`` → ``http://***@host``."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
+
+
+def _api_error(response: requests.Response | None) -> tuple[str, str]:
+    """``(errorType, error)`` from the API's JSON error envelope, if any."""
+    if response is None:
+        return "", ""
+    try:
+        body = response.json()
+    except ValueError:
+        return "", response.text[:QUERY_EXCERPT].strip()
+    if not isinstance(body, dict):
+        return "", ""
+    return str(body.get("errorType", "")), str(body.get("error", ""))
+
+
+def _ts(value: float) -> str:
+    """Unix seconds with millisecond precision, as the API accepts them."""
+    if not math.isfinite(value):
+        raise InputError(f"not a finite time: {value}")
+    return f"{value:.3f}"
+
+
+def _short(exc: Exception) -> str:
+    """The innermost reason of a requests error, without the URL-laden wrapping."""
+    text = str(exc)
+    for marker in ("Caused by ", "Failed to establish a new connection: "):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+    return text.strip("()'\" ")[:200]
+
+
+def sample_value(raw: Any) -> float | None:
+    """A sample's string value as float; None for NaN (no meaningful value)."""
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else value
