@@ -1,0 +1,399 @@
+"""Fault state: which faults are active, until when, and the clock offset.
+
+Pure and clock-injectable so expiry is unit-testable without sleeping. Every
+fault and clock offset carries a mandatory expiry that the engine enforces by
+itself (on every lookup and from an optional sweeper thread), so a chaos
+experiment that dies mid-run cannot leave a fault behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+log = logging.getLogger("tokenslo.lab.faults")
+
+EFFECTS = ("status", "delay", "hang", "drop", "malformed")
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+ACTIONS = ("add", "remove", "expire", "clear", "clock_set", "clock_clear")
+FAULT_FIELDS = (
+    "method",
+    "path_prefix",
+    "effect",
+    "status",
+    "delay_seconds",
+    "probability",
+    "expires_in",
+)
+CLOCK_FIELDS = ("offset_seconds", "expires_in")
+MAX_DELAY_SECONDS = 300.0
+MAX_CLOCK_OFFSET = 10 * 365 * 86400.0
+
+
+class FaultError(ValueError):
+    """A rejected fault or clock request; ``http_status`` is what the admin API answers."""
+
+    def __init__(self, message: str, http_status: int = 400):
+        super().__init__(message)
+        self.http_status = http_status
+
+
+@dataclass(frozen=True)
+class Fault:
+    id: str
+    effect: str
+    path_prefix: str
+    expires_at: float
+    created_at: float
+    method: str | None = None
+    status: int | None = None
+    delay_seconds: float | None = None
+    probability: float = 1.0
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method == method.upper()) and path.startswith(
+            self.path_prefix
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "method": self.method,
+            "path_prefix": self.path_prefix,
+            "effect": self.effect,
+            "status": self.status,
+            "delay_seconds": self.delay_seconds,
+            "probability": self.probability,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+        }
+
+
+@dataclass(frozen=True)
+class ClockOffset:
+    offset_seconds: float
+    expires_at: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {"offset_seconds": self.offset_seconds, "expires_at": self.expires_at}
+
+
+@dataclass
+class _Metrics:
+    changes: Counter
+    active: Gauge
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def _number(body: Mapping[str, Any], key: str, default: Any = None) -> float | None:
+    value = body.get(key, default)
+    if value is None:
+        return None
+    # bool is an int in Python; {"expires_in": true} is a mistake, not 1 second.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise FaultError(f"{key}: must be a number, got {value!r}")
+    return float(value)
+
+
+def _check_expires_in(body: Mapping[str, Any], max_expiry: float) -> float:
+    expires_in = _number(body, "expires_in")
+    if expires_in is None:
+        raise FaultError("expires_in: required (seconds until the fault removes itself)")
+    if not 0 < expires_in <= max_expiry:
+        raise FaultError(
+            f"expires_in: must be > 0 and <= {max_expiry:g} seconds, got {expires_in:g}"
+        )
+    return expires_in
+
+
+def _check_unknown(body: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    if not isinstance(body, Mapping):
+        raise FaultError("body: must be a JSON object")
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise FaultError(f"{unknown[0]}: unknown field (allowed: {', '.join(allowed)})")
+
+
+def parse_fault(body: Mapping[str, Any], *, now: float, max_expiry: float, fault_id: str) -> Fault:
+    """Validate an admin request body into a ``Fault``; ``FaultError`` names the field."""
+    _check_unknown(body, FAULT_FIELDS)
+    effect = body.get("effect")
+    if effect not in EFFECTS:
+        raise FaultError(f"effect: must be one of {', '.join(EFFECTS)}, got {effect!r}")
+    method = body.get("method")
+    if method is not None:
+        if not isinstance(method, str) or method.upper() not in METHODS:
+            raise FaultError(f"method: must be null or one of {', '.join(METHODS)}, got {method!r}")
+        method = method.upper()
+    prefix = body.get("path_prefix", "/")
+    if not isinstance(prefix, str) or not prefix.startswith("/"):
+        raise FaultError(f"path_prefix: must be a path starting with '/', got {prefix!r}")
+    if prefix.startswith("/admin"):
+        raise FaultError(
+            "path_prefix: /admin paths are never faulted (they are how faults are removed)"
+        )
+    probability = _number(body, "probability", 1.0)
+    if not 0 < probability <= 1:
+        raise FaultError(f"probability: must be > 0 and <= 1, got {probability:g}")
+    status = _number(body, "status")
+    if effect == "status":
+        if status is None or not status.is_integer() or not 400 <= status <= 599:
+            raise FaultError(
+                f"status: effect 'status' needs an HTTP status 400-599, got {body.get('status')!r}"
+            )
+    elif status is not None:
+        raise FaultError(f"status: only valid with effect 'status', not {effect!r}")
+    delay = _number(body, "delay_seconds")
+    if effect == "delay":
+        if delay is None or not 0 < delay <= MAX_DELAY_SECONDS:
+            raise FaultError(
+                f"delay_seconds: effect 'delay' needs 0 < delay_seconds <= {MAX_DELAY_SECONDS:g}, "
+                f"got {body.get('delay_seconds')!r}"
+            )
+    elif delay is not None:
+        raise FaultError(f"delay_seconds: only valid with effect 'delay', not {effect!r}")
+    expires_in = _check_expires_in(body, max_expiry)
+    return Fault(
+        id=fault_id,
+        effect=effect,
+        path_prefix=prefix,
+        method=method,
+        status=int(status) if status is not None else None,
+        delay_seconds=delay,
+        probability=probability,
+        created_at=now,
+        expires_at=now + expires_in,
+    )
+
+
+def parse_clock(body: Mapping[str, Any], *, now: float, max_expiry: float) -> ClockOffset:
+    _check_unknown(body, CLOCK_FIELDS)
+    offset = _number(body, "offset_seconds")
+    if offset is None:
+        raise FaultError("offset_seconds: required (seconds added to the service's clock)")
+    if abs(offset) > MAX_CLOCK_OFFSET:
+        raise FaultError(f"offset_seconds: must be within ±{MAX_CLOCK_OFFSET:g}, got {offset:g}")
+    return ClockOffset(offset_seconds=offset, expires_at=now + _check_expires_in(body, max_expiry))
+
+
+class FaultEngine:
+    """Active faults and clock offset of one service.
+
+    ``clock`` and ``rng`` are injectable for tests. Thread-safe: admin handlers,
+    the request path and the sweeper thread may touch it concurrently.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        registry: CollectorRegistry | None = None,
+        max_expiry: float = 3600.0,
+        *,
+        max_faults: int = 32,
+        clock: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
+    ):
+        self.service = service
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.max_expiry = float(max_expiry)
+        self.max_faults = max_faults
+        self._clock = clock
+        self._rng = rng
+        self._lock = threading.RLock()
+        self._faults: dict[str, Fault] = {}
+        self._clock_offset: ClockOffset | None = None
+        self._sweeper: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._metrics = self._make_metrics()
+
+    def _make_metrics(self) -> _Metrics:
+        changes = Counter(
+            "tokenslo_fault_changes_total",
+            "Fault engine changes (faults added/removed/expired/cleared, clock set/cleared).",
+            ["service", "action"],
+            registry=self.registry,
+        )
+        for action in ACTIONS:
+            changes.labels(service=self.service, action=action)
+        active = Gauge(
+            "tokenslo_faults_active",
+            "Active injected faults (a clock offset counts as one).",
+            ["service"],
+            registry=self.registry,
+        )
+        # Computed at scrape time, so expiry shows in Prometheus even with no traffic.
+        active.labels(service=self.service).set_function(self.active_count)
+        return _Metrics(changes=changes, active=active)
+
+    # -- time -----------------------------------------------------------------
+
+    def real_now(self) -> float:
+        return self._clock()
+
+    def now(self) -> float:
+        """Service time: the real clock plus the active clock offset (for iat/exp/validation)."""
+        with self._lock:
+            self._sweep_locked()
+            offset = self._clock_offset.offset_seconds if self._clock_offset else 0.0
+        return self._clock() + offset
+
+    # -- changes --------------------------------------------------------------
+
+    def add_fault(self, body: Mapping[str, Any]) -> Fault:
+        with self._lock:
+            self._sweep_locked()
+            fault = parse_fault(
+                body, now=self._clock(), max_expiry=self.max_expiry, fault_id=secrets.token_hex(6)
+            )
+            if len(self._faults) >= self.max_faults:
+                raise FaultError(
+                    f"too many active faults ({self.max_faults}); delete some or wait for expiry",
+                    http_status=409,
+                )
+            self._faults[fault.id] = fault
+        self._changed(
+            "add",
+            f"id={fault.id} effect={fault.effect} method={fault.method or '*'} "
+            f"path_prefix={fault.path_prefix} probability={fault.probability:g} "
+            f"expires_in={fault.expires_at - fault.created_at:g}s",
+        )
+        return fault
+
+    def remove_fault(self, fault_id: str) -> bool:
+        with self._lock:
+            self._sweep_locked()
+            removed = self._faults.pop(fault_id, None)
+        if removed is not None:
+            self._changed("remove", f"id={fault_id}")
+        return removed is not None
+
+    def clear(self) -> int:
+        """Remove every fault and the clock offset; returns how many things were removed."""
+        with self._lock:
+            self._sweep_locked()
+            count = len(self._faults) + (1 if self._clock_offset else 0)
+            self._faults.clear()
+            self._clock_offset = None
+        self._changed("clear", f"removed={count}")
+        return count
+
+    def set_clock(self, body: Mapping[str, Any]) -> ClockOffset:
+        with self._lock:
+            offset = parse_clock(body, now=self._clock(), max_expiry=self.max_expiry)
+            self._clock_offset = offset
+        self._changed(
+            "clock_set",
+            f"offset_seconds={offset.offset_seconds:g} "
+            f"expires_in={offset.expires_at - self._clock():.0f}s",
+        )
+        return offset
+
+    def clear_clock(self) -> bool:
+        with self._lock:
+            self._sweep_locked()
+            had = self._clock_offset is not None
+            self._clock_offset = None
+        if had:
+            self._changed("clock_clear", "")
+        return had
+
+    # -- reads ----------------------------------------------------------------
+
+    def active_faults(self) -> list[Fault]:
+        with self._lock:
+            self._sweep_locked()
+            return list(self._faults.values())
+
+    def clock_state(self) -> ClockOffset | None:
+        with self._lock:
+            self._sweep_locked()
+            return self._clock_offset
+
+    def active_count(self) -> int:
+        with self._lock:
+            self._sweep_locked()
+            return len(self._faults) + (1 if self._clock_offset else 0)
+
+    def get(self, fault_id: str) -> Fault | None:
+        with self._lock:
+            self._sweep_locked()
+            return self._faults.get(fault_id)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The ``GET /admin/faults`` document."""
+        with self._lock:
+            self._sweep_locked()
+            clock = self._clock_offset.to_dict() if self._clock_offset else None
+            return {"faults": [f.to_dict() for f in self._faults.values()], "clock": clock}
+
+    def match(self, method: str, path: str) -> Fault | None:
+        """The fault to apply to this request, if any (rolls each matching fault's probability)."""
+        if path.startswith("/admin"):
+            return None
+        with self._lock:
+            self._sweep_locked()
+            candidates = [f for f in self._faults.values() if f.matches(method, path)]
+        for fault in candidates:
+            if fault.probability >= 1.0 or self._rng() < fault.probability:
+                return fault
+        return None
+
+    def is_active(self, fault_id: str) -> bool:
+        return self.get(fault_id) is not None
+
+    # -- expiry ---------------------------------------------------------------
+
+    def sweep(self) -> int:
+        """Drop expired faults/offset now; returns how many expired."""
+        with self._lock:
+            return self._sweep_locked()
+
+    def _sweep_locked(self) -> int:
+        now = self._clock()
+        expired = [f for f in self._faults.values() if f.expires_at <= now]
+        for fault in expired:
+            del self._faults[fault.id]
+            self._changed("expire", f"id={fault.id} effect={fault.effect}")
+        count = len(expired)
+        if self._clock_offset is not None and self._clock_offset.expires_at <= now:
+            self._clock_offset = None
+            self._changed("clock_clear", "reason=expired")
+            count += 1
+        return count
+
+    def start_sweeper(self, interval: float = 1.0) -> None:
+        """Sweep from a daemon thread so expiry is logged and counted on time (idempotent)."""
+        with self._lock:
+            if self._sweeper is not None and self._sweeper.is_alive():
+                return
+            self._stop.clear()
+            self._sweeper = threading.Thread(
+                target=self._sweep_loop,
+                args=(interval,),
+                name=f"faults-{self.service}",
+                daemon=True,
+            )
+            self._sweeper.start()
+
+    def stop_sweeper(self) -> None:
+        self._stop.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=5)
+            self._sweeper = None
+
+    def _sweep_loop(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self.sweep()
+
+    def _changed(self, action: str, detail: str) -> None:
+        self._metrics.changes.labels(service=self.service, action=action).inc()
+        log.info("fault %s service=%s %s", action, self.service, detail)

@@ -1,0 +1,61 @@
+"""``python -m tokenslo.lab.gateway --config FILE.yaml`` — the process the orchestrator starts.
+
+Reads the admin secret from ``TOKENSLO_ADMIN_SECRET`` (refuses to start
+without it), logs to stderr one line per event, serves on the configured
+loopback address with one uvicorn worker and exits cleanly on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from tokenslo.errors import EXIT_USAGE, TokensloError
+from tokenslo.lab.gateway.app import create_app
+from tokenslo.lab.gateway.config import ADMIN_SECRET_ENV, load_credentials, load_gateway_config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tokenslo.lab.gateway")
+    parser.add_argument("--config", required=True, help="gateway YAML config")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    secret = os.environ.get(ADMIN_SECRET_ENV, "")
+    if not secret:
+        print(f"tokenslo gateway: {ADMIN_SECRET_ENV} must be set", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        config = load_gateway_config(args.config)
+        credentials = None
+        if config.credentials_file:
+            credentials = load_credentials(config.credentials_file, config.credentials_client_id)
+    except TokensloError as exc:
+        print(f"tokenslo gateway: {exc}", file=sys.stderr)
+        return exc.exit_code
+    app = create_app(config, admin_secret=secret, credentials=credentials)
+    # access_log off: it would print request URIs, and a query string may hold a token.
+    uvicorn.run(
+        app,
+        host=config.host,
+        port=config.port,
+        workers=1,
+        access_log=False,
+        log_config=None,
+        log_level=args.log_level,
+        lifespan="on",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,325 @@
+"""The lab gateway: a resource server that validates access tokens (RFC 6750/8725/9068).
+
+``GET /api/resource`` needs a Bearer token; ``GET /public/resource`` does the
+same work without one (the latency baseline). Requests pass, outermost first,
+through the request-metrics middleware and the fault middleware, so injected
+faults are counted with the status the client got.
+
+Logs name a token only by ``sha256(token)[:12]``; the uvicorn access log must
+stay off (``__main__`` does that) because it would print query strings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tokenslo.lab.faults import FaultEngine, FaultMiddleware, admin_routes, check_admin
+from tokenslo.lab.gateway.config import ClientCredentials, GatewayConfig
+from tokenslo.lab.gateway.idp_client import CachedIntrospector, IdPClient, IdPUnavailable
+from tokenslo.lab.gateway.jwks_cache import JWKSCache
+from tokenslo.lab.gateway.metrics import GatewayMetrics, RequestMetricsMiddleware, create_metrics
+from tokenslo.lab.gateway.revocation import IntrospectionCache, RevocationList, token_fingerprint
+from tokenslo.lab.gateway.validator import MALFORMED, Outcome, TokenValidator, is_b64token
+
+log = logging.getLogger("tokenslo.lab.gateway")
+
+REALM = "tokenslo"
+
+
+@dataclass
+class Gateway:
+    """Everything one gateway app holds; ``create_app`` exposes it as ``app.state.gateway``."""
+
+    config: GatewayConfig
+    engine: FaultEngine
+    metrics: GatewayMetrics
+    idp: IdPClient
+    jwks: JWKSCache
+    revocations: RevocationList
+    introspection_cache: IntrospectionCache
+    validator: TokenValidator
+    background: asyncio.Task | None = field(default=None, repr=False)
+
+    async def poll_revocations(self) -> None:
+        try:
+            count = self.revocations.replace(await self.idp.fetch_revocations())
+        except (IdPUnavailable, ValueError) as exc:
+            log.warning(
+                "revocation poll failed (%s); keeping %d entries", exc, len(self.revocations)
+            )
+            return
+        log.debug("revocation list: %d entries", count)
+
+    async def tick(self) -> None:
+        """One round of background work: revocation list, then JWKS if its TTL ran out."""
+        await self.poll_revocations()
+        if self.jwks.stale() and self.jwks.may_refresh():
+            await self.jwks.refresh()
+
+    async def run_background(self) -> None:
+        """Poll until cancelled at shutdown; each round is bounded by the HTTP timeout."""
+        while True:
+            try:
+                await self.tick()
+            except Exception:  # noqa: BLE001 - the poller must survive any single failure
+                log.exception("gateway background poll failed")
+            await asyncio.sleep(self.config.revocation_poll_interval)
+
+
+def create_app(
+    config: GatewayConfig,
+    *,
+    admin_secret: str,
+    credentials: ClientCredentials | None = None,
+    engine: FaultEngine | None = None,
+    registry: CollectorRegistry | None = None,
+) -> Starlette:
+    """The gateway Starlette app; start it with uvicorn (one worker, loopback)."""
+    if not admin_secret:
+        raise ValueError("an admin secret is required")
+    registry = registry if registry is not None else CollectorRegistry()
+    engine = engine or FaultEngine(service="gateway", registry=registry)
+    gateway = _build_gateway(config, engine, registry, credentials)
+    routes = [
+        Route("/api/resource", _api_resource, methods=["GET"]),
+        Route("/public/resource", _public_resource, methods=["GET"]),
+        Route("/healthz", _healthz, methods=["GET"]),
+        Route("/metrics", _metrics, methods=["GET"]),
+        Route("/admin/status", _admin_status(admin_secret), methods=["GET"]),
+        *admin_routes(engine, admin_secret),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(RequestMetricsMiddleware, metrics=gateway.metrics),
+            Middleware(FaultMiddleware, engine=engine),
+        ],
+        lifespan=_lifespan,
+    )
+    app.state.gateway = gateway
+    return app
+
+
+def _build_gateway(
+    config: GatewayConfig,
+    engine: FaultEngine,
+    registry: CollectorRegistry,
+    credentials: ClientCredentials | None,
+) -> Gateway:
+    idp = IdPClient(config, http=None, credentials=credentials)  # type: ignore[arg-type]
+    revocations = RevocationList()
+    holder: dict[str, GatewayMetrics] = {}
+    jwks = JWKSCache(
+        idp.fetch_jwks,
+        ttl=config.jwks_ttl,
+        cooldown=config.jwks_refresh_cooldown,
+        on_refresh=lambda outcome: holder["metrics"].jwks_refresh(outcome),
+    )
+    metrics = create_metrics(registry, jwks.age, revocations.age)
+    holder["metrics"] = metrics
+    cache = IntrospectionCache(config.introspection_cache_ttl)
+    validator = TokenValidator(
+        issuer=config.issuer,
+        audience=config.audience,
+        allowed_algs=config.allowed_algs,
+        leeway=config.leeway,
+        max_token_bytes=config.max_token_bytes,
+        keys=jwks,
+        is_revoked=revocations.is_revoked,
+        now=engine.now,
+        introspector=CachedIntrospector(idp, cache) if credentials else None,
+    )
+    return Gateway(config, engine, metrics, idp, jwks, revocations, cache, validator)
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    gateway: Gateway = app.state.gateway
+    timeout = httpx.Timeout(gateway.config.http_timeout)
+    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as http:
+        gateway.idp.http = http
+        gateway.background = asyncio.create_task(gateway.run_background())
+        log.info(
+            "gateway ready issuer=%s audience=%s algs=%s",
+            gateway.config.issuer,
+            gateway.config.audience,
+            ",".join(gateway.config.allowed_algs),
+        )
+        try:
+            yield
+        finally:
+            gateway.background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gateway.background
+            gateway.engine.stop_sweeper()
+            log.info("gateway stopped")
+
+
+# ---------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True)
+class BearerProblem:
+    """Why a request carries no usable Bearer token (RFC 6750 §3.1)."""
+
+    status: int
+    error: str | None
+    description: str
+    counted: bool  # counted as a ``malformed`` validation (a credential was attempted)
+
+
+def extract_bearer(request: Request) -> tuple[str | None, BearerProblem | None]:
+    """The token from the one ``Authorization: Bearer`` header, or why there is none.
+
+    Tokens in the query string are refused (RFC 6750 §2.3 "SHOULD NOT"; they
+    leak into logs and referrers). The scheme is case-insensitive (RFC 7235 §2.1).
+    """
+    if "access_token" in request.query_params:
+        return None, BearerProblem(
+            400, "invalid_request", "access tokens in the URI are not accepted", True
+        )
+    values = request.headers.getlist("authorization")
+    if not values:
+        return None, BearerProblem(401, None, "", False)
+    if len(values) > 1:
+        return None, BearerProblem(400, "invalid_request", "multiple Authorization headers", True)
+    scheme, _, credentials = values[0].partition(" ")
+    if scheme.lower() != "bearer":
+        if values[0][:6].lower() == "bearer":
+            return None, BearerProblem(400, "invalid_request", "malformed Bearer credentials", True)
+        return None, BearerProblem(401, None, "", False)
+    if not is_b64token(credentials):
+        return None, BearerProblem(400, "invalid_request", "malformed Bearer credentials", True)
+    return credentials, None
+
+
+def _challenge(status: int, error: str | None, description: str) -> Response:
+    parts = [f'realm="{REALM}"']
+    body: dict[str, str] = {}
+    if error:
+        parts.append(f'error="{error}"')
+        body["error"] = error
+        if description:
+            parts.append(f'error_description="{description}"')
+            body["error_description"] = description
+    return JSONResponse(
+        body or {"error": "unauthorized"},
+        status_code=status,
+        headers={"WWW-Authenticate": "Bearer " + ", ".join(parts)},
+    )
+
+
+async def _api_resource(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    token, problem = extract_bearer(request)
+    if problem is not None:
+        if problem.counted:
+            gateway.metrics.validation(MALFORMED)
+            log.info("request rejected result=malformed reason=%r", problem.description)
+        return _challenge(problem.status, problem.error, problem.description)
+    assert token is not None
+    started = time.perf_counter()
+    try:
+        outcome = await gateway.validator.validate(token)
+    except IdPUnavailable as exc:
+        log.warning("token %s: introspection unavailable (%s)", token_fingerprint(token), exc)
+        return JSONResponse(
+            {"error": "temporarily_unavailable", "error_description": "token service unavailable"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+    finally:
+        gateway.metrics.validation_duration.observe(time.perf_counter() - started)
+    gateway.metrics.validation(outcome.result)
+    if not outcome.valid:
+        log.info(
+            "token %s rejected result=%s reason=%r",
+            token_fingerprint(token),
+            outcome.result,
+            outcome.description,
+        )
+        return _challenge(401, "invalid_token", outcome.description)
+    return await _respond(gateway, request, _resource_body("protected", outcome))
+
+
+async def _public_resource(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    return await _respond(gateway, request, _resource_body("public", None))
+
+
+def _resource_body(kind: str, outcome: Outcome | None) -> dict[str, object]:
+    claims = outcome.claims if outcome is not None else {}
+    return {
+        "resource": kind,
+        "sub": claims.get("sub"),
+        "client_id": claims.get("client_id"),
+        "scope": claims.get("scope"),
+        "items": [{"id": i, "name": f"item-{i}"} for i in range(5)],
+    }
+
+
+async def _respond(gateway: Gateway, request: Request, body: dict[str, object]) -> Response:
+    """The resource itself, or the upstream's answer when an upstream is configured."""
+    upstream = gateway.config.upstream
+    if not upstream:
+        return JSONResponse(body)
+    url = upstream.rstrip("/") + request.url.path
+    headers = {}
+    if body.get("sub"):
+        headers["X-Tokenslo-Subject"] = str(body["sub"])
+    try:
+        answer = await gateway.idp.http.get(url, headers=headers)
+    except httpx.HTTPError as exc:
+        log.warning("upstream unavailable (%s)", type(exc).__name__)
+        return JSONResponse({"error": "bad_gateway"}, status_code=502)
+    return Response(
+        answer.content,
+        status_code=answer.status_code,
+        media_type=answer.headers.get("content-type"),
+    )
+
+
+async def _healthz(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def _metrics(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _admin_status(admin_secret: str):
+    async def status(request: Request) -> Response:
+        if (denied := check_admin(request, admin_secret)) is not None:
+            return denied
+        gateway: Gateway = request.app.state.gateway
+        return JSONResponse(
+            {
+                "issuer": gateway.config.issuer,
+                "audience": gateway.config.audience,
+                "jwks_kids": gateway.jwks.kids,
+                "jwks_cache_age_seconds": _finite(gateway.jwks.age()),
+                "revoked_jtis": len(gateway.revocations),
+                "revocation_list_age_seconds": _finite(gateway.revocations.age()),
+                "introspection_cache_entries": len(gateway.introspection_cache),
+            }
+        )
+
+    return status
+
+
+def _finite(value: float) -> float | None:
+    return value if value != float("inf") else None

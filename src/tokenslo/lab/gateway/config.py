@@ -1,0 +1,221 @@
+"""Gateway configuration: the YAML of the lab contract as a frozen dataclass.
+
+Bad input is reported as one ``InputError`` naming the file, line and field, so
+``tokenslo lab up`` and ``python -m tokenslo.lab.gateway`` can fail without a
+traceback. Algorithms that RFC 8725 forbids for this use (``none``, HMAC) are
+refused here too, so a config typo can never switch the gateway to trusting them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tokenslo.errors import InputError
+
+# Asymmetric algorithms the validator knows how to check against a JWK's kty/crv.
+SUPPORTED_ALGS = frozenset(
+    {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
+)
+ADMIN_SECRET_ENV = "TOKENSLO_ADMIN_SECRET"
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Settings of one gateway process (see the lab contract for each field)."""
+
+    host: str = "127.0.0.1"
+    port: int = 9401
+    issuer: str = "http://127.0.0.1:9400"
+    audience: str = "api://lab"
+    jwks_ttl: float = 300.0
+    jwks_refresh_cooldown: float = 10.0
+    leeway: float = 60.0
+    max_token_bytes: int = 8192
+    allowed_algs: tuple[str, ...] = ("ES256", "RS256", "EdDSA")
+    revocation_poll_interval: float = 2.0
+    introspection_cache_ttl: float = 5.0
+    credentials_file: str | None = ".tokenslo/lab/credentials.yaml"
+    upstream: str | None = None
+    # Not in the contract's example but needed to keep the IdP calls bounded.
+    http_timeout: float = 2.0
+    credentials_client_id: str = "gateway"
+
+    @property
+    def discovery_url(self) -> str:
+        return self.issuer.rstrip("/") + "/.well-known/oauth-authorization-server"
+
+
+_NUMBER_FIELDS = {
+    "jwks_ttl": (0.0, False),
+    "jwks_refresh_cooldown": (0.0, True),
+    "leeway": (0.0, True),
+    "revocation_poll_interval": (0.0, False),
+    "introspection_cache_ttl": (0.0, True),
+    "http_timeout": (0.0, False),
+}
+_KNOWN = {f.name for f in fields(GatewayConfig)}
+
+
+def load_gateway_config(path: str | os.PathLike[str]) -> GatewayConfig:
+    """Read and validate a gateway YAML file."""
+    path = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read gateway config: {exc.strerror}", file=path) from None
+    return parse_gateway_config(text, path)
+
+
+def parse_gateway_config(text: str, path: str = "<config>") -> GatewayConfig:
+    """Validate YAML text; every error names the file, line and field."""
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text) if node is not None else {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        problem = getattr(exc, "problem", None) or "cannot parse"
+        raise InputError(f"invalid YAML: {problem}", file=path, line=line) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InputError("expected a mapping of settings", file=path, line=1)
+    lines = _key_lines(node)
+    return config_from_dict(data, path, lines)
+
+
+def config_from_dict(
+    data: dict[str, Any], path: str = "<config>", lines: dict[str, int] | None = None
+) -> GatewayConfig:
+    """Build a config from an already-parsed mapping (the orchestrator passes dicts)."""
+    lines = lines or {}
+
+    def fail(key: str, message: str) -> InputError:
+        return InputError(message, file=path, line=lines.get(key), field=key)
+
+    unknown = sorted(set(data) - _KNOWN)
+    if unknown:
+        raise fail(unknown[0], f"unknown setting (known: {', '.join(sorted(_KNOWN))})")
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        values[key] = _check_value(key, value, fail)
+    return GatewayConfig(**values)
+
+
+def _check_value(key: str, value: Any, fail) -> Any:
+    if key in ("host", "issuer", "audience", "credentials_client_id"):
+        if not isinstance(value, str) or not value:
+            raise fail(key, "must be a non-empty string")
+        if key == "issuer" and not value.startswith(("http://", "https://")):
+            raise fail(key, "must be an http(s) URL")
+        return value
+    if key in ("credentials_file", "upstream"):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise fail(key, "must be a non-empty string or null")
+        if key == "upstream" and value and not value.startswith(("http://", "https://")):
+            raise fail(key, "must be an http(s) URL or null")
+        return value
+    if key == "port":
+        if not _is_int(value) or not 0 <= value <= 65535:
+            raise fail(key, "must be an integer port between 0 and 65535")
+        return value
+    if key == "max_token_bytes":
+        if not _is_int(value) or value < 64:
+            raise fail(key, "must be an integer of at least 64")
+        return value
+    if key in _NUMBER_FIELDS:
+        minimum, zero_ok = _NUMBER_FIELDS[key]
+        if not _is_number(value) or value < minimum or (value == minimum and not zero_ok):
+            raise fail(key, f"must be a number {'>=' if zero_ok else '>'} {minimum:g} (seconds)")
+        return float(value)
+    if key == "allowed_algs":
+        return _check_algs(value, lambda message: fail(key, message))
+    raise fail(key, "unknown setting")
+
+
+def _check_algs(value: Any, fail) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise fail("must be a non-empty list of JWS algorithms")
+    for alg in value:
+        if not isinstance(alg, str):
+            raise fail(f"{alg!r} is not a string")
+        if alg.lower() == "none" or alg.upper().startswith("HS"):
+            raise fail(f"{alg!r} is refused: access tokens must be signed asymmetrically")
+        if alg not in SUPPORTED_ALGS:
+            supported = ", ".join(sorted(SUPPORTED_ALGS))
+            raise fail(f"{alg!r} is not supported (supported: {supported})")
+    return tuple(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _key_lines(node: yaml.Node | None) -> dict[str, int]:
+    """Line (1-based) of each top-level key, for error messages."""
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {
+        str(key.value): key.start_mark.line + 1
+        for key, _ in node.value
+        if isinstance(key, yaml.ScalarNode)
+    }
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    """The gateway's own OAuth client (for introspection and the revocation list)."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+
+
+def load_credentials(path: str | os.PathLike[str], client_id: str = "gateway") -> ClientCredentials:
+    """Read the gateway's client credentials from the lab's plaintext credentials file.
+
+    Accepted shapes (the orchestrator owns the file): a mapping with
+    ``client_id``/``client_secret``; ``{clients: {<id>: {client_secret|secret}}}``;
+    ``{clients: [{client_id, client_secret|secret}]}``; or ``{<id>: {...}}``.
+    """
+    path = str(path)
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read credentials: {exc.strerror}", file=path) from None
+    except yaml.YAMLError:
+        raise InputError("credentials file is not valid YAML", file=path) from None
+    entry = _find_client(data, client_id)
+    if entry is None:
+        raise InputError(f"no credentials for client {client_id!r}", file=path, field="clients")
+    secret = entry.get("client_secret", entry.get("secret"))
+    if not isinstance(secret, str) or not secret:
+        raise InputError(
+            f"client {client_id!r} has no client_secret", file=path, field="client_secret"
+        )
+    return ClientCredentials(client_id=client_id, client_secret=secret)
+
+
+def _find_client(data: Any, client_id: str) -> dict[str, Any] | None:
+    if not isinstance(data, dict):
+        return None
+    if data.get("client_id") == client_id:
+        return data
+    clients = data.get("clients", data)
+    if isinstance(clients, dict):
+        entry = clients.get(client_id)
+        if isinstance(entry, dict):
+            return entry
+    if isinstance(clients, list):
+        for entry in clients:
+            if isinstance(entry, dict) and entry.get("client_id") == client_id:
+                return entry
+    return None

@@ -1,0 +1,148 @@
+"""Gateway metrics (names and labels fixed by DESIGN.md's lab metric contract).
+
+Each app gets its own ``CollectorRegistry`` so several gateways can run in one
+test process. Label combinations are created up front so every series exists
+(at 0) before the first error — otherwise ``rate()`` of an error series is
+"no data" rather than 0 and burn-rate alerts cannot evaluate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from tokenslo.lab.gateway.validator import RESULTS
+
+# Every latency threshold an SLO uses (0.05, 0.1, 0.3) is a bucket boundary.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.3, 0.5, 1.0, 2.5, 5.0)
+COMMON_CODES = ("200", "400", "401", "403", "404", "499", "500", "502", "503", "504")
+UNCOUNTED_PREFIXES = ("/metrics", "/healthz", "/admin")
+
+
+@dataclass
+class GatewayMetrics:
+    registry: CollectorRegistry
+    validations: Counter
+    validation_duration: Histogram
+    jwks_refreshes: Counter
+    jwks_cache_age: Gauge
+    revocation_list_age: Gauge
+    requests: Counter
+    request_duration: Histogram
+
+    def validation(self, result: str) -> None:
+        self.validations.labels(result=result).inc()
+
+    def jwks_refresh(self, outcome: str) -> None:
+        self.jwks_refreshes.labels(outcome=outcome).inc()
+
+
+def create_metrics(
+    registry: CollectorRegistry,
+    jwks_age: Callable[[], float],
+    revocation_age: Callable[[], float],
+) -> GatewayMetrics:
+    validations = Counter(
+        "gateway_token_validations_total",
+        "Access-token validations by result.",
+        ["result"],
+        registry=registry,
+    )
+    for result in RESULTS:
+        validations.labels(result=result)
+    jwks_refreshes = Counter(
+        "gateway_jwks_refreshes_total",
+        "JWKS fetches from the IdP by outcome.",
+        ["outcome"],
+        registry=registry,
+    )
+    for outcome in ("success", "error"):
+        jwks_refreshes.labels(outcome=outcome)
+    jwks_cache_age = Gauge(
+        "gateway_jwks_cache_age_seconds",
+        "Seconds since the JWKS was last fetched successfully (+Inf before the first).",
+        registry=registry,
+    )
+    jwks_cache_age.set_function(jwks_age)
+    revocation_list_age = Gauge(
+        "gateway_revocation_list_age_seconds",
+        "Seconds since the revocation list was last polled successfully (+Inf before).",
+        registry=registry,
+    )
+    revocation_list_age.set_function(revocation_age)
+    requests = Counter(
+        "gateway_requests_total",
+        "HTTP requests to the gateway's API by status code the client got.",
+        ["code"],
+        registry=registry,
+    )
+    for code in COMMON_CODES:
+        requests.labels(code=code)
+    return GatewayMetrics(
+        registry=registry,
+        validations=validations,
+        validation_duration=Histogram(
+            "gateway_token_validation_duration_seconds",
+            "Time to validate one access token (including any JWKS refresh/introspection).",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ),
+        jwks_refreshes=jwks_refreshes,
+        jwks_cache_age=jwks_cache_age,
+        revocation_list_age=revocation_list_age,
+        requests=requests,
+        request_duration=Histogram(
+            "gateway_request_duration_seconds",
+            "Gateway API request latency (what the client saw, faults included).",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ),
+    )
+
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[
+    [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
+]
+
+
+class RequestMetricsMiddleware:
+    """Counts API requests by the status the client got; must wrap the fault middleware.
+
+    A ``hang`` fault ends with a 499 start message (counted as "499"); a ``drop``
+    sends nothing and is therefore not counted — the server answered nothing.
+    Health, metrics and admin paths are not API traffic and are not counted.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: GatewayMetrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive, send) -> None:
+        if scope["type"] != "http" or scope.get("path", "").startswith(UNCOUNTED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        status: int | None = None
+        start = time.perf_counter()
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        except Exception:
+            if status is None:
+                status = 500
+            raise
+        finally:
+            if status is not None:
+                self.metrics.requests.labels(code=str(status)).inc()
+                self.metrics.request_duration.observe(time.perf_counter() - start)

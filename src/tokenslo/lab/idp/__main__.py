@@ -1,0 +1,76 @@
+"""``python -m tokenslo.lab.idp --config FILE.yaml``: run the lab IdP under uvicorn.
+
+The admin secret comes from ``TOKENSLO_ADMIN_SECRET`` (required: the admin API can
+inject faults and rotate keys, so it never runs unprotected). Logs go to stderr;
+SIGTERM stops uvicorn gracefully.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from types import FrameType
+
+import uvicorn
+
+from tokenslo.errors import EXIT_USAGE, TokensloError
+from tokenslo.lab.idp.app import create_app
+from tokenslo.lab.idp.config import load_idp_config
+
+ADMIN_SECRET_ENV = "TOKENSLO_ADMIN_SECRET"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tokenslo.lab.idp", description=__doc__)
+    parser.add_argument("--config", required=True, help="IdP config YAML")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    args = parser.parse_args(argv)
+    admin_secret = os.environ.get(ADMIN_SECRET_ENV, "")
+    if not admin_secret:
+        print(f"tokenslo idp: {ADMIN_SECRET_ENV} must be set (admin API secret)", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    try:
+        config = load_idp_config(args.config)
+        app = create_app(config, admin_secret=admin_secret)
+    except TokensloError as exc:
+        print(f"tokenslo idp: {exc}", file=sys.stderr)
+        return exc.exit_code
+    log = logging.getLogger("tokenslo.lab.idp")
+    log.info(
+        "idp starting issuer=%s alg=%s kid=%s",
+        config.effective_issuer,
+        config.signing_alg,
+        app.state.idp.keys.current.kid,
+    )
+    # uvicorn shuts down gracefully on SIGTERM and then re-raises it to the previous
+    # handler; make that handler a clean exit so the orchestrator sees status 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        uvicorn.run(
+            app,
+            host=config.host,
+            port=config.port,
+            workers=1,
+            access_log=False,  # one line per event comes from our own loggers
+            log_level="warning" if args.log_level != "debug" else "info",
+            timeout_graceful_shutdown=5,
+        )
+    finally:
+        log.info("idp stopped")
+    return 0
+
+
+def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""``lab up|down|status`` with real processes: IdP, gateway, webhook, Alertmanager, Prometheus."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+import requests
+
+from tokenslo.cli import main
+from tokenslo.errors import UnavailableError
+from tokenslo.lab import orchestrator
+from tokenslo.lab.orchestrator import STATE_FILE, lab_down, lab_status, lab_up, proc_start_time
+from tokenslo.prometheus.process import pid_alive
+
+pytestmark = [pytest.mark.lab, pytest.mark.prometheus, pytest.mark.slow]
+
+COMPONENTS = {"webhook", "idp", "gateway", "alertmanager", "prometheus"}
+
+
+def issue(lab, client: str = "loadtest") -> str:
+    secret = lab.credentials()[client]
+    response = requests.post(
+        lab.urls["idp"] + "/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client, secret),
+        timeout=5,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
+
+
+def test_up_starts_every_component_healthy(lab):
+    assert set(lab.components) == COMPONENTS
+    assert len({c.pid for c in lab.components.values()}) == 5
+    for component in lab.components.values():
+        assert pid_alive(component.pid)
+        assert component.start_time == proc_start_time(component.pid)
+        assert requests.get(component.health_url, timeout=5).status_code == 200
+    statuses = lab_status(lab.state_dir)
+    assert [(s.name, s.state) for s in statuses] == [
+        (name, "healthy") for name in ("webhook", "idp", "gateway", "alertmanager", "prometheus")
+    ]
+
+
+def test_idp_metadata_token_and_gateway_call(lab):
+    meta = requests.get(
+        lab.urls["idp"] + "/.well-known/oauth-authorization-server", timeout=5
+    ).json()
+    assert meta["issuer"] == lab.issuer
+    assert meta["token_endpoint"] == lab.issuer + "/token"
+    token = issue(lab)
+    response = requests.get(
+        lab.urls["gateway"] + "/api/resource",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    )
+    assert response.status_code == 200
+    assert response.json()["client_id"] == "loadtest"
+    unauthenticated = requests.get(lab.urls["gateway"] + "/api/resource", timeout=5)
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_opaque_client_gets_a_reference_token_the_gateway_accepts(lab):
+    token = issue(lab, "opaque-client")
+    assert token.count(".") == 0
+    response = requests.get(
+        lab.urls["gateway"] + "/api/resource",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    )
+    assert response.status_code == 200
+
+
+def test_prometheus_scrapes_idp_and_gateway(lab, wait_until):
+    url = lab.urls["prometheus"] + "/api/v1/targets"
+
+    def jobs_up():
+        targets = requests.get(url, timeout=5).json()["data"]["activeTargets"]
+        health = {t["labels"]["job"]: t["health"] for t in targets}
+        return health if health.get("idp") == "up" and health.get("gateway") == "up" else None
+
+    health = wait_until(jobs_up, timeout=20)
+    assert health["tokenslo-webhook"] == "up"
+
+
+def test_slo_rules_are_loaded(lab):
+    groups = requests.get(lab.urls["prometheus"] + "/api/v1/rules", timeout=5).json()["data"]
+    names = {g["name"] for g in groups["groups"]}
+    assert "tokenslo-lab-test" in names
+    assert any(name.startswith("tokenslo-slo-") for name in names), names
+
+
+def test_up_twice_starts_no_duplicates(lab, capsys, free_lab_config, lab_pids):
+    before = lab_pids(lab.state_dir)
+    assert len(before) == 5
+    again = lab_up(free_lab_config(lab.state_dir.parent), lab.state_dir)
+    assert again.already_running
+    assert {c.pid for c in again.components.values()} == {c.pid for c in lab.components.values()}
+    assert main(["lab", "up", "--state-dir", str(lab.state_dir)]) == 0
+    assert "already running" in capsys.readouterr().out
+    assert lab_pids(lab.state_dir) == before
+
+
+def test_status_cli_table_and_json(lab, capsys):
+    assert main(["lab", "status", "--state-dir", str(lab.state_dir)]) == 0
+    table = capsys.readouterr().out
+    assert all(name in table for name in COMPONENTS) and "healthy" in table
+    assert main(["lab", "status", "--state-dir", str(lab.state_dir), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["running"] is True
+    assert {c["name"]: c["url"] for c in doc["components"]} == lab.urls
+
+
+def test_up_output_names_secret_files_but_never_their_content(lab, capsys):
+    assert main(["lab", "up", "--state-dir", str(lab.state_dir)]) == 0
+    out = capsys.readouterr().out
+    assert str(lab.admin_secret_file) in out and str(lab.credentials_file) in out
+    assert lab.admin_secret() not in out
+    assert not any(secret in out for secret in lab.credentials().values())
+    logs = "".join(p.read_text(errors="replace") for p in (lab.state_dir / "logs").glob("*.log"))
+    assert lab.admin_secret() not in logs
+    assert not any(secret in logs for secret in lab.credentials().values())
+
+
+def test_port_in_use_is_exit_2_and_nothing_starts(tmp_path, capsys, free_lab_config, lab_pids):
+    config = free_lab_config(tmp_path)
+    state_dir = tmp_path / "state"
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", config.ports.gateway))
+        blocker.listen()
+        cfg = tmp_path / "lab.yaml"
+        ports = dict(config.ports.items())
+        cfg.write_text(json.dumps({"ports": ports}))  # JSON is YAML
+        assert main(["lab", "up", "--config", str(cfg), "--state-dir", str(state_dir)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err
+        assert f"port {config.ports.gateway}" in err and "ports.gateway" in err
+        assert not (state_dir / STATE_FILE).exists()
+        assert lab_pids(state_dir) == set()
+
+
+def test_bad_rule_file_is_exit_2_before_anything_starts(
+    tmp_path, capsys, free_lab_config, lab_pids
+):
+    config = free_lab_config(tmp_path)
+    broken = tmp_path / "broken.yml"
+    broken.write_text("groups:\n  - name: x\n    rules:\n      - record: 1bad\n")
+    cfg = tmp_path / "lab.yaml"
+    cfg.write_text(
+        json.dumps({"ports": dict(config.ports.items()), "extra_rule_files": [str(broken)]})
+    )
+    state_dir = tmp_path / "state"
+    assert main(["lab", "up", "--config", str(cfg), "--state-dir", str(state_dir)]) == 2
+    err = capsys.readouterr().err
+    assert str(broken) in err and "invalid Prometheus rules" in err
+    assert not (state_dir / STATE_FILE).exists()
+    assert lab_pids(state_dir) == set()
+
+
+def test_failed_start_stops_what_was_started(tmp_path, monkeypatch, free_lab_config, lab_pids):
+    """A port taken between the check and the start (a race): Prometheus cannot bind."""
+    config = free_lab_config(tmp_path)
+    state_dir = tmp_path / "state"
+    monkeypatch.setattr(orchestrator, "check_ports", lambda _config: None)
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", config.ports.prometheus))
+        blocker.listen()
+        with pytest.raises(UnavailableError, match="prometheus") as info:
+            lab_up(config, state_dir)
+    assert "everything started was stopped" in str(info.value)
+    assert not (state_dir / STATE_FILE).exists()
+    assert lab_pids(state_dir) == set()
+
+
+def test_down_stops_every_recorded_process_and_is_idempotent(
+    tmp_path, capsys, free_lab_config, lab_pids
+):
+    state_dir = tmp_path / "state"
+    try:
+        state = lab_up(free_lab_config(tmp_path), state_dir)
+        pids = {c.pid for c in state.components.values()}
+        assert lab_pids(state.state_dir) == pids
+    finally:
+        stopped = lab_down(state_dir)
+    assert sorted(stopped) == sorted(COMPONENTS)
+    assert not any(pid_alive(pid) for pid in pids)
+    assert lab_pids(state_dir) == set()
+    assert not (state_dir / STATE_FILE).exists()
+    assert lab_down(state_dir) == []
+    assert main(["lab", "down", "--state-dir", str(state_dir)]) == 0
+    assert main(["lab", "status", "--state-dir", str(state_dir)]) == 3
