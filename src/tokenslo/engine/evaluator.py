@@ -337,6 +337,29 @@ def evaluate(slos: list[SLO], client: PromClient, at: float | None = None) -> li
     return [status_from_counts(slo, counts.get(slo.name, {}), at) for slo in slos]
 
 
+def evaluate_window(
+    slos: list[SLO], client: PromClient, window: float, at: float
+) -> dict[str, WindowCounts | None]:
+    """Errors and total of every SLO over one ad-hoc ``window`` ending at ``at``.
+
+    For the load-test gate, whose window is the test's duration rather than an
+    alert window: same plan, queries and parsing as ``evaluate``. An SLO whose
+    series were absent maps to None.
+    """
+    check_unique_names(slos)
+    counts: Counts = {}
+    for span, query in plan_queries(slos, windows_of=lambda _slo: (window,)):
+        counts_from_values(span, parse_vector(client.query(query, at)), counts)
+    return {slo.name: counts.get(slo.name, {}).get(window) for slo in slos}
+
+
+def window_burn(slo: SLO, counts: WindowCounts | None) -> float | None:
+    """Burn rate of ``slo`` from one window's counts (None without data or traffic)."""
+    if counts is None or not counts.total:
+        return None
+    return _burn(slo, counts)
+
+
 def verdict(statuses: Sequence[SLOStatus]) -> TokensloError | None:
     """The error a gate-like command ends with, or None when all are ok/ticket.
 

@@ -154,6 +154,7 @@ def _build_slo(doc: Document, index: int, raw: dict, service: str, labels: dict)
         labels={**labels, **raw.get("labels", {})},
         alerting=_build_alerting(raw.get("alerting", {})),
         loadtest=tuple(raw.get("loadtest", {}).get("requests", [])),
+        loadtest_min_requests=raw.get("loadtest", {}).get("min_requests"),
         source=Source(doc.file, doc.where(("slos", index))[0]),
     )
 

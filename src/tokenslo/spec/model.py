@@ -94,6 +94,9 @@ class SLO:
     labels: dict[str, str] = field(default_factory=dict)
     alerting: Alerting = field(default_factory=Alerting)
     loadtest: tuple[str, ...] = ()  # Locust request names this SLO gates
+    # Requests a load-test check needs before it can pass; None = the rule of three,
+    # ceil(3 / (1 − objective)) (see tokenslo.load.gate.min_requests).
+    loadtest_min_requests: int | None = None
     source: Source | None = None
 
     @property

@@ -108,7 +108,13 @@ _LOADTEST = _object(
             "type": "array",
             "items": {"type": "string", "minLength": 1},
             "description": "Locust request names this SLO gates",
-        }
+        },
+        "min_requests": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "requests a load-test check needs to pass; "
+            "default ceil(3 / (1 - objective)), the rule of three",
+        },
     }
 )
 _SLO = _object(

@@ -47,6 +47,8 @@ def _slo(slo: SLO) -> dict[str, Any]:
         out["alerting"] = _alerting(slo.alerting)
     if slo.loadtest:
         out["loadtest"] = {"requests": list(slo.loadtest)}
+    if slo.loadtest_min_requests is not None:
+        out.setdefault("loadtest", {})["min_requests"] = slo.loadtest_min_requests
     return out
 
 

@@ -1,0 +1,16 @@
+"""Locust scenario 'refresh' (logic in tokenslo.load.users; see docs/loadtest.md).
+
+    locust -f loadtests/refresh.py                      # web UI on http://127.0.0.1:8089
+    locust -f loadtests/refresh.py --headless -u 20 -r 10 -t 30s
+
+Target: -H IDP_BASE_URL (RFC 8414 discovery), default the running lab. Credentials:
+TOKENSLO_CLIENT_ID / TOKENSLO_CLIENT_SECRET or --credentials-file, default the lab's.
+Set TOKENSLO_SHAPE=ramp|step|spike|soak for a load shape.
+"""
+
+from tokenslo.load.shapes import selected_shape
+from tokenslo.load.users import RefreshUser
+
+__all__ = ["RefreshUser", "Shape"]
+
+Shape = selected_shape()

@@ -1,0 +1,1 @@
+"""Locust load tests of token infrastructure and the SLO-derived CI gate."""

@@ -1,0 +1,196 @@
+"""The load-test gate (pure): SLOs + exact per-request results → checks → verdict.
+
+Only SLOs with ``loadtest.requests`` are gated. Per SLO:
+
+* **client** check, from the recorder: an events SLO is judged on availability
+  (share of its requests that did not fail ≥ objective); a latency SLO on latency
+  (share of its *successful* requests at or under ``sli.threshold`` ≥ objective —
+  failures are judged by availability, and a fast error must not look fast).
+* **server** check (with ``--prometheus``): the SLO's burn rate over the test
+  window, from the engine; above 1 the test spent budget faster than the SLO
+  allows, so it fails.
+
+Minimum-sample rule: a check can pass only with at least ``min_requests(slo)``
+requests — ``ceil(3 / (1 − objective))`` unless ``loadtest.min_requests`` says
+otherwise. By the rule of three, zero failures in n requests only bounds the true
+failure ratio below 3/n (95% confidence), so fewer requests cannot show that the
+objective holds. Such a check is ``insufficient_data`` — even when its few
+requests already look bad: a handful of samples shows neither a pass nor a breach.
+
+Verdict: any ``fail`` → exit 1; else any ``insufficient_data``/``no_data`` → exit 3
+(no data never passes); else 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from tokenslo.durations import format_duration
+from tokenslo.engine.evaluator import WindowCounts, window_burn
+from tokenslo.errors import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE
+from tokenslo.load.recorder import NameStats, Recorder
+from tokenslo.spec.model import SLO, LatencySLI
+
+State = Literal["pass", "fail", "insufficient_data", "no_data"]
+Side = Literal["client", "server"]
+SCALE = 10**12  # budgets are rounded to 12 digits (spec.model.budget_of): compare as integers
+
+RULE = (
+    "a check passes only with at least ceil(3 / (1 - objective)) requests "
+    "(rule of three: zero failures in n requests bounds the failure ratio below 3/n "
+    "at 95% confidence), unless the SLO sets loadtest.min_requests"
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    slo: str
+    service: str
+    side: Side
+    kind: str  # availability | latency | burn_rate
+    objective: float  # percent
+    requests: tuple[str, ...]
+    state: State
+    message: str
+    count: int = 0  # requests (client) judged
+    bad: int = 0  # failed (availability) or slower than the threshold (latency)
+    min_requests: int | None = None
+    measured: float | None = None  # client: good ratio; server: burn rate
+
+    @property
+    def name(self) -> str:
+        return f"{self.slo} {self.side}"
+
+
+def min_requests(slo: SLO) -> int:
+    """Requests a client check needs before it can pass (see the module docstring)."""
+    if slo.loadtest_min_requests is not None:
+        return slo.loadtest_min_requests
+    return math.ceil(round(3.0 / slo.error_budget, 6))
+
+
+def within_budget(bad: int, total: int, slo: SLO) -> bool:
+    """bad / total ≤ 1 − objective, exactly (no float rounding at the boundary)."""
+    return bad * SCALE <= round(slo.error_budget * SCALE) * total
+
+
+def gated(slos: Sequence[SLO]) -> list[SLO]:
+    return [slo for slo in slos if slo.loadtest]
+
+
+def _combined(slo: SLO, recorder: Recorder) -> NameStats:
+    total = NameStats()
+    for name in slo.loadtest:
+        if name in recorder.names:
+            total.merge(recorder.names[name])
+    return total
+
+
+def client_check(slo: SLO, recorder: Recorder) -> Check:
+    stats = _combined(slo, recorder)
+    needed = min_requests(slo)
+    if isinstance(slo.sli, LatencySLI):
+        kind, threshold = "latency", slo.sli.threshold
+        count = stats.successes
+        bad = count - stats.at_or_under(threshold)
+        what = f"at or under {format_duration(threshold)}"
+    else:
+        kind, count, bad, what = "availability", stats.requests, stats.failures, "succeeded"
+    base = dict(
+        slo=slo.name,
+        service=slo.service,
+        side="client",
+        kind=kind,
+        objective=slo.objective,
+        requests=slo.loadtest,
+        count=count,
+        bad=bad,
+        min_requests=needed,
+    )
+    if count == 0:
+        names = ", ".join(slo.loadtest)
+        return Check(**base, state="no_data", message=f"no {kind} data: no requests named {names}")
+    good = (count - bad) / count
+    measured = f"{good * 100:.3f}% {what} ({bad} of {count} not)"
+    objective = f"objective {slo.objective:g}%"
+    if count < needed:
+        return Check(
+            **base,
+            state="insufficient_data",
+            measured=good,
+            message=f"{count} requests < {needed} needed to show {objective} (rule of three)",
+        )
+    if not within_budget(bad, count, slo):
+        return Check(**base, state="fail", measured=good, message=f"{measured} < {objective}")
+    return Check(**base, state="pass", measured=good, message=f"{measured} ≥ {objective}")
+
+
+def client_checks(slos: Sequence[SLO], recorder: Recorder) -> list[Check]:
+    return [client_check(slo, recorder) for slo in gated(slos)]
+
+
+def server_check(slo: SLO, counts: WindowCounts | None, window: float) -> Check:
+    span = format_duration(window)
+    base = dict(
+        slo=slo.name,
+        service=slo.service,
+        side="server",
+        kind="burn_rate",
+        objective=slo.objective,
+        requests=slo.loadtest,
+    )
+    if counts is None or counts.total is None:
+        return Check(**base, state="no_data", message=f"no data over the test window ({span})")
+    burn = window_burn(slo, counts)
+    if burn is None:
+        return Check(**base, state="no_data", message=f"no traffic over the test window ({span})")
+    total = int(round(counts.total))
+    text = f"burn rate {burn:.3g} over {span}"
+    if burn > 1.0:
+        return Check(**base, state="fail", measured=burn, count=total, message=f"{text} > 1")
+    return Check(**base, state="pass", measured=burn, count=total, message=f"{text} ≤ 1")
+
+
+def server_checks(
+    slos: Sequence[SLO], counts: dict[str, WindowCounts | None], window: float
+) -> list[Check]:
+    return [server_check(slo, counts.get(slo.name), window) for slo in gated(slos)]
+
+
+def unreachable_checks(slos: Sequence[SLO], reason: str) -> list[Check]:
+    """Server checks when Prometheus could not be asked: unknown, never passed."""
+    return [
+        Check(
+            slo=slo.name,
+            service=slo.service,
+            side="server",
+            kind="burn_rate",
+            objective=slo.objective,
+            requests=slo.loadtest,
+            state="no_data",
+            message=f"Prometheus unreachable: {reason}",
+        )
+        for slo in gated(slos)
+    ]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    exit_code: int
+    result: str  # passed | failed | unknown
+    reason: str
+
+
+def verdict(checks: Sequence[Check]) -> Verdict:
+    if not checks:
+        return Verdict(EXIT_UNAVAILABLE, "unknown", "no SLO has loadtest.requests: nothing to gate")
+    failed = [c.name for c in checks if c.state == "fail"]
+    if failed:
+        return Verdict(EXIT_FAILED, "failed", "objective breached: " + ", ".join(failed))
+    unknown = [f"{c.name} ({c.state})" for c in checks if c.state != "pass"]
+    if unknown:
+        return Verdict(EXIT_UNAVAILABLE, "unknown", "cannot judge: " + ", ".join(unknown))
+    return Verdict(EXIT_OK, "passed", f"all {len(checks)} checks met their objectives")

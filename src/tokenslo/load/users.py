@@ -1,0 +1,328 @@
+"""Locust users that behave like real clients of token infrastructure.
+
+Every request carries a stable name that SLO files refer to (``loadtest.requests``):
+``token:client_credentials``, ``token:refresh_token``, ``introspect``, ``revoke``,
+``jwks``, ``api:resource`` and ``discovery``.
+
+A request counts as failed when the client could not use the answer: a
+transport error, any non-2xx status, or a body that is not what the RFC
+promises (no ``access_token``, no ``keys``, no boolean ``active``). The clients
+here only send correct requests, so any such answer is the infrastructure's
+fault. Users never wait between tasks (``constant(0)``): a load test measures
+what the target does at a given concurrency.
+
+Each scenario is one user class; ``SCENARIOS`` maps scenario names to them.
+The target is resolved once per Locust process when a test starts (RFC 8414
+discovery from ``--host``, default: the running lab), see ``install``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from locust import FastHttpUser, constant, events
+
+from tokenslo.load import discovery, recorder
+from tokenslo.load.protocol import (
+    API,
+    CC,
+    DISCOVERY,
+    FORM,
+    INTROSPECT,
+    JWKS,
+    REFRESH,
+    REVOKE,
+    SCENARIO_NAMES,
+    TokenSet,
+    judge,
+    parse_json,
+)
+from tokenslo.load.recorder import ENV_OUT
+from tokenslo.load.target import ENV_API, ENV_STATE_DIR, Target, lab_defaults, resolve_target
+
+log = logging.getLogger("tokenslo.load")
+
+# -- per-process runtime: resolved once when a test starts -------------------------------------
+
+
+@dataclass(frozen=True)
+class Runtime:
+    target: Target
+    endpoints: discovery.Endpoints
+    metadata_url: str
+
+
+_runtime: Runtime | None = None
+
+
+def start_runtime(
+    host: str | None,
+    api: str | None = None,
+    credentials_file: str | None = None,
+    state_dir: str | None = None,
+) -> Runtime:
+    """Resolve target, credentials and endpoints for this process (Locust's ``test_start``)."""
+    global _runtime
+    target = resolve_target(host, api, credentials_file, state_dir)
+    endpoints = discovery.discover(target.idp_url)
+    _runtime = Runtime(target, endpoints, discovery.metadata_urls(target.idp_url)[0])
+    log.info("target %s: token endpoint %s", target.idp_url, endpoints.token_endpoint)
+    return _runtime
+
+
+def runtime() -> Runtime:
+    return _runtime if _runtime is not None else start_runtime(None)
+
+
+# -- Locust hooks: options (also in the web UI), default host, recorder, runtime ----------------
+
+
+@events.init_command_line_parser.add_listener
+def _add_options(parser: Any) -> None:
+    group = parser  # Locust's include_in_web_ui only works on the parser itself, not a group
+    group.add_argument(
+        "--api-url", env_var=ENV_API, default=None, help="protected API (default: the lab gateway)"
+    )
+    group.add_argument(
+        "--credentials-file",
+        env_var="TOKENSLO_CREDENTIALS",
+        default=None,
+        help="YAML with client_id/client_secret (or set TOKENSLO_CLIENT_ID/_SECRET)",
+    )
+    group.add_argument(
+        "--lab-state-dir", env_var=ENV_STATE_DIR, default=None, help="lab state (.tokenslo/lab)"
+    )
+    group.add_argument(
+        "--tokenslo-out",
+        env_var=ENV_OUT,
+        default=None,
+        include_in_web_ui=False,
+        help="write exact per-request results (JSON) here at exit",
+    )
+
+
+def _option(environment: Any, name: str) -> Any:
+    return getattr(environment.parsed_options, name, None) if environment.parsed_options else None
+
+
+@events.init.add_listener
+def _on_init(environment: Any, **_kw: Any) -> None:
+    if not environment.host:
+        import os
+
+        from tokenslo.load.target import ENV_TARGET
+
+        lab = lab_defaults(_option(environment, "lab_state_dir"))
+        environment.host = os.environ.get(ENV_TARGET) or (lab.idp_url if lab else None)
+    recorder.install(environment, _option(environment, "tokenslo_out"))
+
+
+@events.test_start.add_listener
+def _on_test_start(environment: Any, **_kw: Any) -> None:
+    from locust.runners import MasterRunner
+
+    if isinstance(environment.runner, MasterRunner):
+        return  # the master runs no users
+    start_runtime(
+        environment.host,
+        _option(environment, "api_url"),
+        _option(environment, "credentials_file"),
+        _option(environment, "lab_state_dir"),
+    )
+
+
+# -- users ------------------------------------------------------------------------------------
+
+
+class TokenClient(FastHttpUser):
+    """A confidential OAuth client (client_secret_basic) with every task a scenario may weight."""
+
+    abstract = True
+    wait_time = constant(0)
+    connection_timeout = 5.0
+    network_timeout = 10.0
+
+    def on_start(self) -> None:
+        self.rt = runtime()
+        self.form_headers = {
+            "Authorization": self.rt.target.credentials.basic_auth(),
+            "Content-Type": FORM,
+            "Accept": "application/json",
+        }
+        self.tokens: TokenSet | None = None
+
+    # -- building blocks --
+
+    def _post_form(self, url: str, form: dict[str, str], name: str, required: str | None) -> Any:
+        """POST a form with client auth: the JSON body, or None after recording a failure."""
+        with self.client.post(
+            url, data=urlencode(form), headers=self.form_headers, name=name, catch_response=True
+        ) as resp:
+            body = parse_json(resp.text) if required else None
+            problem = judge(resp.status_code, body, required)
+            if problem:
+                resp.failure(problem)
+                return None
+            resp.success()
+            return body if required else {}
+
+    def _get_json(self, url: str, name: str, required: str, headers: dict | None = None) -> Any:
+        with self.client.get(url, headers=headers, name=name, catch_response=True) as resp:
+            body = parse_json(resp.text)
+            problem = judge(resp.status_code, body, required)
+            if problem:
+                resp.failure(problem)
+                return None
+            resp.success()
+            return body
+
+    def issue(self) -> TokenSet | None:
+        """client_credentials grant; the new tokens become this client's current ones."""
+        body = self._post_form(
+            self.rt.endpoints.token_endpoint,
+            {"grant_type": "client_credentials"},
+            CC,
+            "access_token",
+        )
+        if body is not None:
+            self.tokens = TokenSet.from_response(body, time.monotonic())
+        return self.tokens if body is not None else None
+
+    def access_token(self) -> str | None:
+        """The current access token, renewed shortly before it expires (not on every call)."""
+        if self.tokens is None or not self.tokens.fresh(time.monotonic()):
+            self.issue()
+        return self.tokens.access_token if self.tokens else None
+
+    # -- tasks (weighted per scenario) --
+
+    def client_credentials(self) -> None:
+        self.issue()
+
+    def refresh(self) -> None:
+        """refresh_token grant with rotation: the new refresh token replaces the old one."""
+        if (self.tokens is None or not self.tokens.refresh_token) and self.issue() is None:
+            return
+        if self.tokens is None or not self.tokens.refresh_token:
+            return
+        body = self._post_form(
+            self.rt.endpoints.token_endpoint,
+            {"grant_type": "refresh_token", "refresh_token": self.tokens.refresh_token},
+            REFRESH,
+            "access_token",
+        )
+        if body is None:
+            self.tokens = None  # a spent or revoked family: start a new one next time
+            return
+        rotated = TokenSet.from_response(body, time.monotonic())
+        rotated.refresh_token = rotated.refresh_token or self.tokens.refresh_token
+        self.tokens = rotated
+
+    def introspect(self) -> None:
+        """RFC 7662 introspection of the client's own current access token."""
+        token = self.access_token()
+        if token is None:
+            return
+        url = self.rt.endpoints.require("introspection_endpoint")
+        form = {"token": token, "token_type_hint": "access_token"}
+        self._post_form(url, form, INTROSPECT, "active")
+
+    def revoke(self) -> None:
+        """RFC 7009 logout: get a fresh grant, then revoke its refresh token (or access token)."""
+        url = self.rt.endpoints.require("revocation_endpoint")
+        body = self._post_form(
+            self.rt.endpoints.token_endpoint,
+            {"grant_type": "client_credentials"},
+            CC,
+            "access_token",
+        )
+        if body is None:
+            return
+        refresh = body.get("refresh_token")
+        form = (
+            {"token": refresh, "token_type_hint": "refresh_token"}
+            if isinstance(refresh, str)
+            else {"token": body["access_token"], "token_type_hint": "access_token"}
+        )
+        self._post_form(url, form, REVOKE, None)
+
+    def jwks(self) -> None:
+        self._get_json(self.rt.endpoints.require("jwks_uri"), JWKS, "keys")
+
+    def discovery(self) -> None:
+        self._get_json(self.rt.metadata_url, DISCOVERY, "issuer")
+
+    def call_api(self) -> None:
+        """A protected API call through the gateway with the reused bearer token."""
+        api = self.rt.target.api_url
+        token = self.access_token() if api else None
+        if api is None or token is None:
+            return
+        with self.client.get(
+            api, headers={"Authorization": f"Bearer {token}"}, name=API, catch_response=True
+        ) as resp:
+            problem = judge(resp.status_code, None)
+            if problem:
+                resp.failure(problem)
+                if resp.status_code == 401:
+                    self.tokens = None  # rejected: get a new token next time
+                return
+            resp.success()
+
+
+# Weights of the mixed profile, chosen so that 20 users for 30 s against the lab give
+# every request name gated by slo/ enough requests for the rule of three (docs/loadtest.md).
+MIXED_WEIGHTS = {
+    TokenClient.call_api: 6,
+    TokenClient.introspect: 3,
+    TokenClient.refresh: 3,
+    TokenClient.jwks: 3,
+    TokenClient.revoke: 3,
+    TokenClient.discovery: 1,
+}
+
+
+class MixedUser(TokenClient):
+    """The mixed profile: API calls, introspection, refresh, JWKS, logout, discovery."""
+
+    tasks = MIXED_WEIGHTS
+
+
+class IssuanceUser(TokenClient):
+    tasks = [TokenClient.client_credentials]
+
+
+class RefreshUser(TokenClient):
+    tasks = [TokenClient.refresh]
+
+
+class IntrospectionUser(TokenClient):
+    tasks = [TokenClient.introspect]
+
+
+class RevocationUser(TokenClient):
+    tasks = [TokenClient.revoke]
+
+
+class JwksUser(TokenClient):
+    tasks = [TokenClient.jwks]
+
+
+class ApiUser(TokenClient):
+    tasks = [TokenClient.call_api]
+
+
+SCENARIOS: dict[str, type[TokenClient]] = {  # keys: protocol.SCENARIO_NAMES
+    "mixed": MixedUser,
+    "issuance": IssuanceUser,
+    "refresh": RefreshUser,
+    "introspection": IntrospectionUser,
+    "revocation": RevocationUser,
+    "jwks": JwksUser,
+    "api": ApiUser,
+}
+assert tuple(SCENARIOS) == SCENARIO_NAMES

@@ -1,0 +1,132 @@
+"""Against a real lab on free ports: discovery, plain locust, the Must-shows, master + workers.
+
+The 30 s runs are the issue's Must show 1 and the longest tests here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tokenslo.load.discovery import discover
+from tokenslo.spec.loader import load_paths
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+GATED = [s.name for s in load_paths([REPO / "slo"]) if s.loadtest]
+
+
+def tokenslo(*args: str, cwd: Path, timeout: float = 150) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tokenslo", "loadtest", "run", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def cases(junit: Path) -> dict[str, ET.Element]:
+    return {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
+
+
+def test_discovery_against_the_lab(lab):
+    endpoints = discover(lab.urls["idp"])
+    assert endpoints.issuer == lab.issuer
+    assert endpoints.token_endpoint == lab.issuer + "/token"
+    assert endpoints.jwks_uri and endpoints.introspection_endpoint and endpoints.revocation_endpoint
+
+
+def test_plain_locust_with_env_credentials(lab, tmp_path):
+    creds = lab.credentials()
+    env = {
+        **os.environ,
+        "TOKENSLO_CLIENT_ID": "loadtest",
+        "TOKENSLO_CLIENT_SECRET": creds["loadtest"],
+        "TOKENSLO_API_URL": lab.urls["gateway"] + "/api/resource",
+        "TOKENSLO_RECORDER_OUT": str(tmp_path / "rec.json"),
+    }
+    cmd = [sys.executable, "-m", "locust", "-f", str(REPO / "loadtests" / "mixed.py")]
+    cmd += ["--headless", "-u", "2", "-r", "2", "-t", "3s", "-H", lab.urls["idp"], "--only-summary"]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    names = json.loads((tmp_path / "rec.json").read_text())["names"]
+    assert names["api:resource"]["requests"] > 0
+    assert all(s["failures"] == 0 for s in names.values())
+    assert creds["loadtest"] not in done.stdout + done.stderr
+
+
+def run_mixed(lab, tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess, Path]:
+    junit = tmp_path / "junit.xml"
+    done = tokenslo(
+        "--scenario", "mixed", "--users", "20", "--spawn-rate", "10", "--duration", "30s",
+        "--gate", str(REPO / "slo"), "--state-dir", str(lab.state_dir),
+        "--junit", str(junit), "--json", str(tmp_path / "gate.json"), *extra,
+        cwd=tmp_path,
+    )  # fmt: skip
+    return done, junit
+
+
+def test_mixed_run_passes_the_gate(lab, tmp_path):
+    done, junit = run_mixed(lab, tmp_path, "--markdown", str(tmp_path / "summary.md"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = cases(junit)
+    assert sorted(found) == sorted(f"{name} client" for name in GATED)
+    assert not [c for c in found.values() if c.find("failure") is not None]
+    assert "gate passed" in done.stdout
+    assert "✅" in (tmp_path / "summary.md").read_text()
+
+
+def test_five_percent_token_faults_fail_the_gate(lab, tmp_path):
+    admin = lab.admin("idp")
+    admin.add_fault("status", expires_in=90, path_prefix="/token", status=503, probability=0.05)
+    try:
+        done, junit = run_mixed(lab, tmp_path)
+    finally:
+        admin.clear_faults()
+    assert done.returncode == 1, done.stdout + done.stderr
+    failed = {name for name, case in cases(junit).items() if case.find("failure") is not None}
+    assert "token-issuance-availability client" in failed
+    assert "token-refresh-success client" in failed
+    assert "jwks-availability client" not in failed  # /jwks was not faulted
+    message = cases(junit)["token-issuance-availability client"].find("failure").get("message")
+    assert "< objective 99.9%" in message
+
+
+@pytest.mark.prometheus
+def test_stopped_prometheus_exits_3(lab, tmp_path, prometheus_factory):
+    prom = prometheus_factory({"global": {"scrape_interval": "15s"}, "scrape_configs": []})
+    url = prom.url
+    prom.stop()
+    done = tokenslo(
+        "--scenario", "mixed", "--duration", "30s", "--gate", str(REPO / "slo"),
+        "--state-dir", str(lab.state_dir), "--prometheus", url, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "Prometheus" in done.stderr or "prometheus" in done.stderr.lower()
+    assert len(done.stderr.strip().splitlines()) == 1  # one line, no traceback
+
+
+def test_master_and_two_workers_give_one_merged_verdict(lab, tmp_path):
+    """Also the server side: burn rates over the run from the lab's Prometheus."""
+    out = tmp_path / "gate.json"
+    done = tokenslo(
+        "--scenario", "mixed", "--users", "6", "--spawn-rate", "6", "--duration", "8s",
+        "--workers", "2", "--gate", str(REPO / "slo"), "--state-dir", str(lab.state_dir),
+        "--json", str(out), "--workdir", str(tmp_path / "work"),
+        "--prometheus", lab.urls["prometheus"], cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode in (0, 3), done.stdout + done.stderr  # short: some may lack samples
+    data = json.loads(out.read_text())
+    workers = data["run"]["workers"]
+    assert len(workers) == 2 and all(count > 0 for count in workers.values())
+    assert data["run"]["total_requests"] == sum(workers.values())
+    assert data["run"]["total_requests"] == sum(r["requests"] for r in data["requests"].values())
+    sides = [c["side"] for c in data["checks"]]  # one verdict over the merged results
+    assert sides.count("client") == sides.count("server") == len(GATED)
+    server = [c for c in data["checks"] if c["side"] == "server"]
+    assert all(c["state"] == "pass" and c["measured"] is not None for c in server), server

@@ -1,0 +1,144 @@
+"""Credentials, discovery parsing, response judging, shapes and CLI/runner argument building."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+
+import pytest
+
+from tokenslo.errors import InputError, UnavailableError
+from tokenslo.load import cli, credentials, discovery, shapes
+from tokenslo.load.protocol import TokenSet, judge
+from tokenslo.load.runner import locust_env, master_command, worker_command
+from tokenslo.load.target import Target, resolve_target
+
+SECRET = "s3cr3t-value"
+
+
+def test_env_credentials_win_and_secret_is_not_in_repr(tmp_path):
+    env = {"TOKENSLO_CLIENT_ID": "a", "TOKENSLO_CLIENT_SECRET": SECRET}
+    found = credentials.load_credentials(tmp_path / "missing.yaml", env=env)
+    assert found.client_id == "a" and SECRET not in repr(found)
+
+
+def test_lab_credentials_file_picks_the_loadtest_client(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "clients:\n- {client_id: gateway, client_secret: g}\n"
+        "- {client_id: loadtest, client_secret: x}\n"
+    )
+    assert credentials.load_credentials(path, env={}).client_secret == "x"
+    with pytest.raises(InputError, match="no client 'prober'"):
+        credentials.from_file(path, "prober")
+
+
+def test_missing_or_half_credentials_are_bad_input(tmp_path):
+    with pytest.raises(InputError, match="TOKENSLO_CLIENT_ID"):
+        credentials.load_credentials(None, env={})
+    with pytest.raises(InputError, match="TOKENSLO_CLIENT_SECRET is not set"):
+        credentials.load_credentials(None, env={"TOKENSLO_CLIENT_ID": "a"})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("clients: [\n")
+    with pytest.raises(InputError) as err:
+        credentials.load_credentials(bad, env={})
+    assert str(bad) in str(err.value)
+
+
+def test_basic_auth_form_encodes_parts():
+    header = credentials.Credentials("a b", "x:y").basic_auth()
+    assert base64.b64decode(header.split()[1]).decode() == "a%20b:x%3Ay"
+
+
+def test_no_target_and_no_lab_is_unavailable(tmp_path):
+    with pytest.raises(UnavailableError, match="no --target"):
+        resolve_target(state_dir=tmp_path, env={})
+
+
+def test_metadata_urls_and_parse():
+    assert discovery.metadata_urls("http://h:1/")[0] == (
+        "http://h:1/.well-known/oauth-authorization-server"
+    )
+    assert discovery.metadata_urls("https://h/tenant")[0] == (
+        "https://h/.well-known/oauth-authorization-server/tenant"
+    )
+    parsed = discovery.parse_metadata({"issuer": "i", "token_endpoint": "t"}, "u")
+    assert parsed.jwks_uri is None
+    with pytest.raises(InputError, match="introspection_endpoint"):
+        parsed.require("introspection_endpoint")
+    with pytest.raises(InputError, match="token_endpoint"):
+        discovery.parse_metadata({"issuer": "i"}, "u")
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "required", "problem"),
+    [
+        (200, {"access_token": "x"}, "access_token", None),
+        (200, None, "access_token", "HTTP 200 but the body has no 'access_token'"),
+        (503, {"error": "temporarily_unavailable"}, None, "HTTP 503 temporarily_unavailable"),
+        (0, None, None, "no response"),
+        (200, {"active": "yes"}, "active", "HTTP 200 but 'active' is not a boolean"),
+        (200, {"active": False}, "active", None),
+        (401, None, None, "HTTP 401"),
+    ],
+)
+def test_judge(status, body, required, problem):
+    assert judge(status, body, required) == problem
+
+
+def test_token_is_renewed_at_ninety_percent_of_its_lifetime():
+    tokens = TokenSet.from_response({"access_token": "a", "expires_in": 300}, now=1000.0)
+    assert tokens.fresh(1269.9) and not tokens.fresh(1270.0)
+
+
+def test_shapes():
+    p = shapes.ShapeParams(users=20, spawn_rate=5, duration=100)
+    assert shapes.ramp(p, 0)[0] == 1 and shapes.ramp(p, 40)[0] == 10 and shapes.ramp(p, 90)[0] == 20
+    assert [shapes.step(p, t)[0] for t in (0, 30, 60, 99)] == [5, 10, 15, 20]
+    assert [shapes.spike(p, t)[0] for t in (10, 50, 70)] == [4, 20, 4]
+    assert shapes.soak(p, 50) == (20, 5) and shapes.soak(p, 100) is None
+    assert all(fn(p, 100) is None for fn in shapes.SHAPES.values())
+    with pytest.raises(InputError, match="unknown shape"):
+        shapes.shape_class("wave")
+    with pytest.raises(InputError, match="TOKENSLO_SHAPE_DURATION"):
+        shapes.params_from_env({"TOKENSLO_SHAPE_DURATION": "soon"})
+
+
+def _args(**kw):
+    base = dict(
+        scenario="mixed", users=20, spawn_rate=10.0, duration="30s", shape=None,
+        processes=None, workers=0,
+    )  # fmt: skip
+    return argparse.Namespace(**{**base, **kw})
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"scenario": "nope"}, "--scenario"),
+        ({"duration": "soon"}, "--duration"),
+        ({"duration": "0s"}, "--duration"),
+        ({"users": 0}, "--users"),
+        ({"spawn_rate": 0.0}, "--spawn-rate"),
+        ({"workers": 2, "processes": 2}, "--workers"),
+    ],
+)
+def test_bad_flags_are_input_errors(override, field):
+    with pytest.raises(InputError) as err:
+        cli.spec_from_args(_args(**override))
+    assert err.value.field == field
+
+
+def test_commands_bind_loopback_and_keep_secrets_out_of_argv(tmp_path):
+    spec = cli.spec_from_args(_args(workers=2))
+    target = Target("http://127.0.0.1:9", None, credentials.Credentials("loadtest", SECRET))
+    master = master_command(spec, target.idp_url, 5599)
+    assert master[master.index("--master-bind-host") + 1] == "127.0.0.1"
+    assert "--expect-workers" in master and "-t" in master and "30s" in master
+    worker = worker_command(spec, 5599)
+    assert worker[worker.index("--master-host") + 1] == "127.0.0.1"
+    assert SECRET not in " ".join(master + worker)
+    env = locust_env(spec, target, tmp_path / "out.json")
+    assert env["TOKENSLO_CLIENT_SECRET"] == SECRET and env["TOKENSLO_SCENARIO"] == "mixed"
+    forked = master_command(cli.spec_from_args(_args(processes=2)), target.idp_url, 5600)
+    assert "--processes" in forked and "--master" not in forked
