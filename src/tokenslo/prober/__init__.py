@@ -1,0 +1,1 @@
+"""Black-box prober: synthetic OAuth transactions exported as probe_* metrics."""
