@@ -18,7 +18,7 @@ start slightly before ``start``. ``end`` is None when still firing at the end.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tokenslo.durations import format_duration
@@ -226,6 +226,29 @@ def backtest(
     for window, query in plan_queries(slos, alert_windows):
         add_window(window, parse_matrix(client.query_range(query, fetch_start, end, step)), counts)
     return compute_backtest(slos, counts, start, end, step)
+
+
+def fetch_range_counts(
+    slos: Sequence[SLO],
+    client: PromClient,
+    start: float,
+    end: float,
+    step: float,
+    windows_of: Callable[[SLO], Iterable[float]] = alert_windows,
+) -> RangeCounts:
+    """Errors and totals of every SLO per window and step, as ``backtest`` fetches them.
+
+    For callers that need the series themselves (reports chart SLI and burn rate
+    over time): the same planned, batched range queries, one per window, so the
+    numbers are the ones the backtest decides on. ``compute_backtest`` can then
+    run on the result without a second fetch (fetch from ``start − lead_time``).
+    """
+    check_unique_names(list(slos))
+    step_grid(start, end, step)  # validate before any request
+    counts: RangeCounts = {}
+    for window, query in plan_queries(slos, windows_of):
+        add_window(window, parse_matrix(client.query_range(query, start, end, step)), counts)
+    return counts
 
 
 def to_json(result: Backtest) -> dict:

@@ -1,0 +1,1 @@
+"""Jinja renderers: Grafana dashboards and SLO/game-day reports."""
