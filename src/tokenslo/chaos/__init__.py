@@ -1,0 +1,1 @@
+"""Chaos Toolkit extension (probes and actions) and the experiment runner."""

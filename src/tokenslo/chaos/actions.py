@@ -1,0 +1,432 @@
+"""Chaos Toolkit actions of the ``tokenslo`` extension (``module: tokenslo.chaos.actions``).
+
+Faults go through the admin API shared by the lab services and the fault proxy
+(``/admin/faults``, ``/admin/clock``, ``/admin/keys/*``). Every fault carries an
+expiry the *server* enforces, so a crashed experiment cannot leave one behind;
+each action records what it set (``runstate``) so the rollback
+``clear_recorded_faults`` removes exactly that. Targets come from the
+experiment's configuration (see ``tokenslo.chaos.targets``).
+"""
+
+import contextlib
+import math
+import subprocess
+import sys
+import time
+from typing import Any
+
+from tokenslo.chaos import runstate, targets
+from tokenslo.chaos.runstate import Change
+from tokenslo.errors import InputError, UnavailableError
+from tokenslo.lab.faults.client import LabAdmin
+
+__all__ = [
+    "inject_http_fault",
+    "set_clock_offset",
+    "rotate_signing_key",
+    "clear_faults",
+    "clear_recorded_faults",
+    "start_background_load",
+    "stop_background_load",
+]
+
+MAX_EXPIRY = 3600.0
+MAX_LOAD_SECONDS = 3600.0
+INJECTED_AT = "injected_at"
+CLEARED_AT = "cleared_at"
+_CHILDREN: dict[int, subprocess.Popen] = {}  # reaped by PID when stopped
+
+
+def _expiry(expires_in: Any) -> float:
+    """A fault without a positive, bounded expiry is refused before anything is sent."""
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float | str):
+        raise ValueError(f"expires_in is required: seconds > 0 (got {expires_in!r})")
+    try:
+        value = float(expires_in)
+    except ValueError:
+        raise ValueError(f"expires_in must be a number of seconds, got {expires_in!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(
+            f"expires_in must be > 0 seconds: every fault expires (got {expires_in!r})"
+        )
+    if value > MAX_EXPIRY:
+        raise ValueError(f"expires_in must be at most {MAX_EXPIRY:g} s, got {value:g}")
+    return value
+
+
+def _context(configuration: dict | None) -> tuple[targets.Targets, runstate.RunState]:
+    resolved = targets.resolve(configuration)
+    return resolved, runstate.current(resolved.state_dir)
+
+
+def _admin(resolved: targets.Targets, target: str) -> LabAdmin:
+    return LabAdmin(resolved.admin_url(target), resolved.admin_secret())
+
+
+def inject_http_fault(
+    target: str,
+    path_prefix: str,
+    effect: str,
+    expires_in: float,
+    status: int = 503,
+    delay_seconds: float = 0.0,
+    probability: float = 1.0,
+    method: str = "",
+    mark_injection: bool = True,
+    configuration: dict = None,
+) -> dict:
+    """Inject an HTTP fault on ``target`` (idp, gateway, proxy, or an admin base URL)
+    for requests under ``path_prefix``. ``effect``: status (answer ``status``), delay
+    (``delay_seconds`` then pass through), hang, drop (close the connection) or
+    malformed (truncate the body). ``expires_in`` (seconds, required, > 0): the server
+    removes the fault by itself then. Returns the fault id and expiry; the time of
+    injection is recorded for the alert-timing probes unless ``mark_injection`` is false."""
+    expiry = _expiry(expires_in)
+    resolved, run = _context(configuration)
+    admin = _admin(resolved, target)
+    fault = admin.add_fault(
+        effect,
+        expiry,
+        path_prefix,
+        method=method or None,
+        status=status if effect == "status" else None,
+        delay_seconds=delay_seconds if effect == "delay" else None,
+        probability=probability,
+    )
+    now = time.time()
+    run.record(
+        Change(
+            kind="fault",
+            target=target,
+            admin_url=admin.base_url,
+            ref=str(fault["id"]),
+            set_at=now,
+            expires_at=fault.get("expires_at"),
+            detail={"effect": effect, "path_prefix": path_prefix},
+        )
+    )
+    if mark_injection:
+        run.mark(INJECTED_AT, now)
+    return {
+        "fault_id": fault["id"],
+        "target": target,
+        "effect": effect,
+        "path_prefix": path_prefix,
+        "expires_at": fault.get("expires_at"),
+        "injected_at": now,
+    }
+
+
+def set_clock_offset(
+    target: str,
+    offset_seconds: float,
+    expires_in: float,
+    mark_injection: bool = True,
+    configuration: dict = None,
+) -> dict:
+    """Shift ``target``'s clock by ``offset_seconds`` (positive: ahead) until
+    ``expires_in`` seconds (required, > 0) have passed; tokens it issues or checks
+    then use the skewed time."""
+    expiry = _expiry(expires_in)
+    resolved, run = _context(configuration)
+    admin = _admin(resolved, target)
+    clock = admin.set_clock(float(offset_seconds), expiry)
+    now = time.time()
+    run.record(
+        Change(
+            kind="clock",
+            target=target,
+            admin_url=admin.base_url,
+            ref="clock",
+            set_at=now,
+            expires_at=clock.get("expires_at"),
+            detail={"offset_seconds": float(offset_seconds)},
+        )
+    )
+    if mark_injection:
+        run.mark(INJECTED_AT, now)
+    return {
+        "target": target,
+        "offset_seconds": float(offset_seconds),
+        "injected_at": now,
+        "expires_at": clock.get("expires_at"),
+    }
+
+
+def rotate_signing_key(
+    publish: bool = True,
+    expires_in: float = 0,
+    target: str = "idp",
+    mark_injection: bool = True,
+    configuration: dict = None,
+) -> dict:
+    """Rotate the IdP's signing key. With ``publish: false`` the new key signs tokens
+    but stays out of the JWKS (failure F3); that needs ``expires_in`` (> 0): a
+    detached watcher publishes the key then, even if the experiment died. A
+    rollback (``clear_recorded_faults``) publishes it at once."""
+    expiry = None if publish else _expiry(expires_in)
+    resolved, run = _context(configuration)
+    admin = _admin(resolved, target)
+    state = admin.rotate_keys(publish=bool(publish))
+    kid = str(state.get("current_kid") or state.get("kid"))
+    now = time.time()
+    change = Change(
+        kind="key" if not publish else "rotation",
+        target=target,
+        admin_url=admin.base_url,
+        ref=kid,
+        set_at=now,
+        expires_at=None if expiry is None else now + expiry,
+        detail={"published": bool(publish)},
+    )
+    if expiry is not None:
+        change.detail["watcher"] = _start_key_watch(resolved, admin.base_url, kid, expiry, run)
+    if publish:
+        change.cleared_at = now  # a published rotation is a normal rotation: nothing to undo
+    run.record(change)
+    if mark_injection:
+        run.mark(INJECTED_AT, now)
+    return {
+        "kid": kid,
+        "published": bool(publish),
+        "jwks_kids": state.get("jwks_kids", []),
+        "injected_at": now,
+        "expires_at": change.expires_at,
+    }
+
+
+def _start_key_watch(
+    resolved: targets.Targets, admin_url: str, kid: str, expiry: float, run: runstate.RunState
+) -> dict:
+    secret_file = resolved.admin_secret_file
+    if secret_file is None:
+        raise InputError("an unpublished rotation needs the admin secret file for its expiry")
+    argv = [
+        sys.executable,
+        "-m",
+        "tokenslo.chaos.keywatch",
+        "--idp",
+        admin_url,
+        "--secret-file",
+        str(secret_file),
+        "--kid",
+        kid,
+        "--after",
+        str(expiry),
+    ]
+    return _spawn(f"keywatch-{kid}", argv, run)
+
+
+def _spawn(name: str, argv: list[str], run: runstate.RunState, log: str | None = None) -> dict:
+    from tokenslo.lab.orchestrator import proc_start_time
+
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
+    try:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+        )
+    finally:
+        if log:
+            out.close()  # type: ignore[union-attr]
+    _CHILDREN[proc.pid] = proc
+    record = {"pid": proc.pid, "start_time": proc_start_time(proc.pid), "argv0": argv[2]}
+    run.processes[name] = record
+    run.save()
+    return record
+
+
+def _stop_process(record: dict) -> bool:
+    """Stop a process we started, by PID, only if the PID is still the same process."""
+    from tokenslo.lab.orchestrator import proc_start_time
+    from tokenslo.prometheus.process import pid_alive, stop_pid
+
+    pid = int(record["pid"])
+    child = _CHILDREN.pop(pid, None)
+    if child is not None:
+        if child.poll() is None:
+            if record.get("group"):
+                _signal_group(pid)  # Locust's own children too (same new session)
+            stop_pid(pid, timeout=5, child=child)
+        return True
+    if pid_alive(pid) and proc_start_time(pid) == record.get("start_time"):
+        stop_pid(pid, timeout=5)
+        return True
+    return False
+
+
+def _signal_group(pid: int) -> None:
+    """SIGTERM to the process group ``pid`` leads (we started it in its own session)."""
+    import os
+    import signal
+
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGTERM)
+
+
+def clear_faults(target: str = "idp", fault_ids: list = None, configuration: dict = None) -> dict:
+    """Remove the listed faults from ``target`` — or, with no ids, every fault and the
+    clock offset there (whoever set them)."""
+    resolved, run = _context(configuration)
+    admin = _admin(resolved, target)
+    if not fault_ids:
+        cleared = admin.clear_faults()
+        for change in run.active():
+            if change.admin_url == admin.base_url and change.kind in ("fault", "clock"):
+                change.cleared_at = time.time()
+        run.mark(CLEARED_AT)
+        return {"target": target, "cleared": cleared}
+    active = {f["id"] for f in admin.list_faults().get("faults", [])}
+    removed = []
+    for fault_id in fault_ids:
+        if str(fault_id) in active:
+            admin.remove_fault(str(fault_id))
+            removed.append(str(fault_id))
+    run.mark(CLEARED_AT)
+    return {"target": target, "cleared": len(removed), "ids": removed}
+
+
+def clear_recorded_faults(configuration: dict = None) -> dict:
+    """Rollback: undo exactly what this run set — its faults (by id), clock offsets and
+    unpublished keys (published now). Faults that already expired are skipped."""
+    resolved, run = _context(configuration)
+    undone: list[dict] = []
+    errors: list[str] = []
+    by_url: dict[str, set[str]] = {}
+    for change in run.active():
+        try:
+            _undo(resolved, change, by_url)
+            undone.append({"kind": change.kind, "target": change.target, "ref": change.ref})
+        except (UnavailableError, InputError) as exc:
+            errors.append(f"{change.kind} {change.ref} on {change.target}: {exc}")
+            continue
+        change.cleared_at = time.time()
+    if undone:
+        run.mark(CLEARED_AT)
+    run.save()
+    if errors:
+        raise RuntimeError(
+            "rollback incomplete (faults still expire by themselves): " + "; ".join(errors)
+        )
+    return {"undone": undone, "count": len(undone)}
+
+
+def _undo(resolved: targets.Targets, change: Change, by_url: dict[str, set[str]]) -> None:
+    admin = LabAdmin(change.admin_url, resolved.admin_secret())
+    if change.kind == "fault":
+        if change.admin_url not in by_url:
+            by_url[change.admin_url] = {f["id"] for f in admin.list_faults().get("faults", [])}
+        if change.ref in by_url[change.admin_url]:
+            admin.remove_fault(change.ref)
+    elif change.kind == "clock":
+        admin.clear_clock()
+    elif change.kind == "key":
+        from tokenslo.chaos.keywatch import publish_if_pending
+
+        publish_if_pending(change.admin_url, resolved.admin_secret(), change.ref)
+        watcher = change.detail.get("watcher")
+        if watcher:
+            _stop_process(watcher)
+
+
+DRIVERS = ("loadgen", "locust")
+
+
+def start_background_load(
+    duration: float,
+    rate: float = 5.0,
+    client_id: str = "loadtest",
+    driver: str = "loadgen",
+    users: int = 2,
+    scenario: str = "mixed",
+    configuration: dict = None,
+) -> dict:
+    """Start bounded background traffic for ``duration`` seconds (required, > 0); it
+    stops by itself then, its PID is recorded and ``stop_background_load`` stops it
+    earlier. ``driver: loadgen`` (default): paced flows (issue a token and call the
+    gateway with it, introspect, fetch the JWKS) at ``rate`` loops/s each.
+    ``driver: locust``: ``tokenslo loadtest run --scenario <scenario> --users <users>``
+    (needs the lab state dir; Locust users run unpaced, so keep ``users`` small)."""
+    seconds = float(duration)
+    if not math.isfinite(seconds) or not 0 < seconds <= MAX_LOAD_SECONDS:
+        raise ValueError(f"duration must be in (0, {MAX_LOAD_SECONDS:g}] seconds, got {duration!r}")
+    if driver not in DRIVERS:
+        raise ValueError(f"driver must be one of {', '.join(DRIVERS)}, got {driver!r}")
+    resolved, run = _context(configuration)
+    logs = _load_paths(resolved, run)
+    if driver == "locust":
+        argv = _locust_argv(resolved, seconds, int(users), scenario, logs)
+    else:
+        if resolved.credentials_file is None:
+            raise InputError(
+                "background load needs the client credentials file",
+                field=targets.CREDENTIALS_FILE_KEY,
+            )
+        argv = [
+            sys.executable, "-m", "tokenslo.chaos.loadgen",
+            "--idp", resolved.url("idp"), "--gateway", resolved.url("gateway"),
+            "--credentials-file", str(resolved.credentials_file), "--client-id", client_id,
+            "--duration", str(seconds), "--rate", str(float(rate)), "--stats", logs["stats"],
+        ]  # fmt: skip
+    record = _spawn("load", argv, run, log=logs["log"])
+    record.update(duration=seconds, stats=logs["stats"], driver=driver, group=True)
+    run.save()
+    return {"pid": record["pid"], "duration": seconds, "driver": driver,
+            "rate": float(rate) if driver == "loadgen" else None,
+            "users": int(users) if driver == "locust" else None}  # fmt: skip
+
+
+def _locust_argv(
+    resolved: targets.Targets, seconds: float, users: int, scenario: str, logs: dict[str, str]
+) -> list[str]:
+    if resolved.state_dir is None:
+        raise InputError("driver locust needs the lab state dir", field=targets.STATE_DIR_KEY)
+    if not 0 < users <= 100:
+        raise ValueError(f"users must be in 1..100, got {users}")
+    return [
+        sys.executable, "-m", "tokenslo", "loadtest", "run", "--scenario", scenario,
+        "--users", str(users), "--spawn-rate", str(users), "--duration", f"{math.ceil(seconds)}s",
+        "--state-dir", str(resolved.state_dir), "--gate", *resolved.slo_paths,
+        "--settle", "0s", "--workdir", logs["workdir"], "--json", logs["stats"],
+    ]  # fmt: skip
+
+
+def _load_paths(resolved: targets.Targets, run: runstate.RunState) -> dict[str, str]:
+    import tempfile
+    from pathlib import Path
+
+    base = (
+        (resolved.state_dir / runstate.RUNS_DIR)
+        if resolved.state_dir
+        else Path(tempfile.gettempdir())
+    )
+    base.mkdir(parents=True, exist_ok=True)
+    return {
+        "stats": str(base / f"{run.run_id}-load.json"),
+        "log": str(base / f"{run.run_id}-load.log"),
+        "workdir": str(base / f"{run.run_id}-locust"),
+    }
+
+
+def stop_background_load(configuration: dict = None) -> dict:
+    """Stop the background load this run started (by its recorded PID) and return
+    its client-side counts (e.g. connection errors the server never saw)."""
+    import json
+    from pathlib import Path
+
+    _resolved, run = _context(configuration)
+    record = run.processes.get("load")
+    if not record:
+        return {"stopped": False, "reason": "no background load was started"}
+    stopped = _stop_process(record)
+    counts: dict = {}
+    with contextlib.suppress(OSError, ValueError, KeyError, AttributeError):
+        stats = json.loads(Path(record["stats"]).read_text(encoding="utf-8"))
+        counts = (
+            stats.get("counts", {})
+            if record.get("driver") != "locust"
+            else {"verdict": stats.get("verdict")}
+        )
+    run.processes.pop("load", None)
+    run.save()
+    return {"stopped": stopped, "client_counts": counts}

@@ -1,0 +1,581 @@
+"""Chaos Toolkit probes of the ``tokenslo`` extension (``module: tokenslo.chaos.probes``).
+
+SLO numbers come from the engine (``tokenslo.engine.evaluator``), expected alert
+timings from ``tokenslo.engine.burnrate`` (via ``tokenslo.chaos.theory``) scaled by
+the time scale of the rules Prometheus runs. Probes that *check* something take
+``require_*``/``expect`` arguments and raise when the expectation is not met, so
+the check shows as a failed activity in the journal (``tokenslo chaos run`` then
+exits 1); their outputs (detection times, ratios) land in the journal.
+Windows are given nominally (``5m``, as in the SLO policy) and divided by the
+time scale, so one experiment file runs in compressed and in real time.
+"""
+
+import hashlib
+import time
+from datetime import datetime
+
+import requests
+
+from tokenslo.chaos import runstate, targets, theory
+from tokenslo.chaos.actions import CLEARED_AT, INJECTED_AT
+from tokenslo.durations import format_duration, parse_duration
+from tokenslo.engine import burnrate, evaluator
+from tokenslo.errors import InputError, UnavailableError
+from tokenslo.prometheus.client import PromClient
+from tokenslo.rules import conventions as c
+
+__all__ = [
+    "slo_burn_rate",
+    "slo_state",
+    "validation_success_ratio",
+    "alert_state",
+    "wait_for_alert",
+    "wait_for_alert_resolved",
+    "alert_delivered",
+    "token_can_be_issued",
+    "remember_token",
+    "remembered_token_validates",
+    "revocation_propagation",
+    "jwks_document",
+]
+
+MAX_WAIT = 600.0
+MAX_DATA_WAIT = 30.0
+HTTP_TIMEOUT = 3.0
+EXPECT = ("any", "yes", "no")
+
+
+class CheckNotMet(AssertionError):
+    """A check probe's expectation did not hold (the activity fails in the journal)."""
+
+
+def _context(configuration: dict | None) -> tuple[targets.Targets, runstate.RunState]:
+    resolved = targets.resolve(configuration)
+    return resolved, runstate.current(resolved.state_dir)
+
+
+def _bounded(seconds: float, name: str = "timeout") -> float:
+    value = float(seconds)
+    if not 0 < value <= MAX_WAIT:
+        raise ValueError(f"{name} must be in (0, {MAX_WAIT:g}] seconds, got {seconds!r}")
+    return value
+
+
+def _expect(expect: str) -> str:
+    if expect not in EXPECT:
+        raise ValueError(f"expect must be one of {', '.join(EXPECT)}, got {expect!r}")
+    return expect
+
+
+# -- SLOs through the engine -------------------------------------------------------------------
+
+
+def slo_burn_rate(
+    slo: str, window: str = "5m", max_page_ratio: float = 0.0, configuration: dict = None
+) -> dict:
+    """Burn rate of SLO ``slo`` over the nominal ``window`` (divided by the rules' time
+    scale), through the engine. ``page_ratio`` is the burn rate over the lowest burn
+    factor any of the SLO's pages fires at: below 1 it is not burning fast enough to page (use
+    it as ``tolerance: {type: range, target: page_ratio, range: [0, 1]}``). No
+    traffic counts as not burning (``state: no_traffic``); absent series raise.
+    ``max_page_ratio`` > 0 makes it a check (fails above it) for use in a method."""
+    resolved, _run = _context(configuration)
+    model = targets.find_slo(resolved, slo)
+    scale = targets.time_scale_for(resolved, model)
+    nominal = parse_duration(window)
+    counts = _window_counts(resolved, model, nominal / scale)
+    if counts is None or counts.total is None or counts.errors is None:
+        raise UnavailableError(f"no data for SLO {slo!r} over {window}: total series absent")
+    ratio = burnrate.error_ratio(counts.errors, counts.total)
+    burn = 0.0 if ratio is None else burnrate.burn_rate(ratio, model.objective)
+    page = theory.conditions(model, "page") or list(burnrate.policy_for(model))
+    page_factor = min(burnrate.factor_of(model, w) for w in page) if page else None
+    result = {
+        "slo": slo,
+        "window": window,
+        "scaled_window": format_duration(nominal / scale),
+        "time_scale": scale,
+        "state": "no_traffic" if ratio is None else "traffic",
+        "errors": counts.errors,
+        "total": counts.total,
+        "error_ratio": ratio,
+        "sli": None if ratio is None else 1.0 - ratio,
+        "burn_rate": burn,
+        "page_factor": page_factor,
+        "page_ratio": burn / page_factor if page_factor else None,
+    }
+    limit = float(max_page_ratio)
+    if limit > 0 and result["page_ratio"] is not None and result["page_ratio"] > limit:
+        raise CheckNotMet(
+            f"SLO {slo} burns {burn:.3g}x over {window} ({result['scaled_window']} scaled): "
+            f"{result['page_ratio']:.3g} of its page factor, above {limit:g}"
+        )
+    return result
+
+
+def _window_counts(resolved: targets.Targets, model, seconds: float):
+    """The engine's counts over ``seconds``; a target scraped only once so far has no
+    rate yet, so absent series are retried for one window plus two scrapes."""
+    url = resolved.url("prometheus")
+    patience = min(MAX_DATA_WAIT, seconds + 2 * targets.prometheus_timing(url).scrape_interval)
+    deadline = time.monotonic() + patience
+    with PromClient(url) as client:
+        while True:
+            counts = evaluator.evaluate_window([model], client, seconds, time.time())[model.name]
+            if counts is not None and counts.total is not None and counts.errors is not None:
+                return counts
+            if time.monotonic() >= deadline:
+                return counts
+            time.sleep(0.5)
+
+
+def slo_state(slo: str, configuration: dict = None) -> dict:
+    """The engine's full status of SLO ``slo`` now (state, SLI, budget, burn rates),
+    over its real windows — under a rules time scale the period is not compressed."""
+    resolved, _run = _context(configuration)
+    model = targets.find_slo(resolved, slo)
+    with PromClient(resolved.url("prometheus")) as client:
+        status = evaluator.evaluate([model], client)
+    return evaluator.to_json(status)[0]
+
+
+def validation_success_ratio(
+    window: str = "5m", slo: str = "token-validation-success", configuration: dict = None
+) -> float:
+    """Share of the gateway's token validations that succeeded over the nominal
+    ``window`` (the SLI of the validation SLO); raises when there were none."""
+    result = slo_burn_rate(slo, window, configuration=configuration)
+    if result["sli"] is None:
+        raise UnavailableError(f"no validations over {window} ({result['scaled_window']} scaled)")
+    return result["sli"]
+
+
+# -- alerts ------------------------------------------------------------------------------------
+
+
+def _active_alerts(prometheus_url: str, alertname: str, labels: dict) -> list[dict]:
+    body = targets.get_json(prometheus_url + "/api/v1/alerts")
+    alerts = body.get("data", {}).get("alerts", []) if isinstance(body, dict) else []
+    return [
+        a
+        for a in alerts
+        if a.get("labels", {}).get("alertname") == alertname
+        and all(a.get("labels", {}).get(k) == v for k, v in labels.items() if v)
+    ]
+
+
+def _unix(rfc3339: str | None) -> float | None:
+    """Prometheus' activeAt (RFC 3339, nanoseconds) as unix seconds."""
+    if not rfc3339:
+        return None
+    text = rfc3339.replace("Z", "+00:00")
+    if "." in text:
+        head, rest = text.split(".", 1)
+        digits = "".join(ch for ch in rest if ch.isdigit())
+        zone = rest[len(digits) :]
+        text = f"{head}.{digits[:6]}{zone}"
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def _labels(slo: str, severity: str, long_window: str) -> dict:
+    return {c.SLO_LABEL: slo, c.SEVERITY_LABEL: severity, c.LONG_WINDOW_LABEL: long_window}
+
+
+def alert_state(
+    slo: str,
+    severity: str = "page",
+    long_window: str = "",
+    alertname: str = c.BURN_ALERT,
+    configuration: dict = None,
+) -> dict:
+    """Whether alert ``alertname`` of SLO ``slo`` (and ``severity``, optionally one
+    ``long_window``) is inactive, pending or firing in Prometheus, and since when."""
+    resolved, _run = _context(configuration)
+    found = _active_alerts(
+        resolved.url("prometheus"), alertname, _labels(slo, severity, long_window)
+    )
+    firing = [a for a in found if a.get("state") == "firing"]
+    chosen = firing or found
+    state = "firing" if firing else ("pending" if found else "inactive")
+    active_at = min((_unix(a.get("activeAt")) or 0.0 for a in chosen), default=None)
+    return {
+        "alertname": alertname,
+        "slo": slo,
+        "state": state,
+        "active_at": active_at,
+        "long_windows": sorted({a["labels"].get(c.LONG_WINDOW_LABEL, "") for a in chosen}),
+    }
+
+
+def _injected_at(run: runstate.RunState, event: str = INJECTED_AT) -> float:
+    at = run.events.get(event)
+    if at is None:
+        raise InputError(
+            f"no {event.replace('_', ' ')} recorded in this run: call a fault action first"
+        )
+    return at
+
+
+def _slack(resolved: targets.Targets, poll_interval: float) -> float:
+    timing = targets.prometheus_timing(resolved.url("prometheus"))
+    return theory.slack_seconds(timing.scrape_interval, timing.evaluation_interval, poll_interval)
+
+
+def wait_for_alert(
+    slo: str,
+    severity: str = "page",
+    timeout: float = 60.0,
+    error_rate: float = 1.0,
+    long_window: str = "",
+    alertname: str = c.BURN_ALERT,
+    require_within: bool = True,
+    poll_interval: float = 0.25,
+    configuration: dict = None,
+) -> dict:
+    """Wait (at most ``timeout`` s) for SLO ``slo``'s ``severity`` burn-rate alert to
+    fire, measured from the last recorded fault injection. ``theory_seconds`` is the
+    engine's detection time for a constant ``error_rate`` (error ratio the fault
+    causes) plus ``for``, scaled; ``slack_seconds`` covers scrape, evaluation and
+    polling. By default the fastest condition (e.g. the 1h/5m page) is the one
+    watched; ``long_window`` picks another. With ``require_within`` the probe fails
+    unless the alert fired within theory + slack."""
+    wait = _bounded(timeout)
+    resolved, run = _context(configuration)
+    model = targets.find_slo(resolved, slo)
+    scale = targets.time_scale_for(resolved, model)
+    expected = theory.first_to_fire(model, severity, float(error_rate), scale, long_window)
+    if expected is None:
+        raise InputError(
+            f"SLO {slo!r}: no {severity} condition{' on ' + long_window if long_window else ''}"
+            f" fires at error rate {error_rate}"
+        )
+    slack = _slack(resolved, poll_interval)
+    injected = _injected_at(run)
+    labels = _labels(slo, severity, expected.long_window)
+    # An alert already active before the injection (an earlier incident) is not ours.
+    cutoff = injected - slack
+    fired_at = active_at = None
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        for alert in _active_alerts(resolved.url("prometheus"), alertname, labels):
+            started = _unix(alert.get("activeAt"))
+            if alert.get("state") == "firing" and started is not None and started >= cutoff:
+                fired_at, active_at = time.time(), started
+                break
+        if fired_at is not None:
+            break
+        time.sleep(poll_interval)
+    result = {
+        "alertname": alertname,
+        "slo": slo,
+        "severity": severity,
+        **expected.to_json(),
+        "error_rate": float(error_rate),
+        "time_scale": scale,
+        "fired": fired_at is not None,
+        "detection_seconds": None if fired_at is None else round(fired_at - injected, 3),
+        "pending_after_seconds": None if active_at is None else round(active_at - injected, 3),
+        "slack_seconds": round(slack, 3),
+        "timeout_seconds": wait,
+    }
+    bound = expected.theory_seconds + slack  # type: ignore[operator]
+    result["within"] = fired_at is not None and fired_at - injected <= bound
+    run.events[f"alert_fired:{slo}:{severity}"] = fired_at or 0.0
+    if require_within and not result["within"]:
+        measured = (
+            f"fired after {result['detection_seconds']}s"
+            if result["fired"]
+            else f"did not fire within {wait:g}s"
+        )
+        raise CheckNotMet(
+            f"{alertname} {severity} for {slo} ({expected.long_window}/{expected.short_window}): "
+            f"{measured}; theory {expected.theory_seconds:.2f}s + slack {slack:.2f}s"
+        )
+    return result
+
+
+def wait_for_alert_resolved(
+    slo: str,
+    severity: str = "page",
+    timeout: float = 60.0,
+    error_rate: float = 1.0,
+    long_window: str = "",
+    alertname: str = c.BURN_ALERT,
+    allowance_seconds: float = 0.0,
+    require_within: bool = True,
+    poll_interval: float = 0.25,
+    configuration: dict = None,
+) -> dict:
+    """Wait (at most ``timeout`` s) until SLO ``slo``'s ``severity`` alert (the fastest
+    condition, or ``long_window``) is neither pending nor firing, measured from the
+    last recorded fault clearing. Theory: the engine's reset time of the condition's
+    windows after an incident of the recorded length at ``error_rate``, scaled;
+    ``allowance_seconds`` adds a known lag outside the burn-rate math (e.g. the
+    gateway's JWKS refresh cooldown)."""
+    wait = _bounded(timeout)
+    resolved, run = _context(configuration)
+    model = targets.find_slo(resolved, slo)
+    scale = targets.time_scale_for(resolved, model)
+    expected = theory.first_to_fire(model, severity, float(error_rate), scale, long_window)
+    chosen = expected.long_window if expected else long_window
+    if not chosen:
+        raise InputError(f"SLO {slo!r} has no {severity} condition")
+    cleared = _injected_at(run, CLEARED_AT)
+    incident = max(0.0, cleared - run.events.get(INJECTED_AT, cleared))
+    reset = theory.resolution_seconds(model, chosen, float(error_rate), incident, scale, severity)
+    slack = _slack(resolved, poll_interval) + float(allowance_seconds)
+    labels = _labels(slo, severity, chosen)
+    resolved_at = None
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if not _active_alerts(resolved.url("prometheus"), alertname, labels):
+            resolved_at = time.time()
+            break
+        time.sleep(poll_interval)
+    result = {
+        "alertname": alertname,
+        "slo": slo,
+        "severity": severity,
+        "long_window": chosen,
+        "resolved": resolved_at is not None,
+        "resolution_seconds": None if resolved_at is None else round(resolved_at - cleared, 3),
+        "theory_seconds": None if reset is None else round(reset, 3),
+        "incident_seconds": round(incident, 3),
+        "slack_seconds": round(slack, 3),
+        "time_scale": scale,
+    }
+    result["within"] = resolved_at is not None and resolved_at - cleared <= (reset or 0.0) + slack
+    if require_within and not result["within"]:
+        measured = (
+            f"resolved after {result['resolution_seconds']}s"
+            if result["resolved"]
+            else f"still active after {wait:g}s"
+        )
+        raise CheckNotMet(
+            f"{alertname} {severity} for {slo} ({chosen}): {measured}; "
+            f"theory {result['theory_seconds']}s + slack {slack:.2f}s"
+        )
+    return result
+
+
+def alert_delivered(
+    slo: str,
+    severity: str = "page",
+    status: str = "firing",
+    timeout: float = 15.0,
+    long_window: str = "",
+    alertname: str = c.BURN_ALERT,
+    require: bool = True,
+    configuration: dict = None,
+) -> dict:
+    """Whether Alertmanager delivered SLO ``slo``'s alert with ``status`` (firing or
+    resolved) to the lab's webhook receiver since the fault was injected (firing) or
+    cleared (resolved); waits up to ``timeout`` s. Reports the delivery delay."""
+    wait = _bounded(timeout)
+    resolved, run = _context(configuration)
+    since = _injected_at(run, INJECTED_AT if status == "firing" else CLEARED_AT)
+    url = resolved.url("webhook") + "/notifications"
+    wanted = _labels(slo, severity, long_window)
+    found = None
+    deadline = time.monotonic() + wait
+    while found is None and time.monotonic() < deadline:
+        records = targets.get_json(url, alertname=alertname).get("notifications", [])
+        for record in records:
+            labels = record.get("labels", {})
+            if (
+                record.get("status") == status
+                and float(record.get("received_at", 0)) >= since
+                and all(labels.get(k) == v for k, v in wanted.items() if v)
+            ):
+                found = record
+                break
+        if found is None:
+            time.sleep(0.25)
+    result = {
+        "alertname": alertname,
+        "slo": slo,
+        "status": status,
+        "delivered": found is not None,
+        "delivery_seconds": None if found is None else round(found["received_at"] - since, 3),
+        "long_window": None if found is None else found["labels"].get(c.LONG_WINDOW_LABEL),
+    }
+    if require and found is None:
+        raise CheckNotMet(f"no {status} {alertname} for {slo} delivered within {wait:g}s")
+    return result
+
+
+# -- client-side token checks ------------------------------------------------------------------
+
+
+def _token_ref(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def _issue(resolved: targets.Targets, client_id: str) -> tuple[str | None, str]:
+    """(access token or None, outcome) for a client_credentials request."""
+    secret = resolved.credentials().get(client_id)
+    if not secret:
+        raise InputError(f"no credentials for client {client_id!r}", field="client_id")
+    try:
+        response = requests.post(
+            resolved.url("idp") + "/token",
+            data={"grant_type": "client_credentials"},
+            auth=(client_id, secret),
+            timeout=HTTP_TIMEOUT,
+        )
+    except requests.RequestException as exc:
+        return None, type(exc).__name__
+    if response.status_code != 200:
+        return None, f"HTTP {response.status_code}"
+    try:
+        token = response.json().get("access_token")
+    except ValueError:
+        return None, "invalid JSON"
+    return (token, "issued") if isinstance(token, str) and token else (None, "no access_token")
+
+
+def token_can_be_issued(
+    client_id: str = "prober", expect: str = "any", configuration: dict = None
+) -> bool:
+    """Whether the IdP issues a client_credentials token to ``client_id`` now (a
+    client-side check: it also sees dropped connections the server never counts).
+    ``expect`` yes/no makes it a check that fails otherwise."""
+    _expect(expect)
+    resolved, _run = _context(configuration)
+    token, outcome = _issue(resolved, client_id)
+    issued = token is not None
+    if expect != "any" and issued != (expect == "yes"):
+        raise CheckNotMet(f"token issuance for {client_id}: {outcome} (expected {expect})")
+    return issued
+
+
+def remember_token(
+    name: str = "existing", client_id: str = "prober", configuration: dict = None
+) -> dict:
+    """Issue a token now and keep it (in memory only) for ``remembered_token_validates``
+    later — an "existing token" from before the fault. Returns only its SHA-256 prefix."""
+    resolved, run = _context(configuration)
+    token, outcome = _issue(resolved, client_id)
+    if token is None:
+        raise CheckNotMet(f"could not issue a token for {client_id}: {outcome}")
+    run.remember_token(name, token)
+    return {"name": name, "token_sha256_12": _token_ref(token)}
+
+
+def _gateway_call(resolved: targets.Targets, token: str) -> int | str:
+    try:
+        response = requests.get(
+            resolved.url("gateway") + "/api/resource",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=HTTP_TIMEOUT,
+        )
+    except requests.RequestException as exc:
+        return type(exc).__name__
+    return response.status_code
+
+
+def remembered_token_validates(
+    name: str = "existing", calls: int = 5, expect: str = "any", configuration: dict = None
+) -> bool:
+    """Whether the token kept by ``remember_token`` is still accepted by the gateway
+    on all of ``calls`` requests. ``expect`` yes/no makes it a check."""
+    _expect(expect)
+    resolved, run = _context(configuration)
+    token = run.token(name)
+    if token is None:
+        raise InputError(f"no remembered token {name!r}: call remember_token first")
+    outcomes = [_gateway_call(resolved, token) for _ in range(max(1, int(calls)))]
+    ok = all(o == 200 for o in outcomes)
+    if expect != "any" and ok != (expect == "yes"):
+        raise CheckNotMet(f"remembered token {_token_ref(token)}: gateway answered {outcomes}")
+    return ok
+
+
+def revocation_propagation(
+    objective_seconds: float,
+    timeout: float = 20.0,
+    client_id: str = "prober",
+    expect: str = "any",
+    poll_interval: float = 0.1,
+    configuration: dict = None,
+) -> dict:
+    """Revocation propagation time (guide metric M6): issue a token, check the gateway
+    accepts it, revoke it (RFC 7009), then poll the gateway until it rejects it (at
+    most ``timeout`` s). ``objective_ratio`` = time / ``objective_seconds`` (use it as
+    a range tolerance [0, 1]). ``expect`` yes (within) / no (exceeds) makes it a check."""
+    _expect(expect)
+    wait = _bounded(timeout)
+    objective = float(objective_seconds)
+    if objective <= 0:
+        raise ValueError("objective_seconds must be > 0")
+    resolved, _run = _context(configuration)
+    token, outcome = _issue(resolved, client_id)
+    if token is None:
+        raise UnavailableError(f"could not issue a token to revoke: {outcome}")
+    first = _gateway_call(resolved, token)
+    if first != 200:
+        raise UnavailableError(f"gateway did not accept a fresh token: {first}")
+    secret = resolved.credentials()[client_id]
+    try:
+        response = requests.post(
+            resolved.url("idp") + "/revoke",
+            data={"token": token},
+            auth=(client_id, secret),
+            timeout=HTTP_TIMEOUT,
+        )
+    except requests.RequestException as exc:
+        raise UnavailableError(f"revocation request failed: {type(exc).__name__}") from None
+    if response.status_code != 200:
+        raise UnavailableError(f"revocation answered HTTP {response.status_code}")
+    revoked_at = time.monotonic()
+    rejected_after = None
+    while time.monotonic() - revoked_at < wait:
+        if _gateway_call(resolved, token) == 401:
+            rejected_after = time.monotonic() - revoked_at
+            break
+        time.sleep(poll_interval)
+    elapsed = rejected_after if rejected_after is not None else wait
+    within = rejected_after is not None and rejected_after <= objective
+    result = {
+        "token_sha256_12": _token_ref(token),
+        "propagated": rejected_after is not None,
+        "propagation_seconds": None if rejected_after is None else round(rejected_after, 3),
+        "at_least_seconds": round(elapsed, 3),
+        "objective_seconds": objective,
+        "objective_ratio": round(elapsed / objective, 4),
+        "within_objective": within,
+    }
+    if expect != "any" and within != (expect == "yes"):
+        raise CheckNotMet(
+            f"revocation propagation {result['at_least_seconds']}s vs objective {objective:g}s "
+            f"(expected {'within' if expect == 'yes' else 'exceeding'})"
+        )
+    return result
+
+
+def jwks_document(expect: str = "any", configuration: dict = None) -> dict:
+    """Fetch the IdP's JWKS as a client would: HTTP status, whether the body is a
+    usable JSON key set, its kids and ``usable_keys`` (0 when unusable; as a hypothesis
+    tolerance: ``{type: range, target: usable_keys, range: [1, 100]}``). ``expect``
+    yes/no checks usability."""
+    _expect(expect)
+    resolved, _run = _context(configuration)
+    result: dict = {"status": None, "usable": False, "kids": [], "usable_keys": 0}
+    try:
+        response = requests.get(resolved.url("idp") + "/jwks", timeout=HTTP_TIMEOUT)
+        result["status"] = response.status_code
+        keys = response.json().get("keys")
+        if response.status_code == 200 and isinstance(keys, list):
+            result["usable"] = True
+            result["kids"] = [k.get("kid") for k in keys if isinstance(k, dict)]
+            result["usable_keys"] = len(result["kids"])
+    except requests.RequestException as exc:
+        result["error"] = type(exc).__name__
+    except (ValueError, AttributeError):
+        result["error"] = "not a JSON key set"
+    if expect != "any" and result["usable"] != (expect == "yes"):
+        raise CheckNotMet(f"JWKS usable={result['usable']} (expected {expect}): {result}")
+    return result

@@ -1,0 +1,159 @@
+"""``tokenslo proxy``: put the fault engine in front of a real IdP (or any HTTP service).
+
+The admin secret comes from ``TOKENSLO_ADMIN_SECRET`` or ``--admin-secret-file``,
+never from a flag (flags show up in ``ps``). Exits 0 on SIGTERM/SIGINT, 2 on bad
+input, 3 when the listen address is taken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from types import FrameType
+from urllib.parse import urlsplit
+
+from tokenslo.errors import InputError, UnavailableError
+
+ADMIN_SECRET_ENV = "TOKENSLO_ADMIN_SECRET"
+log = logging.getLogger("tokenslo.proxy")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the top-level ``proxy`` command."""
+    p = subparsers.add_parser(
+        "proxy",
+        help="HTTP reverse proxy with the lab's fault engine, for real IdPs",
+        description="Forward every request to --upstream, applying faults injected through "
+        "/admin/faults (the same admin API and fault engine as the lab). Clients and gateways "
+        "point at the proxy; experiments point their fault actions at it. Admin secret: env "
+        f"{ADMIN_SECRET_ENV} or --admin-secret-file.",
+    )
+    p.add_argument("--upstream", required=True, metavar="URL", help="e.g. https://idp.example")
+    p.add_argument(
+        "--listen", default="127.0.0.1:9480", metavar="HOST:PORT", help="(127.0.0.1:9480)"
+    )
+    p.add_argument("--admin-secret-file", metavar="FILE", help="file holding the admin secret")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="upstream timeout (30)")
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow listening on a non-loopback address (the admin API is then reachable "
+        "from the network, protected only by the secret)",
+    )
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    p.set_defaults(handler=run)
+
+
+def parse_listen(value: str, allow_remote: bool) -> tuple[str, int]:
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise InputError(f"expected HOST:PORT with a port 1-65535, got {value!r}", field="--listen")
+    host = host.strip("[]") or "127.0.0.1"
+    if not allow_remote and not _is_loopback(host):
+        raise InputError(
+            f"{host} is not a loopback address; pass --allow-remote to listen on it",
+            field="--listen",
+        )
+    return host, int(port_text)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_upstream(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(f"must be an http(s) URL, got {value!r}", field="--upstream")
+    if parts.query or parts.fragment:
+        raise InputError("must not have a query or fragment", field="--upstream")
+    return value
+
+
+def read_admin_secret(path: str | None, environ: dict[str, str] | None = None) -> str:
+    """The secret from ``path`` (first line) or the environment; InputError when neither."""
+    environ = os.environ if environ is None else environ
+    if path:
+        try:
+            secret = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror}", file=path) from None
+        if not secret:
+            raise InputError("is empty", file=path, field="admin secret")
+        return secret
+    secret = environ.get(ADMIN_SECRET_ENV, "").strip()
+    if not secret:
+        raise InputError(
+            f"set {ADMIN_SECRET_ENV} or pass --admin-secret-file (the admin API injects faults)",
+            field="admin secret",
+        )
+    return secret
+
+
+def _check_free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise UnavailableError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from tokenslo.proxy.app import FaultProxy
+
+    upstream = check_upstream(args.upstream)
+    host, port = parse_listen(args.listen, args.allow_remote)
+    if not args.timeout > 0:
+        raise InputError(f"must be > 0, got {args.timeout}", field="--timeout")
+    secret = read_admin_secret(args.admin_secret_file)
+    _check_free(host, port)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    # httpx logs every request's full URL at INFO (and httpcore every header at DEBUG):
+    # query strings and headers may carry tokens, so these loggers stay at WARNING.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    app = FaultProxy(upstream, secret, timeout=args.timeout)
+    log.info("proxy listening on %s:%d upstream=%s", host, port, upstream)
+    # uvicorn re-raises the stop signal to the previous handler after a graceful
+    # shutdown; make that a clean exit.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
+    try:
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            workers=1,
+            access_log=False,  # uvicorn's access log prints query strings (tokens may be there)
+            log_level="warning" if args.log_level != "debug" else "info",
+            timeout_graceful_shutdown=5,
+            lifespan="on",
+        )
+    except SystemExit:
+        pass
+    finally:
+        log.info("proxy stopped")
+    return 0
+
+
+def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)

@@ -1,0 +1,114 @@
+"""Every experiment in experiments/ run with the real `chaos run` (through `tokenslo chaos
+run`) against one real lab in compressed time (rules time scale 60, free ports).
+
+Asserted per experiment: the exit code and the journal's status (the beyond-leeway
+clock skew deviates, the others hold); every measured alert detection time is in
+the journal and within the engine's theory + slack; afterwards nothing this run set
+is left active (faults, clock offsets, unpublished keys, load processes).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import requests
+
+from tokenslo.chaos.journal import verdict
+from tokenslo.cli import main
+from tokenslo.lab.config import load_lab_config
+from tokenslo.lab.orchestrator import lab_down, lab_up
+from tokenslo.prometheus.process import free_port, pid_alive
+
+pytestmark = [pytest.mark.lab, pytest.mark.chaos, pytest.mark.slow, pytest.mark.prometheus]
+
+REPO = Path(__file__).resolve().parents[2]
+TIME_SCALE = 60
+
+# Ordered so that two experiments on the same SLO are not back to back where one
+# ends with its SLO still burning (the beyond-leeway skew deviates on purpose).
+CASES = [
+    ("idp-outage", 0, ["token-issuance-availability"]),
+    ("jwks-unavailable", 0, ["jwks-availability"]),
+    ("clock-skew", 0, []),
+    ("key-rotation-unpublished", 0, ["token-validation-success"]),
+    ("idp-outage-drop", 0, []),
+    ("jwks-rotation-while-down", 0, ["token-validation-success"]),
+    ("clock-skew-beyond-leeway", 1, ["token-validation-success"]),
+    ("revocation-delay", 0, []),
+    ("jwks-truncated", 0, []),
+    ("introspection-overload", 0, ["introspection-latency"]),
+]
+
+
+def lab_config():
+    """As tests/conftest.py's free_ports_lab_config (conftest modules are not importable),
+    with compressed time."""
+    from dataclasses import replace
+
+    config = replace(load_lab_config(), slo_paths=(str(REPO / "slo"),), rules_time_scale=TIME_SCALE)
+    names = ("idp", "gateway", "webhook", "prometheus", "alertmanager")
+    return config.with_ports(**{name: free_port() for name in names})
+
+
+@pytest.fixture(scope="module")
+def lab60(tmp_path_factory: pytest.TempPathFactory):
+    state_dir = tmp_path_factory.mktemp("chaoslab") / "state"
+    try:
+        yield lab_up(lab_config(), state_dir)
+    finally:
+        lab_down(state_dir)
+
+
+def run_journal(lab, name: str, tmp_path: Path) -> tuple[int, dict]:
+    journal = tmp_path / f"{name}.json"
+    code = main(
+        ["chaos", "run", str(REPO / "experiments" / f"{name}.yaml"),
+         "--lab-state-dir", str(lab.state_dir), "--journal", str(journal),
+         "--slo", str(REPO / "slo"), "--timeout", "240"]
+    )  # fmt: skip
+    return code, json.loads(journal.read_text())
+
+
+def detections(journal: dict) -> list[dict]:
+    return [
+        r["output"]
+        for r in journal["run"]
+        if r.get("activity", {}).get("provider", {}).get("func") == "wait_for_alert"
+    ]
+
+
+def assert_nothing_left(lab) -> None:
+    for component in ("idp", "gateway"):
+        active = lab.admin(component).list_faults()
+        assert active["faults"] == [] and active["clock"] is None, (component, active)
+    runs = sorted((lab.state_dir / "chaos-runs").glob("*[0-9a-f].json"))
+    record = json.loads(runs[-1].read_text())
+    for change in record["changes"]:
+        assert change["cleared_at"] is not None, change
+    for process in record["processes"].values():
+        assert not pid_alive(process["pid"]), process
+
+
+@pytest.mark.parametrize("name, exit_code, paged", CASES, ids=[c[0] for c in CASES])
+def test_experiment_runs_with_the_expected_outcome(lab60, tmp_path, name, exit_code, paged):
+    code, journal = run_journal(lab60, name, tmp_path)
+    failed = [r for r in journal["run"] + journal["rollbacks"] if r["status"] == "failed"]
+    assert code == exit_code, verdict(journal).reasons
+    assert journal["status"] == "completed"
+    assert journal["deviated"] is (exit_code == 1)
+    assert failed == []
+    measured = detections(journal)
+    assert sorted(m["slo"] for m in measured) == sorted(paged)
+    for m in measured:
+        assert m["fired"] and m["within"], m
+        assert 0 < m["detection_seconds"] <= m["theory_seconds"] + m["slack_seconds"]
+        assert m["time_scale"] == pytest.approx(TIME_SCALE)
+    assert_nothing_left(lab60)
+
+
+def test_unpublished_key_rotation_left_every_signing_key_published(lab60):
+    jwks = requests.get(lab60.urls["idp"] + "/jwks", timeout=5).json()
+    rotated = lab60.admin("idp").publish_key()  # idempotent: publishes the current key
+    assert rotated["current_kid"] in {k["kid"] for k in jwks["keys"]}

@@ -1,0 +1,355 @@
+"""The chaos extension without a lab: theory, journal verdicts, pre-checks, targets,
+the CLI's exit codes, and the real `chaos validate` / `chaos discover` on our files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tokenslo.chaos import actions, journal, runner, targets, theory
+from tokenslo.cli import main
+from tokenslo.errors import InputError, UnavailableError
+from tokenslo.spec.model import SLO, Alerting, EventsSLI
+
+REPO = Path(__file__).resolve().parents[2]
+EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml"))
+CHAOS = Path(sys.executable).with_name("chaos")
+HOUR = 3600.0
+
+
+def slo(objective: float = 99.9, window: float = 30 * 86400.0, policy=None) -> SLO:
+    return SLO(
+        name="x",
+        service="s",
+        objective=objective,
+        window=window,
+        sli=EventsSLI(total="sum(rate(t[{{window}}]))", bad="sum(rate(b[{{window}}]))"),
+        alerting=Alerting(policy=policy),
+    )
+
+
+# -- theory -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [1.0, 60.0])
+@pytest.mark.parametrize("objective", [99.9, 95.0])
+def test_fastest_page_theory_is_long_window_crossing_plus_for(scale, objective):
+    budget = (100 - objective) / 100
+    expected = theory.first_to_fire(slo(objective), "page", 1.0, scale)
+    # 2% of a 30d budget in 1h: factor 14.4; the long window crosses last; for = 5m/5.
+    factor = 0.02 * 30 * 24
+    assert expected.long_window == "1h"
+    assert expected.theory_seconds == pytest.approx(
+        factor * budget * HOUR / scale + HOUR / 12 / 5 / scale
+    )
+
+
+def test_lower_error_rate_detects_later_and_below_threshold_never():
+    model = slo()
+    full = theory.first_to_fire(model, "page", 1.0, 60).theory_seconds
+    half = theory.first_to_fire(model, "page", 0.5, 60).theory_seconds
+    assert half > full
+    # 1.4 % errors: below the 1h page's 14.4 × 0.1 %, above the 6h page's 6 × 0.1 %
+    assert theory.first_to_fire(model, "page", 0.014, 60).long_window == "6h"
+    assert theory.first_to_fire(model, "page", 0.005, 60) is None
+
+
+def test_a_named_long_window_picks_that_condition():
+    expected = theory.first_to_fire(slo(), "page", 1.0, 60, long_window="6h")
+    assert (expected.long_window, expected.short_window) == ("6h", "30m")
+    assert expected.factor == pytest.approx(6.0)
+
+
+def test_resolution_follows_the_short_window_after_a_long_incident():
+    model = slo()
+    reset = theory.resolution_seconds(model, "1h", 1.0, incident_seconds=20, time_scale=60)
+    short = 5 * 60 / 60
+    assert reset == pytest.approx(short - 14.4 * 0.001 * short)
+
+
+def test_slack_grows_with_every_interval():
+    base = theory.slack_seconds(1, 1, 0.25)
+    assert theory.slack_seconds(2, 1, 0.25) > base
+    assert theory.slack_seconds(1, 2, 0.25) > base
+    assert theory.slack_seconds(1, 1, 1) > base
+
+
+def test_time_scale_is_read_from_the_loaded_for():
+    model = slo()
+    rules = [{"labels": {"long_window": "1h"}, "duration": 1.0}]
+    assert targets.scale_from_rules(model, rules) == pytest.approx(60.0)
+    assert targets.scale_from_rules(model, [{"labels": {"long_window": "6h"}, "duration": 36}]) == (
+        pytest.approx(10.0)
+    )
+    assert targets.scale_from_rules(model, []) is None  # 6h: for = 6h/12/5 = 360 s
+
+
+# -- journal verdicts ---------------------------------------------------------------------------
+
+
+def run_entry(name: str, status: str = "succeeded", output=None, exception=None) -> dict:
+    entry = {"activity": {"name": name}, "status": status, "output": output}
+    if exception:
+        entry["exception"] = [exception]
+    return entry
+
+
+def a_journal(**overrides) -> dict:
+    data = {
+        "status": "completed",
+        "deviated": False,
+        "steady_states": {
+            "before": {"steady_state_met": True, "probes": []},
+            "after": {"steady_state_met": True, "probes": []},
+        },
+        "run": [
+            run_entry(
+                "page-fires",
+                output={"detection_seconds": 2.0, "theory_seconds": 1.9, "within": True},
+            )
+        ],
+        "rollbacks": [run_entry("clear")],
+    }
+    data.update(overrides)
+    return data
+
+
+def test_completed_without_deviation_holds_and_keeps_measurements():
+    v = journal.verdict(a_journal())
+    assert (v.outcome, v.exit_code) == ("held", 0)
+    assert v.measurements == [
+        {"activity": "page-fires", "detection_seconds": 2.0, "theory_seconds": 1.9, "within": True}
+    ]
+
+
+def test_deviation_exits_1_and_names_the_probe():
+    after = {
+        "steady_state_met": False,
+        "probes": [{"activity": {"name": "not-paging"}, "status": "succeeded",
+                    "tolerance_met": False, "output": {"page_ratio": 9}}],
+    }  # fmt: skip
+    v = journal.verdict(a_journal(deviated=True, steady_states={"after": after}))
+    assert (v.outcome, v.exit_code) == ("deviated", 1)
+    assert "not-paging" in v.reasons[0]
+
+
+def test_a_failed_check_in_the_method_fails_the_run_although_chaos_says_completed():
+    failed = run_entry("page-fires", "failed", exception="CheckNotMet: did not fire within 30s")
+    v = journal.verdict(a_journal(run=[failed]))
+    assert (v.outcome, v.exit_code) == ("failed", 1)
+    assert "did not fire" in v.reasons[0]
+
+
+def test_hypothesis_not_met_before_the_method_is_a_failure_not_a_pass():
+    before = {"steady_state_met": False, "probes": [{"activity": {"name": "p"},
+              "status": "succeeded", "tolerance_met": False, "output": 3}]}  # fmt: skip
+    v = journal.verdict(a_journal(steady_states={"before": before}, run=[]))
+    assert v.outcome == "failed"
+    assert "before" in v.reasons[0]
+
+
+def test_failed_rollback_and_interruption_and_missing_journal():
+    assert journal.verdict(a_journal(rollbacks=[run_entry("clear", "failed")])).outcome == "failed"
+    assert journal.verdict(a_journal(status="interrupted")).outcome == "interrupted"
+    missing = runner.read_journal(Path("/nonexistent/journal.json"))
+    v = journal.verdict(missing)
+    assert v.exit_code == 1
+    assert "no journal" in v.reasons[-1]
+
+
+# -- pre-checks ---------------------------------------------------------------------------------
+
+FAULT = """
+title: t
+configuration:
+  expiry: {expiry}
+method:
+  - type: action
+    name: inject
+    provider:
+      type: python
+      module: tokenslo.chaos.actions
+      func: inject_http_fault
+      arguments:
+        target: idp
+        path_prefix: /token
+        effect: status
+        {expires}
+rollbacks:
+  {rollbacks}
+"""
+CLEAR = (
+    "- {type: action, name: c, provider: {type: python, module: tokenslo.chaos.actions, "
+    "func: clear_recorded_faults}}"
+)
+
+
+def write(tmp_path: Path, expires: str, expiry: str = "30", rollbacks: str = CLEAR) -> Path:
+    path = tmp_path / "e.yaml"
+    path.write_text(FAULT.format(expires=expires, expiry=expiry, rollbacks=rollbacks))
+    return path
+
+
+def test_fault_without_expiry_is_a_bad_experiment_naming_the_line(tmp_path):
+    path = write(tmp_path, expires="status: 503")
+    with pytest.raises(InputError) as err:
+        runner.precheck(path, {}, {})
+    assert "expires_in" in str(err.value)
+    assert err.value.line is not None and err.value.field == "method[0].provider.arguments"
+
+
+@pytest.mark.parametrize(
+    "expires, expiry, overrides",
+    [
+        ("expires_in: 0", "30", {}),
+        ("expires_in: -5", "30", {}),
+        ("expires_in: soon", "30", {}),
+        ('expires_in: "${expiry}"', "0", {}),
+        ('expires_in: "${expiry}"', "30", {"expiry": -1.0}),
+    ],
+)
+def test_non_positive_expiry_is_refused_also_via_variables(tmp_path, expires, expiry, overrides):
+    path = write(tmp_path, expires=expires, expiry=expiry)
+    with pytest.raises(InputError, match="expires_in must be"):
+        runner.precheck(path, overrides, {})
+
+
+def test_valid_expiry_passes_and_a_missing_rollback_does_not(tmp_path):
+    runner.precheck(write(tmp_path, expires='expires_in: "${expiry}"'), {}, {})
+    with pytest.raises(InputError, match="no rollback clears them"):
+        runner.precheck(write(tmp_path, expires="expires_in: 5", rollbacks="[]"), {}, {})
+
+
+@pytest.mark.parametrize("bad", [None, 0, -1, "", "x", float("nan"), float("inf"), True, 1e9])
+def test_action_refuses_a_bad_expiry_before_any_request(bad):
+    nowhere = {"tokenslo_idp_url": "http://127.0.0.1:9", "tokenslo_admin_secret_file": "/none"}
+    with pytest.raises(ValueError, match="expires_in"):
+        actions.inject_http_fault("idp", "/token", "status", bad, configuration=nowhere)
+    with pytest.raises(ValueError, match="expires_in"):
+        actions.rotate_signing_key(publish=False, expires_in=bad, configuration=nowhere)
+
+
+def test_configuration_resolution_matches_chaos_toolkit():
+    declared = {
+        "a": {"type": "env", "key": "A"},
+        "b": {"type": "env", "key": "B", "default": "d"},
+        "c": 3,
+        "missing": {"type": "env", "key": "NOPE"},
+    }
+    resolved = runner.resolve_configuration(declared, {"A": "1"}, {"c": 4})
+    assert resolved == {"a": "1", "b": "d", "c": 4}
+    assert runner.parse_vars(["k=v", "x:float=2"]) == {"k": "v", "x:float": "2"}
+    with pytest.raises(InputError):
+        runner.parse_vars(["novalue"])
+
+
+def test_targets_from_configuration_keys_and_secret_stays_in_its_file(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("s3cr3t\n")
+    resolved = targets.resolve(
+        {
+            "tokenslo_idp_url": "http://127.0.0.1:1/",
+            "tokenslo_proxy_admin_url": "http://127.0.0.1:2",
+            "tokenslo_admin_secret_file": str(secret),
+            "tokenslo_time_scale": "60",
+        }
+    )
+    assert resolved.url("idp") == "http://127.0.0.1:1"
+    assert resolved.admin_url("proxy") == "http://127.0.0.1:2"
+    assert resolved.admin_secret() == "s3cr3t"
+    assert resolved.time_scale == 60
+    assert "s3cr3t" not in repr(resolved)
+    with pytest.raises(InputError, match="unknown fault target"):
+        resolved.admin_url("gateway")
+    with pytest.raises(InputError, match=">= 1"):
+        targets.resolve({"tokenslo_time_scale": "0.5"})
+
+
+# -- CLI exit codes -----------------------------------------------------------------------------
+
+
+def test_cli_bad_experiment_exits_2_in_one_line(tmp_path, capsys):
+    path = write(tmp_path, expires="status: 503")
+    assert main(["chaos", "validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "expires_in" in err and str(path) in err
+
+
+def test_cli_yaml_syntax_error_exits_2_with_line(tmp_path, capsys):
+    path = tmp_path / "broken.yaml"
+    path.write_text("title: x\nmethod: [\n")
+    assert main(["chaos", "run", str(path), "--lab-state-dir", str(tmp_path)]) == 2
+    assert f"{path}:" in capsys.readouterr().err
+
+
+def test_cli_run_without_a_lab_exits_3_before_running(tmp_path, capsys):
+    journal_path = tmp_path / "j.json"
+    code = main(
+        ["chaos", "run", str(REPO / "experiments/idp-outage.yaml"),
+         "--lab-state-dir", str(tmp_path / "nolab"), "--journal", str(journal_path)]
+    )  # fmt: skip
+    assert code == 3
+    assert "lab" in capsys.readouterr().err
+    assert not journal_path.exists()
+
+
+def test_cli_list_shows_every_experiment(capsys):
+    assert main(["chaos", "list", str(REPO / "experiments")]) == 0
+    out = capsys.readouterr().out
+    assert all(path.name in out for path in EXPERIMENTS)
+
+
+# -- the real Chaos Toolkit ---------------------------------------------------------------------
+
+
+def test_experiment_files_exist():
+    names = {p.stem for p in EXPERIMENTS}
+    assert {
+        "idp-outage", "idp-outage-drop", "jwks-unavailable", "jwks-truncated",
+        "jwks-rotation-while-down", "clock-skew", "clock-skew-beyond-leeway",
+        "key-rotation-unpublished", "introspection-overload", "revocation-delay",
+    } <= names  # fmt: skip
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_chaos_validate_and_our_prechecks_pass(path):
+    runner.precheck(path, {}, {})
+    result = subprocess.run(
+        [str(CHAOS), "--no-version-check", "--no-log-file", "validate", str(path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    experiment = runner.load_experiment(path).data
+    assert experiment["runtime"]["rollbacks"]["strategy"] == "always"
+
+
+def test_chaos_discover_lists_probes_and_actions(tmp_path):
+    out = tmp_path / "discovery.json"
+    result = subprocess.run(
+        [str(CHAOS), "--no-version-check", "--no-log-file", "discover", "--no-install",
+         "--discovery-path", str(out), "tokenslo"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "PIP_NO_INDEX": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = {(a["type"], a["name"]): a for a in json.loads(out.read_text())["activities"]}
+    for probe in ("slo_burn_rate", "wait_for_alert", "wait_for_alert_resolved",
+                  "alert_delivered", "revocation_propagation", "token_can_be_issued"):  # fmt: skip
+        assert ("probe", probe) in found
+    for action in actions.__all__:
+        assert ("action", action) in found
+    inject = found[("action", "inject_http_fault")]
+    expires = next(a for a in inject["arguments"] if a["name"] == "expires_in")
+    assert "default" not in expires and expires["type"] == "number"
+    assert inject["doc"]
+
+
+def test_unreachable_prometheus_is_unavailable():
+    resolved = targets.resolve({"tokenslo_prometheus_url": "http://127.0.0.1:9"})
+    with pytest.raises(UnavailableError):
+        targets.prometheus_timing(resolved.url("prometheus"))

@@ -1,0 +1,412 @@
+"""The fault proxy over real HTTP: ``tokenslo proxy`` (a subprocess, the real CLI) in front
+of the lab IdP served by uvicorn, and an in-process ``FaultProxy`` in front of a small
+echo/streaming upstream for the transport rules (hop-by-hop headers, streaming)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import uvicorn
+from joserfc import jwt
+from joserfc.jwk import KeySet
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
+
+from tokenslo.errors import InputError
+from tokenslo.lab.faults import ADMIN_HEADER, LabAdmin
+from tokenslo.lab.idp.app import create_app
+from tokenslo.lab.idp.clients import Client, ClientRegistry, hash_secret
+from tokenslo.lab.idp.config import IdPConfig
+from tokenslo.prometheus.process import free_port
+from tokenslo.proxy import FaultProxy
+
+pytestmark = pytest.mark.lab
+
+ADMIN = "proxy-admin-secret-for-tests-4f1c2a"
+CLIENT_SECRET = "svc-secret-never-logged-8d1e0c55aa"
+BEARER = "eyJhbGciOiJub25lIn0.bearer-never-logged.c2ln"
+QUERY_SECRET = "query-token-never-logged-77b2"
+
+
+class Served:
+    """uvicorn serving ``app`` in a daemon thread of the test process (loopback, free port)."""
+
+    def __init__(self, app, port: int | None = None):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def wait_until(check: Callable[[], object], timeout: float, interval: float = 0.1) -> object:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"not met within {timeout}s; last: {last!r}")
+
+
+@pytest.fixture(scope="module")
+def idp() -> Iterator[Served]:
+    registry = ClientRegistry(
+        [Client("svc", hash_secret(CLIENT_SECRET), scopes=("read",), audiences=("api://lab",))]
+    )
+    port = free_port()
+    config = IdPConfig(host="127.0.0.1", port=port, issuer=f"http://127.0.0.1:{port}")
+    app = create_app(config, admin_secret="idp-own-admin-secret", clients=registry)
+    server = Served(app, port)
+    yield server
+    server.stop()
+    app.state.idp.engine.stop_sweeper()
+
+
+@pytest.fixture(scope="module")
+def proxy(idp: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """``tokenslo proxy`` as a subprocess at debug log level; stopped by PID."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("proxy") / "proxy.log"
+    env = {**os.environ, "TOKENSLO_ADMIN_SECRET": ADMIN}
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tokenslo",
+                "proxy",
+                "--upstream",
+                idp.url,
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "debug",
+                "--timeout",
+                "5",
+            ],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _healthy(url, proc), 20, 0.1)
+        yield {"url": url, "proc": proc, "log": log_path}
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
+
+def _healthy(url: str, proc: subprocess.Popen) -> bool:
+    if proc.poll() is not None:
+        raise AssertionError(f"proxy exited with {proc.returncode}")
+    try:
+        return requests.get(url + "/-/healthz", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@pytest.fixture
+def admin(proxy: dict) -> Iterator[LabAdmin]:
+    client = LabAdmin(proxy["url"], ADMIN)
+    yield client
+    client.clear_faults()
+
+
+def token(url: str) -> requests.Response:
+    return requests.post(
+        url + "/token",
+        data={"grant_type": "client_credentials", "scope": "read"},
+        auth=("svc", CLIENT_SECRET),
+        timeout=5,
+    )
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    text = requests.get(url + "/-/metrics", timeout=5).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    raise KeyError(f"{name}{labels} not exported")
+
+
+# -- through the proxy to the lab IdP ---------------------------------------------------------
+
+
+def test_token_issued_through_proxy_validates_against_jwks_through_proxy(proxy, idp):
+    response = token(proxy["url"])
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    jwks = requests.get(proxy["url"] + "/jwks", timeout=5).json()
+    claims = jwt.decode(response.json()["access_token"], KeySet.import_key_set(jwks)).claims
+    assert claims["iss"] == idp.url  # the upstream's issuer, untouched by the proxy
+    assert claims["client_id"] == "svc"
+
+
+def test_503_fault_on_token_is_seen_by_clients_and_gone_after_expiry(proxy, admin):
+    before = metric(proxy["url"], "tokenslo_proxy_requests_total", code="503")
+    fault = admin.add_fault("status", expires_in=1.5, path_prefix="/token", status=503)
+    response = token(proxy["url"])
+    assert response.status_code == 503
+    assert response.json()["error"] == "fault_injected"
+    assert requests.get(proxy["url"] + "/jwks", timeout=5).status_code == 200  # scoped to /token
+    assert metric(proxy["url"], "tokenslo_proxy_requests_total", code="503") == before + 1
+    assert metric(proxy["url"], "tokenslo_faults_active", service="proxy") == 1
+    wait_until(lambda: time.time() > fault["expires_at"], 5)
+    assert token(proxy["url"]).status_code == 200
+    assert admin.list_faults()["faults"] == []
+    assert (
+        metric(proxy["url"], "tokenslo_fault_changes_total", service="proxy", action="expire") >= 1
+    )
+
+
+def test_delay_fault_adds_latency_until_removed(proxy, admin):
+    fault = admin.add_fault("delay", expires_in=30, path_prefix="/jwks", delay_seconds=0.4)
+    start = time.perf_counter()
+    assert requests.get(proxy["url"] + "/jwks", timeout=5).status_code == 200
+    assert time.perf_counter() - start >= 0.4
+    admin.remove_fault(fault["id"])
+    start = time.perf_counter()
+    assert requests.get(proxy["url"] + "/jwks", timeout=5).status_code == 200
+    assert time.perf_counter() - start < 0.3
+
+
+def test_drop_fault_resets_the_connection(proxy, admin):
+    admin.add_fault("drop", expires_in=30, path_prefix="/token")
+    with pytest.raises(requests.ConnectionError):
+        token(proxy["url"])
+    assert requests.get(proxy["url"] + "/healthz", timeout=5).status_code == 200
+
+
+def test_malformed_fault_truncates_json_with_consistent_length(proxy, admin):
+    whole = requests.get(proxy["url"] + "/jwks", timeout=5).content
+    admin.add_fault("malformed", expires_in=30, path_prefix="/jwks")
+    response = requests.get(proxy["url"] + "/jwks", timeout=5)
+    assert response.status_code == 200
+    assert response.content == whole[: len(whole) // 2]
+    assert int(response.headers["content-length"]) == len(response.content)
+    with pytest.raises(ValueError):
+        json.loads(response.content)
+
+
+def test_admin_api_requires_the_secret(proxy):
+    url = proxy["url"] + "/admin/faults"
+    assert requests.get(url, timeout=5).status_code == 401
+    assert requests.get(url, headers={ADMIN_HEADER: "wrong"}, timeout=5).status_code == 401
+    body = {"effect": "status", "status": 503, "path_prefix": "/token", "expires_in": 5}
+    assert requests.post(url, json=body, timeout=5).status_code == 401
+    assert requests.get(url, headers={ADMIN_HEADER: ADMIN}, timeout=5).json()["faults"] == []
+    assert token(proxy["url"]).status_code == 200  # the unauthenticated POST added nothing
+
+
+def test_fault_without_expiry_is_rejected_by_the_proxy(proxy):
+    body = {"effect": "status", "status": 503, "path_prefix": "/token"}
+    response = requests.post(
+        proxy["url"] + "/admin/faults", json=body, headers={ADMIN_HEADER: ADMIN}, timeout=5
+    )
+    assert response.status_code == 400
+    assert "expires_in: required" in response.json()["error_description"]
+
+
+def test_clock_offset_is_refused_with_a_pointer_to_libfaketime(admin):
+    with pytest.raises(InputError, match="libfaketime"):
+        admin.set_clock(offset_seconds=120, expires_in=30)
+    assert admin.list_faults()["clock"] is None
+
+
+def test_upstream_admin_paths_are_forwarded_not_answered(proxy):
+    # /admin/keys/rotate belongs to the upstream: its own secret, not the proxy's, applies.
+    response = requests.post(
+        proxy["url"] + "/admin/keys/rotate", json={}, headers={ADMIN_HEADER: ADMIN}, timeout=5
+    )
+    assert response.status_code == 401
+
+
+def test_credentials_never_reach_the_proxy_log(proxy):
+    requests.get(
+        proxy["url"] + f"/jwks?access_token={QUERY_SECRET}",
+        headers={"Authorization": f"Bearer {BEARER}"},
+        timeout=5,
+    )
+    assert token(proxy["url"]).status_code == 200
+    requests.get(proxy["url"] + "/admin/faults", headers={ADMIN_HEADER: ADMIN}, timeout=5)
+    time.sleep(0.3)  # let the subprocess flush its log lines
+    text = proxy["log"].read_text()
+    basic = base64.b64encode(f"svc:{CLIENT_SECRET}".encode()).decode()
+    assert "GET /jwks -> 200" in text  # the debug request line is there: the check can fail
+    assert "POST /token -> 200" in text
+    for secret in (BEARER, QUERY_SECRET, CLIENT_SECRET, basic, ADMIN):
+        assert secret not in text
+
+
+# -- transport rules against a small upstream (in-process proxy) ------------------------------
+
+
+async def echo(request: Request) -> JSONResponse:
+    body = await request.body()
+    return JSONResponse(
+        {
+            "method": request.method,
+            "path": request.url.path,
+            "query": request.url.query,
+            "headers": {k: v for k, v in request.headers.items()},
+            "body_length": len(body),
+            "body_sha_prefix": body[:16].decode("latin-1"),
+        },
+        headers={"Connection": "close, X-Upstream-Hop", "X-Upstream-Hop": "1", "X-End": "2"},
+    )
+
+
+async def stream(_request: Request) -> StreamingResponse:
+    async def chunks():
+        import asyncio
+
+        for i in range(10):
+            yield f"chunk-{i}:{time.monotonic():.6f}\n".encode()
+            await asyncio.sleep(0.05)
+
+    return StreamingResponse(chunks(), media_type="text/plain")
+
+
+@pytest.fixture(scope="module")
+def echo_proxy() -> Iterator[dict]:
+    upstream_app = Starlette(
+        routes=[
+            Route("/base/echo", echo, methods=["GET", "POST", "PUT"]),
+            Route("/base/stream", stream),
+        ]
+    )
+    upstream = Served(upstream_app)
+    app = FaultProxy(upstream.url + "/base", ADMIN, timeout=5)
+    front = Served(app)
+    yield {"url": front.url, "upstream": upstream.url, "app": app}
+    front.stop()
+    upstream.stop()
+    app.engine.stop_sweeper()
+
+
+def test_hop_by_hop_headers_are_not_forwarded_either_way(echo_proxy):
+    response = requests.get(
+        echo_proxy["url"] + "/echo?a=1&b=%2F",
+        headers={
+            "Connection": "keep-alive, X-Client-Hop",
+            "X-Client-Hop": "secret-hop",
+            "Keep-Alive": "timeout=5",
+            "Proxy-Authorization": "Basic bm90LWZvcndhcmRlZA==",
+            "X-End-To-End": "kept",
+        },
+        timeout=5,
+    )
+    seen = response.json()
+    assert seen["path"] == "/base/echo" and seen["query"] == "a=1&b=%2F"
+    headers = seen["headers"]
+    assert headers["x-end-to-end"] == "kept"
+    for hop in ("x-client-hop", "keep-alive", "proxy-authorization", "transfer-encoding"):
+        assert hop not in headers
+    assert headers["x-forwarded-for"] == "127.0.0.1"
+    assert headers["x-forwarded-proto"] == "http"
+    assert headers["x-forwarded-host"] == echo_proxy["url"].removeprefix("http://")
+    assert headers["host"] == echo_proxy["upstream"].removeprefix("http://")
+    assert "x-upstream-hop" not in response.headers  # named by the upstream's Connection
+    assert response.headers["x-end"] == "2"
+
+
+def test_request_bodies_are_streamed_with_their_framing(echo_proxy):
+    payload = os.urandom(256 * 1024)
+    fixed = requests.post(echo_proxy["url"] + "/echo", data=payload, timeout=10).json()
+    assert fixed["body_length"] == len(payload)
+    assert fixed["headers"]["content-length"] == str(len(payload))
+
+    def generator():
+        for i in range(0, len(payload), 8192):
+            yield payload[i : i + 8192]
+
+    chunked = requests.put(echo_proxy["url"] + "/echo", data=generator(), timeout=10).json()
+    assert chunked["body_length"] == len(payload)
+    assert chunked["headers"]["transfer-encoding"] == "chunked"
+    plain_get = requests.get(echo_proxy["url"] + "/echo", timeout=5).json()
+    assert "transfer-encoding" not in plain_get["headers"]
+    assert "content-length" not in plain_get["headers"]
+
+
+def test_responses_are_streamed_not_buffered(echo_proxy):
+    with requests.get(echo_proxy["url"] + "/stream", stream=True, timeout=5) as response:
+        lines = response.iter_lines()
+        first = next(lines)
+        first_arrived = time.monotonic()
+        rest = list(lines)
+    assert len(rest) == 9
+    last_produced = float(rest[-1].decode().split(":")[1])
+    # The first chunk reached the client well before the upstream produced the last one.
+    assert first.startswith(b"chunk-0:")
+    assert first_arrived < last_produced - 0.2
+
+
+def test_unreachable_upstream_is_a_502_and_counted(tmp_path):
+    dead = f"http://127.0.0.1:{free_port()}"
+    app = FaultProxy(dead, ADMIN, timeout=2)
+    front = Served(app)
+    try:
+        response = requests.get(front.url + "/anything", timeout=5)
+        assert response.status_code == 502
+        assert response.json()["error_description"] == "upstream unreachable"
+        assert metric(front.url, "tokenslo_proxy_upstream_errors_total", reason="connect") == 1
+        assert metric(front.url, "tokenslo_proxy_requests_total", code="502") == 1
+    finally:
+        front.stop()
+        app.engine.stop_sweeper()
+
+
+def test_cli_refuses_missing_secret_and_remote_listen(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if k != "TOKENSLO_ADMIN_SECRET"}
+    base = [sys.executable, "-m", "tokenslo", "proxy", "--upstream", "http://127.0.0.1:1"]
+    no_secret = subprocess.run(base, env=env, capture_output=True, text=True, timeout=30)
+    assert no_secret.returncode == 2
+    assert "TOKENSLO_ADMIN_SECRET" in no_secret.stderr and "Traceback" not in no_secret.stderr
+    env["TOKENSLO_ADMIN_SECRET"] = ADMIN
+    remote = subprocess.run(
+        [*base, "--listen", "0.0.0.0:9999"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert remote.returncode == 2 and "--allow-remote" in remote.stderr
+    bad_url = subprocess.run(
+        [sys.executable, "-m", "tokenslo", "proxy", "--upstream", "idp.example"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad_url.returncode == 2 and "--upstream" in bad_url.stderr
