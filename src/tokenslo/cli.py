@@ -25,7 +25,19 @@ GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "rules": ("generate Prometheus recording and alert rules", ("tokenslo.rules.cli",)),
     "lab": ("the local token infrastructure lab", ("tokenslo.lab.cli",)),
+    "loadtest": ("Locust load tests that end in an SLO gate", ("tokenslo.load.cli",)),
+    "chaos": ("Chaos Toolkit experiments against token infrastructure", ("tokenslo.chaos.cli",)),
+    "dashboards": ("render Grafana dashboards from SLOs", ("tokenslo.render.dashboards_cli",)),
+    "report": ("render SLO and game-day reports", ("tokenslo.render.reports_cli",)),
 }
+
+# Modules whose register(subparsers) adds commands directly at the top level
+# (commands without subcommands, such as `tokenslo probe`).
+TOP_LEVEL: tuple[str, ...] = (
+    "tokenslo.prober.cli",
+    "tokenslo.proxy.cli",
+    "tokenslo.gameday.cli",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         leaves = group.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", parser_class=_Parser)
         for module in modules:
             importlib.import_module(module).register(leaves)
+    for module in TOP_LEVEL:
+        importlib.import_module(module).register(groups)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""The game day: one command that runs load, experiments, evaluation and the report."""
