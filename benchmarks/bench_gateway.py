@@ -17,7 +17,6 @@ import hashlib
 import http.client
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,13 +27,9 @@ from pathlib import Path
 import requests
 import yaml
 
+from tokenslo.prometheus.process import free_port, stop_pid
+
 TARGET_ADDED_P99_MS = 2.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def write_configs(directory: Path, alg: str) -> tuple[Path, Path, str, str]:
@@ -130,16 +125,6 @@ def measure(gw_url: str, token: str, count: int, warmup: int) -> dict[str, list[
     return samples
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=3000, help="per kind (default 3000)")
@@ -182,7 +167,7 @@ def main() -> int:
             samples = measure(gw_url, token, args.requests, args.warmup)
         finally:
             for proc in reversed(procs):
-                stop(proc)
+                stop_pid(proc.pid, child=proc)
     return report(samples, args)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from support import free_ports_lab_config
 from tokenslo.prometheus.process import ManagedProcess, start_alertmanager, start_prometheus
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,27 +42,20 @@ def alertmanager_factory(tmp_path: Path) -> Iterator[Callable[..., ManagedProces
         proc.stop()
 
 
-def free_ports_lab_config(**overrides):
-    """The default lab config on free ports with the repo's SLOs, so labs of
-    parallel test modules (and a developer's own lab on the default ports) never collide."""
-    from dataclasses import replace
-
-    from tokenslo.lab.config import load_lab_config
-    from tokenslo.prometheus.process import free_port
-
-    config = replace(load_lab_config(), slo_paths=(str(REPO / "slo"),), **overrides)
-    ports = {k: free_port() for k in ("idp", "gateway", "webhook", "prometheus", "alertmanager")}
-    return config.with_ports(**ports)
+@pytest.fixture(scope="module")
+def lab_config(tmp_path_factory: pytest.TempPathFactory):
+    """The config of the module's ``lab``; test folders override it to add to the lab."""
+    return free_ports_lab_config()
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory):
+def lab(lab_config, tmp_path_factory: pytest.TempPathFactory):
     """One real lab (IdP, gateway, Prometheus, Alertmanager, webhook) per test module,
     always brought down by PID, even when start-up fails half-way."""
     from tokenslo.lab.orchestrator import lab_down, lab_up
 
     state_dir = tmp_path_factory.mktemp("lab") / "state"
     try:
-        yield lab_up(free_ports_lab_config(), state_dir)
+        yield lab_up(lab_config, state_dir)
     finally:
         lab_down(state_dir)

@@ -7,50 +7,16 @@ on free ports in a temporary state dir and always brings it down.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import requests
-import uvicorn
 
-from tokenslo.lab.config import LabConfig, load_lab_config
-from tokenslo.lab.orchestrator import LabState, lab_down, lab_up
-from tokenslo.prometheus.process import free_port, pid_alive
-
-
-class ServedApp:
-    """A uvicorn server running ``app`` in a daemon thread of the test process."""
-
-    def __init__(self, app, port: int | None = None):
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            lifespan="off",
-            timeout_graceful_shutdown=2,
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def start(self, timeout: float = 10.0) -> ServedApp:
-        self.thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError(f"uvicorn did not start on port {self.port}")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+from support import ServedApp, free_ports_lab_config
+from tokenslo.lab.config import LabConfig
+from tokenslo.prometheus.process import pid_alive
 
 
 @pytest.fixture
@@ -90,7 +56,6 @@ def wait_until_fixture() -> Callable[..., object]:
     return wait_until
 
 
-REPO = Path(__file__).resolve().parents[2]
 ALWAYS_FIRING_RULES = """\
 groups:
   - name: tokenslo-lab-test
@@ -107,15 +72,7 @@ def free_lab_config(tmp: Path) -> LabConfig:
     """Default lab config on free ports, the repo's SLOs and an always-firing test alert."""
     rules = tmp / "always-firing.yml"
     rules.write_text(ALWAYS_FIRING_RULES)
-    config = replace(
-        load_lab_config(),
-        slo_paths=(str(REPO / "slo"),),
-        extra_rule_files=(str(rules),),
-    )
-    ports = {
-        key: free_port() for key in ("idp", "gateway", "webhook", "prometheus", "alertmanager")
-    }
-    return config.with_ports(**ports)
+    return free_ports_lab_config(extra_rule_files=(str(rules),))
 
 
 def lab_pids(state_dir: Path) -> set[int]:
@@ -145,11 +102,6 @@ def lab_pids_fixture() -> Callable[[Path], set[int]]:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
-    """One real lab per test module; always brought down, even when start-up fails half-way."""
-    tmp = tmp_path_factory.mktemp("lab")
-    state_dir = tmp / "state"
-    try:
-        yield lab_up(free_lab_config(tmp), state_dir)
-    finally:
-        lab_down(state_dir)
+def lab_config(tmp_path_factory: pytest.TempPathFactory) -> LabConfig:
+    """Lab tests also get the always-firing alert (proves Alertmanager → webhook)."""
+    return free_lab_config(tmp_path_factory.mktemp("lab-rules"))

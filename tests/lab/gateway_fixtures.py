@@ -16,7 +16,6 @@ import os
 import secrets
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,53 +23,21 @@ from pathlib import Path
 from typing import Any
 
 import requests
-import uvicorn
 import yaml
 from joserfc import jwk
 from joserfc.jws import JWSRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from support import ServedApp
 from tokenslo.lab.gateway.app import create_app as create_gateway
 from tokenslo.lab.gateway.config import ClientCredentials, GatewayConfig
 from tokenslo.lab.idp.app import create_app as create_idp
 from tokenslo.lab.idp.config import load_idp_config
-from tokenslo.prometheus.process import free_port
+from tokenslo.prometheus.process import free_port, stop_pid
 
 AUDIENCE = "api://lab"
 ADMIN_HEADER = "X-Tokenslo-Admin-Secret"
 CLIENT_IDS = ("loadtest", "gateway", "opaque-client", "other-aud")
-
-
-class ThreadServer:
-    """uvicorn serving ``app`` in a daemon thread; lifespan on (the gateway polls from it)."""
-
-    def __init__(self, app, port: int | None = None):
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=2,
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def start(self, timeout: float = 15.0) -> ThreadServer:
-        self.thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError(f"uvicorn did not start on port {self.port}")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @dataclass
@@ -85,7 +52,7 @@ class Lab:
     keys_file: Path
     idp_app: Any = None
     gateway_app: Any = None
-    servers: list[ThreadServer] = field(default_factory=list)
+    servers: list[ServedApp] = field(default_factory=list)
 
     def token(self, client_id: str = "loadtest", **form: str) -> dict[str, Any]:
         response = requests.post(
@@ -190,15 +157,15 @@ def threaded_lab(directory: Path, alg: str = "ES256", **gateway_overrides: Any) 
     client_secrets = write_idp_files(directory, idp_port, alg)
     admin_secret = secrets.token_urlsafe(24)
     idp_app = create_idp(load_idp_config(directory / "idp.yaml"), admin_secret=admin_secret)
-    servers: list[ThreadServer] = []
+    servers: list[ServedApp] = []
     try:
-        idp = ThreadServer(idp_app, idp_port).start()
+        idp = ServedApp(idp_app, idp_port).start()
         servers.append(idp)
         settings = gateway_settings(idp.url, directory, **gateway_overrides)
         config = GatewayConfig(**{k: _tuple(v) for k, v in settings.items()})
         creds = ClientCredentials("gateway", client_secrets["gateway"])
         gw_app = create_gateway(config, admin_secret=admin_secret, credentials=creds)
-        gateway = ThreadServer(gw_app, config.port).start()
+        gateway = ServedApp(gw_app, config.port).start()
         servers.append(gateway)
         lab = Lab(
             directory,
@@ -271,20 +238,9 @@ def subprocess_lab(directory: Path, **gateway_overrides: Any) -> Iterator[Lab]:
         yield lab
     finally:
         for proc in reversed(procs):
-            stop_process(proc)
+            stop_pid(proc.pid, child=proc)
         for log in logs:
             log.close()
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    """SIGTERM by PID, then SIGKILL if it does not exit within 10 s."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 def _healthy(url: str) -> bool:

@@ -15,7 +15,6 @@ import pytest
 import requests
 from gateway_fixtures import (
     Lab,
-    ThreadServer,
     b64,
     metric,
     result_of,
@@ -28,6 +27,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from support import ServedApp
 from tokenslo.lab.gateway.metrics import LATENCY_BUCKETS
 from tokenslo.lab.gateway.validator import RESULTS
 
@@ -233,7 +233,7 @@ def test_upstream_receives_authorized_requests(tmp_path) -> None:
         seen.append(request.headers.get("x-tokenslo-subject", ""))
         return JSONResponse({"from": "upstream"}, status_code=202)
 
-    upstream = ThreadServer(Starlette(routes=[Route("/api/resource", resource)])).start()
+    upstream = ServedApp(Starlette(routes=[Route("/api/resource", resource)])).start()
     try:
         with threaded_lab(tmp_path, upstream=upstream.url) as lab:
             response = lab.call(lab.token()["access_token"])

@@ -26,7 +26,7 @@ import requests
 from tokenslo.prober.config import Credentials, ProbeConfig
 from tokenslo.prober.runner import Prober, serve_metrics
 from tokenslo.prober.transaction import run_transaction
-from tokenslo.prometheus.process import free_port
+from tokenslo.prometheus.process import free_port, stop_pid
 
 pytestmark = [pytest.mark.realidp, pytest.mark.slow]
 
@@ -69,13 +69,7 @@ def realidp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealIdP]:
         _wait_ready(url, proc, log, timeout=30)
         yield RealIdP(url, creds, log)
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_pid(proc.pid, child=proc)
 
 
 def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
