@@ -22,7 +22,6 @@ from tokenslo.errors import InputError, UnavailableError
 from tokenslo.prometheus.client import PromClient
 from tokenslo.render.report_data import collect
 from tokenslo.render.report_model import Experiment, FaultInterval
-from tokenslo.render.reports import format_of, write_report
 
 DEFAULT_RANGE = 3600.0
 EXPERIMENT_NUMBERS = ("detection_time", "detection_theory", "budget_consumed", "recovery_time")
@@ -134,6 +133,9 @@ def load_timeline(path: str) -> tuple[list[FaultInterval], list[Experiment], boo
 
 
 def run_slo(args: argparse.Namespace) -> int:
+    # Imported here: the HTML renderer pulls in matplotlib, too slow for every CLI start.
+    from tokenslo.render.reports import format_of, write_report
+
     format_of(args.output)  # bad -o fails before any query
     if args.templates and not Path(args.templates).is_dir():
         raise InputError(
