@@ -5,9 +5,11 @@ echo/streaming upstream for the transport rules (hop-by-hop headers, streaming).
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -33,6 +35,7 @@ from tokenslo.lab.idp.clients import Client, ClientRegistry, hash_secret
 from tokenslo.lab.idp.config import IdPConfig
 from tokenslo.prometheus.process import free_port
 from tokenslo.proxy import FaultProxy
+from tokenslo.proxy.cli import UVICORN_OPTIONS
 
 pytestmark = pytest.mark.lab
 
@@ -45,11 +48,12 @@ QUERY_SECRET = "query-token-never-logged-77b2"
 class Served:
     """uvicorn serving ``app`` in a daemon thread of the test process (loopback, free port)."""
 
-    def __init__(self, app, port: int | None = None):
+    def __init__(self, app, port: int | None = None, **options):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        options = {"lifespan": "off", **options}
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+            app, host="127.0.0.1", port=self.port, log_level="warning", **options
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -212,6 +216,28 @@ def test_drop_fault_resets_the_connection(proxy, admin):
     assert requests.get(proxy["url"] + "/healthz", timeout=5).status_code == 200
 
 
+def test_drop_fault_finds_the_socket_even_when_the_client_claims_a_forwarded_address(proxy, admin):
+    # uvicorn's proxy_headers would take this header as the peer address and ``drop``
+    # would then look for a socket that does not exist (a 500 instead of a reset).
+    admin.add_fault("drop", expires_in=30, path_prefix="/jwks")
+    with pytest.raises(requests.ConnectionError):
+        requests.get(proxy["url"] + "/jwks", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=5)
+
+
+def test_hang_fault_holds_until_the_client_leaves_and_counts_499(proxy, admin):
+    before = metric(proxy["url"], "tokenslo_proxy_requests_total", code="499")
+    admin.add_fault("hang", expires_in=30, path_prefix="/jwks")
+    start = time.monotonic()
+    with pytest.raises(requests.Timeout):
+        requests.get(proxy["url"] + "/jwks", timeout=0.5)
+    assert time.monotonic() - start >= 0.5
+    wait_until(
+        lambda: metric(proxy["url"], "tokenslo_proxy_requests_total", code="499") == before + 1,
+        5,
+    )
+    assert token(proxy["url"]).status_code == 200  # only /jwks hangs
+
+
 def test_malformed_fault_truncates_json_with_consistent_length(proxy, admin):
     whole = requests.get(proxy["url"] + "/jwks", timeout=5).content
     admin.add_fault("malformed", expires_in=30, path_prefix="/jwks")
@@ -302,17 +328,58 @@ async def stream(_request: Request) -> StreamingResponse:
     return StreamingResponse(chunks(), media_type="text/plain")
 
 
+async def set_cookie(_request: Request) -> JSONResponse:
+    response = JSONResponse({"set": True})
+    response.set_cookie("session", "for-one-client-only", path="/")
+    return response
+
+
+async def slow(_request: Request) -> JSONResponse:
+    import asyncio
+
+    await asyncio.sleep(1.5)
+    return JSONResponse({"slow": True})
+
+
+class ShortBody:
+    """Raw ASGI: promises 1000 bytes, sends 10, so the upstream fails mid-response."""
+
+    async def __call__(self, _scope, _receive, send) -> None:
+        start = {"type": "http.response.start", "status": 200}
+        await send({**start, "headers": [(b"content-length", b"1000")]})
+        await send({"type": "http.response.body", "body": b"0123456789", "more_body": False})
+
+
+UPLOADS: list[str] = []
+
+
+async def upload(request: Request) -> JSONResponse:
+    from starlette.requests import ClientDisconnect
+
+    try:
+        body = await request.body()
+    except ClientDisconnect:
+        UPLOADS.append("disconnected")
+        raise
+    UPLOADS.append(f"complete:{len(body)}")
+    return JSONResponse({"length": len(body)})
+
+
 @pytest.fixture(scope="module")
 def echo_proxy() -> Iterator[dict]:
     upstream_app = Starlette(
         routes=[
             Route("/base/echo", echo, methods=["GET", "POST", "PUT"]),
             Route("/base/stream", stream),
+            Route("/base/cookie", set_cookie),
+            Route("/base/slow", slow),
+            Route("/base/short", ShortBody()),
+            Route("/base/upload", upload, methods=["POST"]),
         ]
     )
     upstream = Served(upstream_app)
     app = FaultProxy(upstream.url + "/base", ADMIN, timeout=5)
-    front = Served(app)
+    front = Served(app, **UVICORN_OPTIONS)  # served as ``tokenslo proxy`` serves it
     yield {"url": front.url, "upstream": upstream.url, "app": app}
     front.stop()
     upstream.stop()
@@ -379,7 +446,7 @@ def test_responses_are_streamed_not_buffered(echo_proxy):
 def test_unreachable_upstream_is_a_502_and_counted(tmp_path):
     dead = f"http://127.0.0.1:{free_port()}"
     app = FaultProxy(dead, ADMIN, timeout=2)
-    front = Served(app)
+    front = Served(app, **UVICORN_OPTIONS)
     try:
         response = requests.get(front.url + "/anything", timeout=5)
         assert response.status_code == 502
@@ -389,6 +456,63 @@ def test_unreachable_upstream_is_a_502_and_counted(tmp_path):
     finally:
         front.stop()
         app.engine.stop_sweeper()
+
+
+def test_upstream_cookies_are_never_replayed_to_other_clients(echo_proxy):
+    first = requests.get(echo_proxy["url"] + "/cookie", timeout=5)
+    assert first.cookies.get("session") == "for-one-client-only"  # passed through to its client
+    other = requests.get(echo_proxy["url"] + "/echo", timeout=5).json()
+    assert "cookie" not in other["headers"]  # a shared client cookie jar would add it here
+
+
+def test_no_request_headers_are_invented_for_the_client(echo_proxy):
+    conn = http.client.HTTPConnection("127.0.0.1", int(echo_proxy["url"].rsplit(":", 1)[1]))
+    try:
+        conn.putrequest("GET", "/echo", skip_accept_encoding=True)
+        conn.endheaders()
+        seen = json.loads(conn.getresponse().read())["headers"]
+    finally:
+        conn.close()
+    assert set(seen) == {"host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
+
+
+def test_upstream_timeout_is_a_504_and_counted(echo_proxy):
+    app = FaultProxy(echo_proxy["upstream"] + "/base", ADMIN, timeout=0.5)
+    front = Served(app, **UVICORN_OPTIONS)
+    try:
+        start = time.monotonic()
+        response = requests.get(front.url + "/slow", timeout=5)
+        assert response.status_code == 504
+        assert response.json()["error_description"] == "upstream timed out"
+        assert time.monotonic() - start < 1.4  # not the upstream's 1.5 s
+        assert metric(front.url, "tokenslo_proxy_upstream_errors_total", reason="timeout") == 1
+        assert requests.get(front.url + "/echo", timeout=5).status_code == 200  # still serving
+    finally:
+        front.stop()
+
+
+def test_upstream_failing_mid_response_cuts_the_client_and_is_counted(echo_proxy):
+    url = echo_proxy["url"]
+    before = metric(url, "tokenslo_proxy_upstream_errors_total", reason="protocol")
+    with pytest.raises(requests.exceptions.RequestException):
+        requests.get(url + "/short", timeout=5).content  # noqa: B018
+    wait_until(
+        lambda: metric(url, "tokenslo_proxy_upstream_errors_total", reason="protocol") > before, 5
+    )
+    assert requests.get(url + "/echo", timeout=5).status_code == 200
+
+
+def test_client_leaving_mid_body_aborts_the_upstream_request(echo_proxy):
+    UPLOADS.clear()
+    port = int(echo_proxy["url"].rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /upload HTTP/1.1\r\nHost: proxy\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000
+        )
+        wait_until(lambda: echo_proxy["app"].forwarder.session is not None, 5)
+        time.sleep(0.3)  # the upstream has the first bytes and waits for the rest
+    # Without the abort the upstream would wait for 99000 bytes until its own timeout.
+    assert wait_until(lambda: UPLOADS, 5) == ["disconnected"]
 
 
 def test_cli_refuses_missing_secret_and_remote_listen(tmp_path: Path):

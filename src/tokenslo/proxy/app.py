@@ -1,6 +1,8 @@
 """The fault proxy: a streaming reverse proxy with the lab's fault engine in front.
 
-Requests flow (outside in): metrics → ``FaultMiddleware`` → ``Forwarder``.
+Requests flow (outside in): metrics → ``FaultMiddleware`` → ``Forwarder``
+(``forward.py``). Only the proxy's own paths go through Starlette's routing; data
+requests take this plain-ASGI path, which is the hot one.
 The fault engine, its admin API and its metrics are the lab's own
 (``tokenslo.lab.faults``), so an experiment that injects faults into the lab
 IdP injects them the same way into a real IdP placed behind this proxy.
@@ -17,13 +19,11 @@ accepted and silently doing nothing.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import httpx
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -37,7 +37,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tokenslo.lab.faults import FaultEngine, FaultMiddleware, admin_routes, check_admin
-from tokenslo.proxy.headers import body_framing, request_headers, response_headers
+from tokenslo.proxy.forward import Forwarder, new_session
 
 log = logging.getLogger("tokenslo.proxy")
 
@@ -86,10 +86,17 @@ class ProxyMetrics:
             ["reason"],
             registry=registry,
         )
-        for code in COMMON_CODES:
-            self.requests.labels(code=code)
+        # Label children resolved once: ``labels()`` takes a lock and builds a key each call.
+        self._by_code = {code: self.requests.labels(code=code) for code in COMMON_CODES}
         for reason in UPSTREAM_ERRORS:
             self.upstream_errors.labels(reason=reason)
+
+    def count(self, code: str, seconds: float) -> None:
+        child = self._by_code.get(code)
+        if child is None:
+            child = self._by_code.setdefault(code, self.requests.labels(code=code))
+        child.inc()
+        self.duration.observe(seconds)
 
 
 class MetricsMiddleware:
@@ -118,107 +125,11 @@ class MetricsMiddleware:
             if scope.get("state", {}).get("tokenslo_fault") != "drop":
                 code = str(status[0]) if status else CLIENT_CLOSED
                 elapsed = time.perf_counter() - start
-                self.metrics.requests.labels(code=code).inc()
-                self.metrics.duration.observe(elapsed)
+                self.metrics.count(code, elapsed)
                 # Method and path only: headers and query strings may carry credentials.
                 log.debug(
                     "proxy %s %s -> %s %.1fms", scope["method"], scope["path"], code, elapsed * 1000
                 )
-
-
-class Forwarder:
-    """Pure ASGI app that streams one request to the upstream and the response back."""
-
-    def __init__(self, upstream: str, client: httpx.AsyncClient, metrics: ProxyMetrics):
-        self.upstream = httpx.URL(upstream.rstrip("/"))
-        self.client = client
-        self.metrics = metrics
-
-    def target(self, scope: Scope) -> httpx.URL:
-        raw_path = scope.get("raw_path") or scope["path"].encode()
-        query = scope.get("query_string", b"")
-        base_path = self.upstream.raw_path.rstrip(b"/")
-        return self.upstream.copy_with(
-            raw_path=base_path + raw_path + (b"?" + query if query else b"")
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        client_ip = scope["client"][0] if scope.get("client") else None
-        headers = request_headers(scope["headers"], client_ip=client_ip, scheme=scope["scheme"])
-        framing = body_framing(scope["headers"])
-        request = self.client.build_request(
-            scope["method"],
-            self.target(scope),
-            headers=headers,
-            content=_request_body(receive) if framing != "none" else None,
-        )
-        try:
-            upstream = await self.client.send(request, stream=True)
-        except httpx.TimeoutException:
-            await self._error(send, scope, 504, "timeout", "upstream timed out")
-            return
-        except httpx.ConnectError:
-            await self._error(send, scope, 502, "connect", "upstream unreachable")
-            return
-        except httpx.HTTPError as exc:
-            await self._error(
-                send, scope, 502, "protocol", f"upstream error ({type(exc).__name__})"
-            )
-            return
-        try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": upstream.status_code,
-                    "headers": response_headers(upstream.headers.raw),
-                }
-            )
-            # aiter_raw: bytes exactly as sent (no decompression), so Content-Length holds.
-            async for chunk in upstream.aiter_raw():
-                if chunk:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except httpx.HTTPError as exc:
-            # The status line is gone already: all we can do is cut the connection.
-            self.metrics.upstream_errors.labels(reason="protocol").inc()
-            log.warning(
-                "proxy upstream failed mid-response path=%s error=%s",
-                scope["path"],
-                type(exc).__name__,
-            )
-            raise
-        finally:
-            await upstream.aclose()
-
-    async def _error(self, send: Send, scope: Scope, status: int, reason: str, text: str) -> None:
-        self.metrics.upstream_errors.labels(reason=reason).inc()
-        # Path only: query strings may carry tokens (RFC 6750 §2.3).
-        log.warning("proxy %s %s -> %d (%s)", scope["method"], scope["path"], status, text)
-        body = json.dumps({"error": "bad_gateway", "error_description": text}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-async def _request_body(receive: Receive):
-    """Stream the client's body upstream chunk by chunk (never buffered whole)."""
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return  # client disconnected mid-body; httpx sees a short body and fails
-        chunk = message.get("body", b"")
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
 
 
 class FaultProxy:
@@ -243,16 +154,12 @@ class FaultProxy:
             service=SERVICE, registry=self.registry, max_expiry=FAULT_MAX_EXPIRY
         )
         self.metrics = ProxyMetrics(self.registry)
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            follow_redirects=False,  # redirects are the client's business
-            trust_env=False,  # never route through an HTTP(S)_PROXY from the environment
+        self.forwarder = Forwarder(
+            upstream,
+            lambda: new_session(timeout, max_connections),
+            lambda reason: self.metrics.upstream_errors.labels(reason=reason).inc(),
         )
-        forwarder = Forwarder(upstream, self.client, self.metrics)
-        faulted = FaultMiddleware(forwarder, engine=self.engine, sweep_interval=sweep_interval)
+        faulted = FaultMiddleware(self.forwarder, engine=self.engine, sweep_interval=sweep_interval)
         self.data = MetricsMiddleware(faulted, self.metrics)
         self.control = Starlette(routes=self._control_routes(admin_secret))
 
@@ -304,7 +211,7 @@ class FaultProxy:
 
     async def aclose(self) -> None:
         """Close upstream connections and stop the fault sweeper thread."""
-        await self.client.aclose()
+        await self.forwarder.aclose()
         self.engine.stop_sweeper()
 
 

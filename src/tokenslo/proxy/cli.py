@@ -21,6 +21,18 @@ from urllib.parse import urlsplit
 from tokenslo.errors import InputError, UnavailableError
 
 ADMIN_SECRET_ENV = "TOKENSLO_ADMIN_SECRET"
+UVICORN_OPTIONS = {
+    # C parser and loop: the proxy's own HTTP work is most of its CPU per request
+    # (benchmarks/bench_proxy.py); both are dependencies, so never a silent fallback.
+    "http": "httptools",
+    "loop": "uvloop",
+    # uvicorn would otherwise believe X-Forwarded-For from loopback clients and rewrite
+    # scope["client"]: the chain sent upstream would lose the real peer, and a ``drop``
+    # fault could not find the client's socket by its address.
+    "proxy_headers": False,
+    "access_log": False,  # uvicorn's access log prints query strings (tokens may be there)
+    "lifespan": "on",  # closes the upstream pool and stops the fault sweeper
+}
 log = logging.getLogger("tokenslo.proxy")
 
 
@@ -127,9 +139,9 @@ def run(args: argparse.Namespace) -> int:
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    # httpx logs every request's full URL at INFO (and httpcore every header at DEBUG):
-    # query strings and headers may carry tokens, so these loggers stay at WARNING.
-    for noisy in ("httpx", "httpcore"):
+    # HTTP client libraries may log full URLs or headers at INFO/DEBUG: query strings and
+    # headers may carry tokens, so these loggers stay at WARNING.
+    for noisy in ("aiohttp", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     app = FaultProxy(upstream, secret, timeout=args.timeout)
     log.info("proxy listening on %s:%d upstream=%s", host, port, upstream)
@@ -143,10 +155,9 @@ def run(args: argparse.Namespace) -> int:
             host=host,
             port=port,
             workers=1,
-            access_log=False,  # uvicorn's access log prints query strings (tokens may be there)
             log_level="warning" if args.log_level != "debug" else "info",
             timeout_graceful_shutdown=5,
-            lifespan="on",
+            **UVICORN_OPTIONS,
         )
     except SystemExit:
         pass
