@@ -3,6 +3,7 @@ the CLI's exit codes, and the real `chaos validate` / `chaos discover` on our fi
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -353,3 +354,30 @@ def test_unreachable_prometheus_is_unavailable():
     resolved = targets.resolve({"tokenslo_prometheus_url": "http://127.0.0.1:9"})
     with pytest.raises(UnavailableError):
         targets.prometheus_timing(resolved.url("prometheus"))
+
+
+def test_background_load_defaults_to_paced_locust_with_the_chosen_scenario(tmp_path):
+    from pathlib import Path
+
+    from tokenslo.chaos.targets import Targets
+
+    resolved = Targets({}, {}, None, None, Path(tmp_path), None, slo_paths=("slo/",))
+    logs = {"workdir": str(tmp_path / "w"), "stats": str(tmp_path / "s.json")}
+    argv = actions._locust_argv(resolved, 89.5, 2, "fresh-api", 20.0, logs)
+    flag = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i].startswith("--")}
+    assert argv[2:5] == ["tokenslo", "loadtest", "run"]
+    assert flag["--scenario"] == "fresh-api" and flag["--rate"] == "20"
+    assert flag["--users"] == "2" and flag["--duration"] == "90s"
+    assert flag["--state-dir"] == str(tmp_path)
+    with pytest.raises(ValueError, match="scenario must be one of"):
+        actions._locust_argv(resolved, 10, 2, "everything", 20.0, logs)
+    defaults = inspect.signature(actions.start_background_load).parameters
+    assert defaults["driver"].default == "locust" and defaults["users"].default == 10
+    assert actions.DEFAULT_RATE["locust"] > 0
+
+
+@pytest.mark.parametrize("bad", [{"rate": -1}, {"rate": float("inf")}, {"driver": "wrk"}])
+def test_background_load_refuses_bad_arguments_before_starting_anything(bad):
+    nowhere = {"tokenslo_idp_url": "http://127.0.0.1:9", "tokenslo_admin_secret_file": "/none"}
+    with pytest.raises(ValueError):
+        actions.start_background_load(10, configuration=nowhere, **bad)

@@ -3,6 +3,7 @@
 * SIGINT during an experiment → the rollback (``--rollback-strategy always``) removes the
   fault at once, long before its expiry;
 * SIGKILL of the runner → no rollback, the fault stays, and the server removes it at expiry;
+  an unpublished signing key (F3) is published by the IdP itself at its expiry;
 * a fault without expiry is refused by the admin API, the fault proxy, ``chaos validate``
   and the chaos action itself.
 """
@@ -28,11 +29,13 @@ from tokenslo.chaos import actions
 from tokenslo.lab.faults import ADMIN_HEADER, LabAdmin
 from tokenslo.prometheus.process import free_port
 from tokenslo.proxy import FaultProxy
+from tokenslo.proxy.cli import UVICORN_OPTIONS
 
 pytestmark = [pytest.mark.lab, pytest.mark.chaos]
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HOLD = FIXTURES / "safety-hold-fault.yaml"
+HOLD_KEY = FIXTURES / "safety-hold-unpublished-key.yaml"
 NO_EXPIRY = FIXTURES / "safety-fault-without-expiry.yaml"
 CHAOS = Path(sys.executable).with_name("chaos")
 HAS_RUNNER = importlib.util.find_spec("tokenslo.chaos.runner") is not None
@@ -58,7 +61,7 @@ def proxy(lab) -> Iterator[str]:
     app = FaultProxy(lab.urls["idp"], lab.admin_secret(), timeout=5)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **UVICORN_OPTIONS)
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -73,8 +76,11 @@ def admin_for(lab, proxy_url: str, target: str) -> LabAdmin:
     return LabAdmin(proxy_url, lab.admin_secret()) if target == "proxy" else lab.admin("idp")
 
 
-def start_run(lab, tmp_path: Path, runner: str, *, target="idp", expiry=300, proxy_url=""):
-    """Start the hold-a-fault experiment in its own session (so signals reach only it)."""
+def start_run(
+    lab, tmp_path: Path, runner: str, *, target="idp", expiry=300, proxy_url="", hold=HOLD
+):
+    """Start a hold experiment (a fault by default) in its own session, so signals reach
+    only it."""
     env = {
         **os.environ,
         "TOKENSLO_LAB_STATE_DIR": str(lab.state_dir),
@@ -86,9 +92,9 @@ def start_run(lab, tmp_path: Path, runner: str, *, target="idp", expiry=300, pro
     if runner == "chaos":
         argv = [str(CHAOS), "--no-version-check", "--log-file", str(tmp_path / "chaos.log"),
                 "run", "--rollback-strategy", "always", "--journal-path", str(journal),
-                str(HOLD)]  # fmt: skip
+                str(hold)]  # fmt: skip
     else:
-        argv = [sys.executable, "-m", "tokenslo", "chaos", "run", str(HOLD),
+        argv = [sys.executable, "-m", "tokenslo", "chaos", "run", str(hold),
                 "--lab-state-dir", str(lab.state_dir), "--journal", str(journal)]  # fmt: skip
     log = (tmp_path / "runner.out").open("wb")
     return subprocess.Popen(
@@ -167,6 +173,51 @@ def test_sigkill_of_the_runner_leaves_a_fault_that_expires_by_itself(
     finally:
         stop(proc)
         admin.clear_faults()
+
+
+def pending_keys(admin: LabAdmin) -> list[dict]:
+    return [k for k in admin.list_keys()["keys"] if not k["published"]]
+
+
+def gateway_accepts_a_new_token(lab) -> bool:
+    creds = lab.credentials()
+    issued = requests.post(
+        lab.urls["idp"] + "/token",
+        data={"grant_type": "client_credentials"},
+        auth=("loadtest", creds["loadtest"]),
+        timeout=5,
+    ).json()["access_token"]
+    headers = {"Authorization": f"Bearer {issued}"}
+    return requests.get(lab.urls["gateway"] + "/api/resource", headers=headers, timeout=5).ok
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_sigkill_during_an_unpublished_rotation_still_publishes_the_key_at_expiry(
+    lab, tmp_path: Path, runner: str
+):
+    admin = lab.admin("idp")
+    assert pending_keys(admin) == []
+    proc = start_run(lab, tmp_path, runner, expiry=6, hold=HOLD_KEY)
+    try:
+        pending = wait_until(
+            lambda: pending_keys(admin) or proc.poll() is not None, 60, log=tmp_path / "runner.out"
+        )
+        assert isinstance(pending, list), (tmp_path / "runner.out").read_text()[-3000:]
+        key = pending[0]
+        os.killpg(proc.pid, signal.SIGKILL)  # no rollback will run
+        proc.wait(timeout=10)
+        assert [k["kid"] for k in pending_keys(admin)] == [key["kid"]]  # left behind…
+        assert not gateway_accepts_a_new_token(lab)  # unknown_kid at the gateway
+        jwks = lambda: requests.get(lab.urls["idp"] + "/jwks", timeout=5).json()  # noqa: E731
+        wait_until(lambda: key["kid"] in {k["kid"] for k in jwks()["keys"]}, 15)
+        assert time.time() >= key["publish_at"]  # …published by the IdP at its expiry
+        assert pending_keys(admin) == []
+        # validations recover once the gateway may refresh its JWKS again (cooldown 10 s)
+        wait_until(lambda: gateway_accepts_a_new_token(lab), 20, interval=1)
+    finally:
+        stop(proc)
+        if pending_keys(admin):
+            admin.publish_key()
 
 
 def test_fault_without_expiry_is_rejected_by_the_admin_api_and_the_proxy(lab, proxy):

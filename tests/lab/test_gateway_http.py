@@ -129,7 +129,9 @@ def test_jwks_outage_keeps_serving_cached_keys(lab: Lab) -> None:
 
 
 def test_rotation_without_publish_is_unknown_kid_then_publish_fixes(lab: Lab) -> None:
-    rotated = lab.admin("POST", f"{lab.idp_url}/admin/keys/rotate", {"publish": False})
+    rotated = lab.admin(
+        "POST", f"{lab.idp_url}/admin/keys/rotate", {"publish": False, "expires_in": 60}
+    )
     assert rotated.status_code == 200, rotated.text
     time.sleep(0.35)
     token = lab.token()["access_token"]

@@ -383,7 +383,9 @@ def test_rotation_without_publish_signs_with_a_kid_absent_from_jwks(lab_idp):
     before = [k["kid"] for k in lab_idp.jwks()["keys"]]
     unauthorized = requests.post(lab_idp.url + "/admin/keys/rotate", json={}, timeout=5)
     assert unauthorized.status_code == 401
-    response = lab_idp.admin("POST", "/admin/keys/rotate", json={"publish": False})
+    response = lab_idp.admin(
+        "POST", "/admin/keys/rotate", json={"publish": False, "expires_in": 600}
+    )
     assert response.status_code == 200 and response.json()["published"] is False
     token = lab_idp.token().json()["access_token"]
     kid = jwt.decode(token, lab_idp.idp.keys.current.key).header["kid"]
@@ -397,6 +399,54 @@ def test_rotation_without_publish_signs_with_a_kid_absent_from_jwks(lab_idp):
     assert _verify(lab_idp, token).header["kid"] == kid
     bad = lab_idp.admin("POST", "/admin/keys/rotate", json={"publish": "yes"})
     assert bad.status_code == 400
+    assert lab_idp.metric("tokenslo_fault_changes_total", service="idp", action="remove") == 1.0
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"publish": False}, "expires_in: required with publish false"),
+        ({"publish": False, "expires_in": 0}, "must be > 0 and <= 3600"),
+        ({"publish": False, "expires_in": 3601}, "must be > 0 and <= 3600"),
+        ({"publish": False, "expires_in": True}, "must be > 0"),
+        ({"publish": False, "expires_in": "60"}, "must be > 0"),
+        ({"publish": True, "expires_in": 60}, "only with publish false"),
+        ({"publish": False, "expires_in": 60, "kid": "x"}, "kid: unknown field"),
+    ],
+)
+def test_unpublished_rotation_needs_a_bounded_expiry(lab_idp, body, fragment):
+    before = lab_idp.idp.keys.current.kid
+    response = lab_idp.admin("POST", "/admin/keys/rotate", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert fragment in response.json()["error_description"]
+    assert lab_idp.idp.keys.current.kid == before  # nothing rotated
+
+
+def test_unpublished_key_publishes_itself_at_expiry_without_traffic(lab_idp, wait_until):
+    before = [k["kid"] for k in lab_idp.jwks()["keys"]]
+    response = lab_idp.admin(
+        "POST", "/admin/keys/rotate", json={"publish": False, "expires_in": 1.5}
+    )
+    state = response.json()
+    kid = state["kid"]
+    assert response.status_code == 200 and state["publish_at"] > time.time()
+    listed = lab_idp.admin("GET", "/admin/keys").json()
+    assert listed["current_kid"] == kid
+    pending = [k for k in listed["keys"] if not k["published"]]
+    assert [(k["kid"], k["publish_at"]) for k in pending] == [(kid, state["publish_at"])]
+    assert lab_idp.metric("tokenslo_faults_active", service="idp") == 1.0
+    assert lab_idp.metric("tokenslo_fault_changes_total", service="idp", action="add") == 1.0
+    # no request touches the IdP until the housekeeping thread has published the key
+    wait_until(
+        lambda: lab_idp.metric("tokenslo_fault_changes_total", service="idp", action="expire"),
+        timeout=6,
+    )
+    assert time.time() >= state["publish_at"]
+    assert [k["kid"] for k in lab_idp.jwks()["keys"]] == [kid, before[0]]
+    assert lab_idp.metric("tokenslo_faults_active", service="idp") == 0.0
+    assert all(k["publish_at"] is None for k in lab_idp.admin("GET", "/admin/keys").json()["keys"])
+    assert requests.get(lab_idp.url + "/admin/keys", timeout=5).status_code == 401
 
 
 @pytest.mark.parametrize(

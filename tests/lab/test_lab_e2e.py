@@ -147,7 +147,7 @@ def test_rotation_without_publish_gives_unknown_kid(lab, wait_until):
     idp = lab.admin("idp")
     before = gateway_validations(lab, "unknown_kid")
     assert call_api(lab, issue(lab)).status_code == 200
-    idp.rotate_keys(publish=False)
+    idp.rotate_keys(publish=False, expires_in=60)
     try:
         response = call_api(lab, issue(lab))
         assert response.status_code == 401

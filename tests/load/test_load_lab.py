@@ -130,3 +130,33 @@ def test_master_and_two_workers_give_one_merged_verdict(lab, tmp_path):
     assert sides.count("client") == sides.count("server") == len(GATED)
     server = [c for c in data["checks"] if c["side"] == "server"]
     assert all(c["state"] == "pass" and c["measured"] is not None for c in server), server
+
+
+def test_rate_paces_the_run_within_25_percent_of_the_request(lab, tmp_path):
+    """--rate R: R task runs/s in total; the jwks scenario makes one request per task."""
+    out = tmp_path / "gate.json"
+    done = tokenslo(
+        "--scenario", "jwks", "--users", "2", "--spawn-rate", "2", "--duration", "10s",
+        "--rate", "20", "--gate", str(REPO / "slo"), "--state-dir", str(lab.state_dir),
+        "--json", str(out), cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode in (0, 3), done.stdout + done.stderr  # ~200 requests: too few to judge
+    run = json.loads(out.read_text())["run"]
+    assert run["pacing"] == "throughput:10"  # per user
+    achieved = run["total_requests"] / run["window_seconds"]
+    print(f"requested 20/s, achieved {achieved:.1f}/s")
+    assert 15 <= achieved <= 25, achieved  # unpaced, two users make hundreds per second
+
+
+def test_fresh_api_scenario_calls_the_api_with_a_new_token_each_time(lab, tmp_path):
+    out = tmp_path / "gate.json"
+    done = tokenslo(
+        "--scenario", "fresh-api", "--users", "2", "--spawn-rate", "2", "--duration", "4s",
+        "--rate", "10", "--gate", str(REPO / "slo"), "--state-dir", str(lab.state_dir),
+        "--json", str(out), cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode in (0, 3), done.stdout + done.stderr
+    names = json.loads(out.read_text())["requests"]
+    issued, called = names["token:client_credentials"], names["api:resource"]
+    assert issued["failures"] == called["failures"] == 0
+    assert 20 <= called["requests"] <= issued["requests"] <= called["requests"] + 2

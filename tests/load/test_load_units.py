@@ -8,7 +8,7 @@ import base64
 import pytest
 
 from tokenslo.errors import InputError, UnavailableError
-from tokenslo.load import cli, credentials, discovery, shapes
+from tokenslo.load import cli, credentials, discovery, pacing, shapes
 from tokenslo.load.protocol import TokenSet, judge
 from tokenslo.load.runner import locust_env, master_command, worker_command
 from tokenslo.load.target import Target, resolve_target
@@ -142,3 +142,69 @@ def test_commands_bind_loopback_and_keep_secrets_out_of_argv(tmp_path):
     assert env["TOKENSLO_CLIENT_SECRET"] == SECRET and env["TOKENSLO_SCENARIO"] == "mixed"
     forked = master_command(cli.spec_from_args(_args(processes=2)), target.idp_url, 5600)
     assert "--processes" in forked and "--master" not in forked
+
+
+# -- pacing -----------------------------------------------------------------------------------
+
+
+def test_rate_is_shared_by_the_users_and_travels_in_the_environment(tmp_path):
+    spec = cli.spec_from_args(_args(users=4, rate="10"))
+    assert spec.pacing == pacing.Pacing("throughput", (2.5,))
+    target = Target("http://127.0.0.1:9", None, credentials.Credentials("loadtest", SECRET))
+    env = locust_env(spec, target, tmp_path / "out.json")
+    assert env[pacing.ENV_PACING] == "throughput:2.5"
+    assert pacing.from_env(env) == spec.pacing  # what the Locust process reads back
+    unpaced = locust_env(cli.spec_from_args(_args()), target, tmp_path / "out.json")
+    assert pacing.ENV_PACING not in unpaced
+
+
+def test_wait_range_becomes_between():
+    assert cli.spec_from_args(_args(wait="0.5-2")).pacing == pacing.Pacing("between", (0.5, 2.0))
+    assert pacing.from_wait("1") == pacing.Pacing("between", (1.0, 1.0))
+    assert pacing.from_env({pacing.ENV_PACING: "between:0.5:2"}).values == (0.5, 2.0)
+    assert pacing.from_env({}) is None
+
+
+def test_pacing_makes_locust_wait_times():
+    """In a subprocess: importing Locust monkey-patches the interpreter with gevent."""
+    import subprocess
+    import sys
+
+    code = (
+        "import random; random.seed(7)\n"
+        "from tokenslo.load import pacing\n"
+        "print(pacing.wait_time(None)(None))\n"
+        "w = [pacing.wait_time(pacing.from_wait('0.2-0.4'))(None) for _ in range(200)]\n"
+        "print(min(w), max(w))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    lines = done.stdout.split("\n")
+    low, high = map(float, lines[1].split())
+    assert float(lines[0]) == 0.0
+    assert 0.2 <= low < high <= 0.4 and high - low > 0.1
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "fragment"),
+    [
+        ({"rate": "0"}, "--rate", "must be positive"),
+        ({"rate": "fast"}, "--rate", "not a number"),
+        ({"rate": "inf"}, "--rate", "finite"),
+        ({"wait": "3-1"}, "--wait", "MIN <= MAX"),
+        ({"wait": "-1"}, "--wait", "not a number"),
+        ({"wait": "1-2", "rate": "5"}, "--wait", "either --rate or --wait"),
+    ],
+)
+def test_bad_pacing_flags_are_input_errors(override, field, fragment):
+    with pytest.raises(InputError) as err:
+        cli.spec_from_args(_args(**override))
+    assert err.value.field == field and fragment in str(err.value)
+
+
+@pytest.mark.parametrize("raw", ["throughput:0", "throughput:x", "between:2:1", "poisson:3"])
+def test_bad_pacing_environment_names_the_variable(raw):
+    with pytest.raises(InputError) as err:
+        pacing.from_env({pacing.ENV_PACING: raw})
+    assert err.value.field == pacing.ENV_PACING

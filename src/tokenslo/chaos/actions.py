@@ -161,13 +161,13 @@ def rotate_signing_key(
     configuration: dict = None,
 ) -> dict:
     """Rotate the IdP's signing key. With ``publish: false`` the new key signs tokens
-    but stays out of the JWKS (failure F3); that needs ``expires_in`` (> 0): a
-    detached watcher publishes the key then, even if the experiment died. A
-    rollback (``clear_recorded_faults``) publishes it at once."""
+    but stays out of the JWKS (failure F3); that needs ``expires_in`` (> 0): the IdP
+    itself publishes the key then, even if the experiment died. A rollback
+    (``clear_recorded_faults``) publishes it at once."""
     expiry = None if publish else _expiry(expires_in)
     resolved, run = _context(configuration)
     admin = _admin(resolved, target)
-    state = admin.rotate_keys(publish=bool(publish))
+    state = admin.rotate_keys(publish=bool(publish), expires_in=expiry)
     kid = str(state.get("current_kid") or state.get("kid"))
     now = time.time()
     change = Change(
@@ -176,11 +176,9 @@ def rotate_signing_key(
         admin_url=admin.base_url,
         ref=kid,
         set_at=now,
-        expires_at=None if expiry is None else now + expiry,
+        expires_at=state.get("publish_at") if expiry is not None else None,
         detail={"published": bool(publish)},
     )
-    if expiry is not None:
-        change.detail["watcher"] = _start_key_watch(resolved, admin.base_url, kid, expiry, run)
     if publish:
         change.cleared_at = now  # a published rotation is a normal rotation: nothing to undo
     run.record(change)
@@ -195,26 +193,15 @@ def rotate_signing_key(
     }
 
 
-def _start_key_watch(
-    resolved: targets.Targets, admin_url: str, kid: str, expiry: float, run: runstate.RunState
-) -> dict:
-    secret_file = resolved.admin_secret_file
-    if secret_file is None:
-        raise InputError("an unpublished rotation needs the admin secret file for its expiry")
-    argv = [
-        sys.executable,
-        "-m",
-        "tokenslo.chaos.keywatch",
-        "--idp",
-        admin_url,
-        "--secret-file",
-        str(secret_file),
-        "--kid",
-        kid,
-        "--after",
-        str(expiry),
-    ]
-    return _spawn(f"keywatch-{kid}", argv, run)
+def _publish_if_pending(admin: LabAdmin, kid: str) -> bool:
+    """Publish the recorded key if it is still the current, unpublished one (else it was
+    published already, by its expiry or by hand, or a newer key replaced it — that newer
+    key is not ours to touch and carries its own expiry)."""
+    listed = admin.list_keys()
+    pending = {k["kid"] for k in listed.get("keys", []) if not k.get("published")}
+    if kid not in pending or listed.get("current_kid") != kid:
+        return False
+    return admin.publish_key().get("current_kid") == kid
 
 
 def _spawn(name: str, argv: list[str], run: runstate.RunState, log: str | None = None) -> dict:
@@ -321,41 +308,49 @@ def _undo(resolved: targets.Targets, change: Change, by_url: dict[str, set[str]]
     elif change.kind == "clock":
         admin.clear_clock()
     elif change.kind == "key":
-        from tokenslo.chaos.keywatch import publish_if_pending
-
-        publish_if_pending(change.admin_url, resolved.admin_secret(), change.ref)
-        watcher = change.detail.get("watcher")
-        if watcher:
-            _stop_process(watcher)
+        _publish_if_pending(admin, change.ref)
 
 
 DRIVERS = ("loadgen", "locust")
+DEFAULT_RATE = {"locust": 20.0, "loadgen": 5.0}
+LOCUST_READY = "All users spawned"  # what Locust logs once every user runs
+LOCUST_START_TIMEOUT = 30.0
 
 
 def start_background_load(
     duration: float,
-    rate: float = 5.0,
+    rate: float = 0.0,
     client_id: str = "loadtest",
-    driver: str = "loadgen",
-    users: int = 2,
+    driver: str = "locust",
+    users: int = 10,
     scenario: str = "mixed",
     configuration: dict = None,
 ) -> dict:
-    """Start bounded background traffic for ``duration`` seconds (required, > 0); it
-    stops by itself then, its PID is recorded and ``stop_background_load`` stops it
-    earlier. ``driver: loadgen`` (default): paced flows (issue a token and call the
-    gateway with it, introspect, fetch the JWKS) at ``rate`` loops/s each.
-    ``driver: locust``: ``tokenslo loadtest run --scenario <scenario> --users <users>``
-    (needs the lab state dir; Locust users run unpaced, so keep ``users`` small)."""
+    """Start bounded, paced background traffic for ``duration`` seconds (required, > 0);
+    it stops by itself then, its PID is recorded and ``stop_background_load`` stops it
+    earlier. ``driver: locust`` (default): ``tokenslo loadtest run --scenario <scenario>
+    --users <users> --rate <rate>``, ``rate`` task runs/s in total (default 20; needs the
+    lab state dir); returns once every user runs. The default 10 users leave each user
+    500 ms per task, so a fault adding up to ~0.4 s of latency does not slow the load
+    (a paced user cannot catch up a slow task: fewer requests under a latency fault
+    would delay the alert beyond the theory, which assumes a steady rate).
+    ``scenario: fresh-api`` takes a new token for every API call (key and clock faults
+    then hit every validation); ``mixed`` reuses tokens like real clients.
+    ``driver: loadgen``: a minimal stand-in without Locust: paced flows (issue a token
+    and call the gateway with it, introspect, fetch the JWKS) at ``rate`` loops/s each
+    (default 5)."""
     seconds = float(duration)
     if not math.isfinite(seconds) or not 0 < seconds <= MAX_LOAD_SECONDS:
         raise ValueError(f"duration must be in (0, {MAX_LOAD_SECONDS:g}] seconds, got {duration!r}")
     if driver not in DRIVERS:
         raise ValueError(f"driver must be one of {', '.join(DRIVERS)}, got {driver!r}")
+    pace = float(rate) or DEFAULT_RATE[driver]
+    if not math.isfinite(pace) or pace <= 0:
+        raise ValueError(f"rate must be > 0, got {rate!r}")
     resolved, run = _context(configuration)
     logs = _load_paths(resolved, run)
     if driver == "locust":
-        argv = _locust_argv(resolved, seconds, int(users), scenario, logs)
+        argv = _locust_argv(resolved, seconds, int(users), scenario, pace, logs)
     else:
         if resolved.credentials_file is None:
             raise InputError(
@@ -366,29 +361,66 @@ def start_background_load(
             sys.executable, "-m", "tokenslo.chaos.loadgen",
             "--idp", resolved.url("idp"), "--gateway", resolved.url("gateway"),
             "--credentials-file", str(resolved.credentials_file), "--client-id", client_id,
-            "--duration", str(seconds), "--rate", str(float(rate)), "--stats", logs["stats"],
+            "--duration", str(seconds), "--rate", str(pace), "--stats", logs["stats"],
         ]  # fmt: skip
     record = _spawn("load", argv, run, log=logs["log"])
     record.update(duration=seconds, stats=logs["stats"], driver=driver, group=True)
     run.save()
-    return {"pid": record["pid"], "duration": seconds, "driver": driver,
-            "rate": float(rate) if driver == "loadgen" else None,
-            "users": int(users) if driver == "locust" else None}  # fmt: skip
+    if driver == "locust":
+        _wait_for_locust(record, logs)
+    return {"pid": record["pid"], "duration": seconds, "driver": driver, "rate": pace,
+            "users": int(users) if driver == "locust" else None,
+            "scenario": scenario if driver == "locust" else None}  # fmt: skip
 
 
 def _locust_argv(
-    resolved: targets.Targets, seconds: float, users: int, scenario: str, logs: dict[str, str]
+    resolved: targets.Targets,
+    seconds: float,
+    users: int,
+    scenario: str,
+    rate: float,
+    logs: dict[str, str],
 ) -> list[str]:
+    from tokenslo.load.protocol import SCENARIO_NAMES
+
     if resolved.state_dir is None:
         raise InputError("driver locust needs the lab state dir", field=targets.STATE_DIR_KEY)
     if not 0 < users <= 100:
         raise ValueError(f"users must be in 1..100, got {users}")
+    if scenario not in SCENARIO_NAMES:
+        raise ValueError(f"scenario must be one of {', '.join(SCENARIO_NAMES)}, got {scenario!r}")
     return [
         sys.executable, "-m", "tokenslo", "loadtest", "run", "--scenario", scenario,
-        "--users", str(users), "--spawn-rate", str(users), "--duration", f"{math.ceil(seconds)}s",
+        "--users", str(users), "--spawn-rate", str(users), "--rate", f"{rate:g}",
+        "--duration", f"{math.ceil(seconds)}s",
         "--state-dir", str(resolved.state_dir), "--gate", *resolved.slo_paths,
         "--settle", "0s", "--workdir", logs["workdir"], "--json", logs["stats"],
     ]  # fmt: skip
+
+
+def _wait_for_locust(record: dict, logs: dict[str, str]) -> None:
+    """Return once Locust runs every user (its log says so), so a fault injected next
+    meets steady load; a Locust that exits or never gets there is stopped and reported."""
+    from pathlib import Path
+
+    log = Path(logs["workdir"]) / "locust.log"
+    child = _CHILDREN.get(int(record["pid"]))
+    deadline = time.monotonic() + LOCUST_START_TIMEOUT
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if LOCUST_READY in log.read_text(encoding="utf-8", errors="replace"):
+                return
+        if child is not None and child.poll() is not None:
+            break
+        time.sleep(0.2)
+    _stop_process(record)
+    tail = ""
+    with contextlib.suppress(OSError):
+        tail = Path(logs["log"]).read_text(encoding="utf-8", errors="replace")[-300:]
+    raise RuntimeError(
+        f"background load (Locust) did not start within {LOCUST_START_TIMEOUT:g} s: "
+        + " ".join(tail.split())
+    )
 
 
 def _load_paths(resolved: targets.Targets, run: runstate.RunState) -> dict[str, str]:

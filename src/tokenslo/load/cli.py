@@ -19,7 +19,7 @@ from pathlib import Path
 from tokenslo.durations import parse_duration
 from tokenslo.engine.evaluator import evaluate_window
 from tokenslo.errors import InputError, UnavailableError
-from tokenslo.load import discovery, gate, outputs
+from tokenslo.load import discovery, gate, outputs, pacing
 from tokenslo.load.protocol import SCENARIO_NAMES
 from tokenslo.load.recorder import Recorder
 from tokenslo.load.runner import RunSpec, run_locust
@@ -56,6 +56,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     if args.workers < 0 or (args.workers and args.processes):
         raise InputError("use either --processes or --workers (≥ 1)", field="--workers")
     return RunSpec(
+        pacing=pacing_from_args(args),
         scenario=args.scenario,
         users=args.users,
         spawn_rate=args.spawn_rate,
@@ -64,6 +65,15 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         processes=args.processes,
         workers=args.workers,
     )
+
+
+def pacing_from_args(args: argparse.Namespace) -> pacing.Pacing | None:
+    rate, wait = getattr(args, "rate", None), getattr(args, "wait", None)
+    if rate is not None and wait is not None:
+        raise InputError("use either --rate or --wait", field="--wait")
+    if rate is not None:
+        return pacing.from_rate(rate, args.users)
+    return pacing.from_wait(wait) if wait is not None else None
 
 
 def check_prometheus(url: str) -> PromClient:
@@ -115,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         shape=spec.shape,
         processes=spec.processes or spec.workers or None,
         workers=dict(recorder.workers),
+        pacing=spec.pacing.env_value() if spec.pacing else None,
     )
     _write(args.junit, outputs.junit(checks, verdict, info))
     _write(args.json, outputs.to_json(checks, verdict, info, recorder))
@@ -148,6 +159,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--spawn-rate", type=float, default=10.0, metavar="R", help="users/s")
     p.add_argument("--duration", default="30s", metavar="D", help="run time, e.g. 30s, 5m")
     p.add_argument("--shape", choices=tuple(SHAPES), help="load shape (peak = --users)")
+    p.add_argument(
+        "--rate",
+        metavar="R",
+        help="paced: R task runs/s in total (each user: R/users); default: users never wait",
+    )
+    p.add_argument(
+        "--wait", metavar="MIN-MAX", help="paced: each user waits MIN..MAX s after a task"
+    )
     p.add_argument("--target", metavar="URL", help="IdP base URL (RFC 8414 discovery)")
     p.add_argument("--api", metavar="URL", help="protected API URL (default: lab gateway)")
     p.add_argument("--credentials", metavar="FILE", help="YAML with client_id/client_secret")

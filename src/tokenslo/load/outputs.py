@@ -34,6 +34,7 @@ class RunInfo:
     shape: str | None = None
     processes: int | None = None
     workers: dict[str, int] = field(default_factory=dict)  # worker → requests it reported
+    pacing: str | None = None  # TOKENSLO_PACING value (throughput:X per user, between:A:B)
 
     @property
     def window(self) -> float | None:

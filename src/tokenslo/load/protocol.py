@@ -20,7 +20,9 @@ REQUEST_NAMES = (CC, REFRESH, INTROSPECT, REVOKE, JWKS, API, DISCOVERY)
 # Scenario → locustfile user class (tokenslo.load.users.SCENARIOS); kept here so the CLI
 # can reject an unknown scenario without importing Locust.
 ENV_SCENARIO = "TOKENSLO_SCENARIO"  # which scenario tokenslo/load/locustfile.py exposes
-SCENARIO_NAMES = ("mixed", "issuance", "refresh", "introspection", "revocation", "jwks", "api")
+SCENARIO_NAMES = (
+    "mixed", "issuance", "refresh", "introspection", "revocation", "jwks", "api", "fresh-api",
+)  # fmt: skip
 
 FORM = "application/x-www-form-urlencoded"
 # Renew an access token once this share of its lifetime has passed (exp − 10% of TTL).

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tokenslo.errors import UnavailableError
+from tokenslo.load.pacing import ENV_PACING, Pacing
 from tokenslo.load.protocol import ENV_SCENARIO
 from tokenslo.load.recorder import ENV_OUT, Recorder
 from tokenslo.load.shapes import ENV_DURATION, ENV_RATE, ENV_SHAPE, ENV_USERS
@@ -44,6 +45,7 @@ class RunSpec:
     shape: str | None = None
     processes: int | None = None  # Locust's own --processes
     workers: int = 0  # separate worker processes started here (master/worker on loopback)
+    pacing: Pacing | None = None  # None: users never wait
     locustfile: Path = LOCUSTFILE
     extra_args: tuple[str, ...] = field(default_factory=tuple)
 
@@ -88,6 +90,9 @@ def worker_command(spec: RunSpec, port: int) -> list[str]:
 def locust_env(spec: RunSpec, target: Target, out: Path) -> dict[str, str]:
     env = {**os.environ, **target.as_env(), ENV_SCENARIO: spec.scenario, ENV_OUT: str(out)}
     env.pop(ENV_SHAPE, None)
+    env.pop(ENV_PACING, None)
+    if spec.pacing is not None:
+        env[ENV_PACING] = spec.pacing.env_value()
     if spec.shape:
         env.update(
             {

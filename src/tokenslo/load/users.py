@@ -9,7 +9,8 @@ transport error, any non-2xx status, or a body that is not what the RFC
 promises (no ``access_token``, no ``keys``, no boolean ``active``). The clients
 here only send correct requests, so any such answer is the infrastructure's
 fault. Users never wait between tasks (``constant(0)``): a load test measures
-what the target does at a given concurrency.
+what the target does at a given concurrency — unless ``TOKENSLO_PACING`` asks for
+a paced, steady load (``tokenslo loadtest run --rate/--wait``, see ``pacing``).
 
 Each scenario is one user class; ``SCENARIOS`` maps scenario names to them.
 The target is resolved once per Locust process when a test starts (RFC 8414
@@ -19,14 +20,15 @@ discovery from ``--host``, default: the running lab), see ``install``.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from locust import FastHttpUser, constant, events
+from locust import FastHttpUser, events
 
-from tokenslo.load import discovery, recorder
+from tokenslo.load import discovery, pacing, recorder
 from tokenslo.load.protocol import (
     API,
     CC,
@@ -142,7 +144,7 @@ class TokenClient(FastHttpUser):
     """A confidential OAuth client (client_secret_basic) with every task a scenario may weight."""
 
     abstract = True
-    wait_time = constant(0)
+    wait_time = pacing.wait_time(pacing.from_env(os.environ))
     connection_timeout = 5.0
     network_timeout = 10.0
 
@@ -250,6 +252,12 @@ class TokenClient(FastHttpUser):
         )
         self._post_form(url, form, REVOKE, None)
 
+    def fresh_token_call(self) -> None:
+        """A client that caches no token: a new grant, then one API call with it, so every
+        validation sees the IdP's current signing key and clock (key faults hit them all)."""
+        if self.issue() is not None:
+            self.call_api()
+
     def jwks(self) -> None:
         self._get_json(self.rt.endpoints.require("jwks_uri"), JWKS, "keys")
 
@@ -316,6 +324,10 @@ class ApiUser(TokenClient):
     tasks = [TokenClient.call_api]
 
 
+class FreshApiUser(TokenClient):
+    tasks = [TokenClient.fresh_token_call]
+
+
 SCENARIOS: dict[str, type[TokenClient]] = {  # keys: protocol.SCENARIO_NAMES
     "mixed": MixedUser,
     "issuance": IssuanceUser,
@@ -324,5 +336,6 @@ SCENARIOS: dict[str, type[TokenClient]] = {  # keys: protocol.SCENARIO_NAMES
     "revocation": RevocationUser,
     "jwks": JwksUser,
     "api": ApiUser,
+    "fresh-api": FreshApiUser,
 }
 assert tuple(SCENARIOS) == SCENARIO_NAMES

@@ -84,9 +84,17 @@ class LabAdmin:
     def clear_clock(self) -> bool:
         return bool(self._call("DELETE", "/admin/clock")["cleared"])
 
-    def rotate_keys(self, publish: bool = True) -> dict[str, Any]:
-        """IdP only: new signing key; ``publish=False`` keeps it out of the JWKS (failure F3)."""
-        return self._call("POST", "/admin/keys/rotate", {"publish": publish})
+    def rotate_keys(self, publish: bool = True, expires_in: float | None = None) -> dict[str, Any]:
+        """IdP only: new signing key; ``publish=False`` keeps it out of the JWKS (failure F3)
+        and needs ``expires_in`` (seconds): the IdP publishes the key itself then."""
+        body: dict[str, Any] = {"publish": publish}
+        if expires_in is not None:
+            body["expires_in"] = expires_in
+        return self._call("POST", "/admin/keys/rotate", body)
+
+    def list_keys(self) -> dict[str, Any]:
+        """IdP only: ``{"current_kid": ..., "keys": [{kid, published, publish_at, ...}]}``."""
+        return self._call("GET", "/admin/keys")
 
     def publish_key(self) -> dict[str, Any]:
         """IdP only: add the current (unpublished) signing key to the JWKS (end of F3)."""

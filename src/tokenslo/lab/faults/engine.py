@@ -213,6 +213,7 @@ class FaultEngine:
         self._clock_offset: ClockOffset | None = None
         self._sweeper: threading.Thread | None = None
         self._stop = threading.Event()
+        self._extra_active: list[Callable[[], int]] = []
         self._metrics = self._make_metrics()
 
     def _make_metrics(self) -> _Metrics:
@@ -321,7 +322,22 @@ class FaultEngine:
     def active_count(self) -> int:
         with self._lock:
             self._sweep_locked()
-            return len(self._faults) + (1 if self._clock_offset else 0)
+            count = len(self._faults) + (1 if self._clock_offset else 0)
+            sources = list(self._extra_active)
+        return count + sum(source() for source in sources)
+
+    # -- service-specific faults (e.g. the IdP's unpublished signing keys) -----
+
+    def add_active_source(self, count: Callable[[], int]) -> None:
+        """Count a service's own expiring faults in ``tokenslo_faults_active``."""
+        with self._lock:
+            self._extra_active.append(count)
+
+    def record_change(self, action: str, detail: str) -> None:
+        """Count and log a change of a service-specific fault (``action`` in ACTIONS)."""
+        if action not in ACTIONS:
+            raise ValueError(f"action must be one of {', '.join(ACTIONS)}")
+        self._changed(action, detail)
 
     def get(self, fault_id: str) -> Fault | None:
         with self._lock:

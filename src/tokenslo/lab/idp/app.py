@@ -11,6 +11,8 @@ import base64
 import binascii
 import json
 import logging
+import math
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import parse_qs, unquote
@@ -25,15 +27,17 @@ from starlette.routing import Route
 from tokenslo.lab.faults import FaultEngine, FaultMiddleware, admin_routes, check_admin, read_json
 from tokenslo.lab.idp.clients import Client, ClientRegistry, load_clients
 from tokenslo.lab.idp.config import IdPConfig
-from tokenslo.lab.idp.keys import KeyStore
+from tokenslo.lab.idp.keys import KeyStore, SigningKey
 from tokenslo.lab.idp.metrics import STATE_KEY, IdPMetrics, MetricsMiddleware
-from tokenslo.lab.idp.tokens import OAuthError, TokenService, token_ref
+from tokenslo.lab.idp.tokens import SWEEP_INTERVAL, OAuthError, TokenService, token_ref
 
 log = logging.getLogger("tokenslo.lab.idp")
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 FAULT_MAX_EXPIRY = 3600.0
+HOUSEKEEPING_INTERVAL = 1.0  # seconds: how late a pending key may publish itself at most
+ROTATE_FIELDS = ("publish", "expires_in")
 
 
 class IdP:
@@ -54,8 +58,18 @@ class IdP:
         self.engine = engine
         self.registry = registry
         self.metrics = IdPMetrics(registry)
-        self.keys = KeyStore(config.signing_alg, config.keys_file, now=engine.now)
+        self.keys = KeyStore(
+            config.signing_alg,
+            config.keys_file,
+            now=engine.now,
+            real_now=engine.real_now,
+            on_publish=self._key_published,
+        )
         self.tokens = TokenService(self.issuer, self.keys, now=engine.now)
+        # an unpublished key is an injected fault: it shows in tokenslo_faults_active
+        engine.add_active_source(lambda: len(self.keys.pending()))
+        self._stop = threading.Event()
+        self._housekeeper: threading.Thread | None = None
 
     # -- OAuth endpoints -------------------------------------------------------------------
 
@@ -163,20 +177,26 @@ class IdP:
     # -- admin, health, metrics ------------------------------------------------------------
 
     async def rotate_keys(self, request: Request) -> Response:
+        """``{"publish": bool, "expires_in": s}``: an unpublished key is a fault, so it
+        needs ``expires_in`` (capped like faults) and publishes itself then."""
         if (denied := check_admin(request, self.admin_secret)) is not None:
             return denied
         body, error = await read_json(request)
         if error is not None:
             return error
-        publish = body.get("publish", True) if isinstance(body, dict) else None
-        if not isinstance(publish, bool):
+        try:
+            publish, expires_in = parse_rotation(body, self.engine.max_expiry)
+        except ValueError as exc:
             return JSONResponse(
-                {"error": "invalid_request", "error_description": "publish: must be true or false"},
-                status_code=400,
+                {"error": "invalid_request", "error_description": str(exc)}, status_code=400
             )
-        key = self.keys.rotate(publish=publish)
+        key = self.keys.rotate(publish=publish, publish_in=expires_in)
         self.metrics.key_rotations.inc()
         log.info("signing key rotated kid=%s alg=%s published=%s", key.kid, key.alg, publish)
+        if not publish:
+            self.engine.record_change(
+                "add", f"unpublished signing key kid={key.kid} expires_in={expires_in:g}s"
+            )
         return self._key_state(key.kid)
 
     async def publish_key(self, request: Request) -> Response:
@@ -186,6 +206,34 @@ class IdP:
         log.info("signing key published kid=%s", key.kid)
         return self._key_state(key.kid)
 
+    async def list_keys(self, request: Request) -> Response:
+        """Every retained key (never key material): kid, alg, published, publish_at."""
+        if (denied := check_admin(request, self.admin_secret)) is not None:
+            return denied
+        keys = self.keys.keys()
+        current = keys[-1].kid
+        return JSONResponse(
+            {
+                "current_kid": current,
+                "keys": [
+                    {
+                        "kid": k.kid,
+                        "alg": k.alg,
+                        "created_at": k.created_at,
+                        "published": k.published,
+                        "publish_at": k.publish_at,
+                        "current": k.kid == current,
+                    }
+                    for k in reversed(keys)
+                ],
+            }
+        )
+
+    def _key_published(self, key: SigningKey, reason: str) -> None:
+        """A pending key ended: by its expiry (``expired``) or by ``/admin/keys/publish``."""
+        action = "expire" if reason == "expired" else "remove"
+        self.engine.record_change(action, f"unpublished signing key kid={key.kid} now published")
+
     def _key_state(self, kid: str) -> Response:
         current = self.keys.current
         published = [k["kid"] for k in self.keys.jwks()["keys"]]
@@ -194,9 +242,39 @@ class IdP:
                 "kid": kid,
                 "current_kid": current.kid,
                 "published": current.published,
+                "publish_at": current.publish_at,
                 "jwks_kids": published,
             }
         )
+
+    # -- housekeeping: expiries and memory, also without traffic ---------------------------
+
+    def start_housekeeping(self, interval: float = HOUSEKEEPING_INTERVAL) -> None:
+        if self._housekeeper is not None and self._housekeeper.is_alive():
+            return
+        self._stop.clear()
+        self._housekeeper = threading.Thread(
+            target=self._housekeeping, args=(interval,), name="idp-housekeeping", daemon=True
+        )
+        self._housekeeper.start()
+
+    def stop_housekeeping(self) -> None:
+        self._stop.set()
+        if self._housekeeper is not None:
+            self._housekeeper.join(timeout=5)
+            self._housekeeper = None
+
+    def _housekeeping(self, interval: float) -> None:
+        sweeps_every = max(1, round(SWEEP_INTERVAL / interval))
+        ticks = 0
+        while not self._stop.wait(interval):
+            ticks += 1
+            try:
+                self.keys.publish_due()
+                if ticks % sweeps_every == 0:
+                    self.tokens.sweep()
+            except Exception:  # noqa: BLE001 - keep the thread alive; the next tick retries
+                log.exception("idp housekeeping failed")
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -243,6 +321,7 @@ class IdP:
             Route("/.well-known/openid-configuration", self.discovery, methods=["GET"]),
             Route("/admin/keys/rotate", self.rotate_keys, methods=["POST"]),
             Route("/admin/keys/publish", self.publish_key, methods=["POST"]),
+            Route("/admin/keys", self.list_keys, methods=["GET"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/metrics", self.metrics_endpoint, methods=["GET"]),
             *admin_routes(self.engine, self.admin_secret),
@@ -274,8 +353,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        yield
-        engine.stop_sweeper()
+        idp.start_housekeeping()
+        try:
+            yield
+        finally:
+            idp.stop_housekeeping()
+            engine.stop_sweeper()
 
     app = Starlette(
         routes=idp.routes(),
@@ -287,6 +370,37 @@ def create_app(
     )
     app.state.idp = idp
     return app
+
+
+def parse_rotation(body: object, max_expiry: float) -> tuple[bool, float | None]:
+    """A rotation request as ``(publish, expires_in)``; ValueError names the bad field."""
+    if not isinstance(body, dict):
+        raise ValueError("body: must be a JSON object")
+    unknown = sorted(set(body) - set(ROTATE_FIELDS))
+    if unknown:
+        raise ValueError(f"{unknown[0]}: unknown field (allowed: {', '.join(ROTATE_FIELDS)})")
+    publish = body.get("publish", True)
+    if not isinstance(publish, bool):
+        raise ValueError("publish: must be true or false")
+    expires_in = body.get("expires_in")
+    if publish:
+        if expires_in is not None:
+            raise ValueError("expires_in: only with publish false (a published key stays)")
+        return True, None
+    if expires_in is None:
+        raise ValueError(
+            "expires_in: required with publish false (seconds until the key publishes itself)"
+        )
+    if (
+        isinstance(expires_in, bool)
+        or not isinstance(expires_in, int | float)
+        or not math.isfinite(expires_in)
+        or not 0 < expires_in <= max_expiry
+    ):
+        raise ValueError(
+            f"expires_in: must be > 0 and <= {max_expiry:g} seconds, got {expires_in!r}"
+        )
+    return False, float(expires_in)
 
 
 async def _form(request: Request, allow_get: bool = False) -> dict[str, str]:

@@ -3,7 +3,10 @@
 The JWKS serves the newest ``PUBLISHED_KEEP`` *published* keys: the current one and its
 predecessor, so tokens signed just before a rotation still verify until they expire.
 A rotation with ``publish=False`` makes a key that signs tokens but is absent from the
-JWKS — the "rotation without propagation" failure (F3) a gateway must survive.
+JWKS — the "rotation without propagation" failure (F3) a gateway must survive. Like
+every injected fault it carries an expiry (``publish_at``, real time, persisted with the
+key) that the store enforces itself: a due key is published on the next signing or JWKS
+request, or by the IdP's housekeeping thread, whether or not whoever rotated it is alive.
 The IdP itself keeps ``RETAINED`` keys (published or not) for introspection.
 """
 
@@ -43,6 +46,7 @@ class SigningKey:
     alg: str
     created_at: float
     published: bool
+    publish_at: float | None = None  # unpublished keys: when they publish themselves
 
     @property
     def kid(self) -> str:
@@ -66,42 +70,104 @@ class KeyStore:
         alg: str,
         keys_file: Path | None = None,
         now: Callable[[], float] = time.time,
+        *,
+        real_now: Callable[[], float] = time.time,
+        on_publish: Callable[[SigningKey, str], None] | None = None,
     ):
+        """``now``: service time (may be skewed by a clock fault), stamps ``created_at``;
+        ``real_now``: the clock expiries are enforced on (never skewed);
+        ``on_publish(key, reason)``: called after a pending key is published."""
         self.alg = alg
         self._file = keys_file
         self._now = now
+        self._real_now = real_now
+        self._on_publish = on_publish
         self._lock = threading.Lock()
         self._keys: list[SigningKey] = self._load() if keys_file else []  # oldest first
         if not self._keys or self._keys[-1].alg != alg:
             self._keys.append(generate_signing_key(alg, now()))
             self._save()
         self._by_kid = {k.kid: k for k in self._keys}
+        self._next_due = self._earliest_due()
 
     @property
     def current(self) -> SigningKey:
         return self._keys[-1]
 
-    def rotate(self, publish: bool = True) -> SigningKey:
-        """Make a new current key; older keys stay retained for verification."""
+    def rotate(self, publish: bool = True, publish_in: float | None = None) -> SigningKey:
+        """Make a new current key; older keys stay retained for verification.
+
+        An unpublished key needs ``publish_in`` (seconds > 0): it publishes itself then.
+        """
+        if not publish and (publish_in is None or not publish_in > 0):
+            raise ValueError("an unpublished key needs publish_in > 0 seconds")
         new = generate_signing_key(self.alg, self._now(), published=publish)
+        if not publish:
+            new.publish_at = self._real_now() + float(publish_in)  # type: ignore[arg-type]
         with self._lock:
             self._keys = [*self._keys, new][-RETAINED:]
             self._by_kid = {k.kid: k for k in self._keys}
+            self._next_due = self._earliest_due()
             self._save()
         return new
 
     def publish_current(self) -> SigningKey:
         """Publish the current key (the fix for a rotation that was not propagated)."""
         with self._lock:
-            self.current.published = True
+            key = self.current
+            was_pending = not key.published
+            key.published, key.publish_at = True, None
+            self._next_due = self._earliest_due()
             self._save()
-        return self.current
+        if was_pending and self._on_publish is not None:
+            self._on_publish(key, "published")
+        return key
+
+    def pending(self) -> list[SigningKey]:
+        """Unpublished keys still waiting for their expiry, soonest first."""
+        self.publish_due()
+        with self._lock:
+            waiting = [k for k in self._keys if not k.published and k.publish_at is not None]
+        return sorted(waiting, key=lambda k: k.publish_at or 0.0)
+
+    def keys(self) -> list[SigningKey]:
+        """Every retained key, oldest first (after publishing any that are due)."""
+        self.publish_due()
+        with self._lock:
+            return list(self._keys)
+
+    def publish_due(self) -> list[SigningKey]:
+        """Publish every unpublished key whose expiry has passed; cheap when none is due."""
+        due_at = self._next_due
+        if due_at is None or self._real_now() < due_at:
+            return []
+        with self._lock:
+            now = self._real_now()
+            due = [
+                k for k in self._keys
+                if not k.published and k.publish_at is not None and k.publish_at <= now
+            ]  # fmt: skip
+            for key in due:
+                key.published, key.publish_at = True, None
+            self._next_due = self._earliest_due()
+            if due:
+                self._save()
+        for key in due:
+            if self._on_publish is not None:
+                self._on_publish(key, "expired")
+        return due
+
+    def _earliest_due(self) -> float | None:
+        times = [k.publish_at for k in self._keys if not k.published and k.publish_at is not None]
+        return min(times) if times else None
 
     def jwks(self) -> dict:
+        self.publish_due()
         published = [k for k in self._keys if k.published][-PUBLISHED_KEEP:]
         return {"keys": [k.public_jwk() for k in reversed(published)]}
 
     def sign(self, header: dict, claims: dict) -> str:
+        self.publish_due()
         key = self.current
         full = {**header, "alg": key.alg, "kid": key.kid}
         return jwt.encode(full, claims, key.key, algorithms=[key.alg], default_type=None)
@@ -129,6 +195,10 @@ class KeyStore:
                     alg=item["alg"],
                     created_at=float(item["created_at"]),
                     published=bool(item["published"]),
+                    # a legacy pending key without an expiry is due at once
+                    publish_at=_optional_float(
+                        item.get("publish_at", None if item["published"] else 0.0)
+                    ),
                 )
                 for item in data["keys"]
             ]
@@ -151,6 +221,7 @@ class KeyStore:
                     "alg": k.alg,
                     "created_at": k.created_at,
                     "published": k.published,
+                    "publish_at": k.publish_at,
                 }
                 for k in self._keys
             ]
@@ -162,6 +233,10 @@ class KeyStore:
             json.dump(data, fh)
         os.chmod(tmp, 0o600)
         os.replace(tmp, self._file)
+
+
+def _optional_float(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
 
 
 def _unverified_header(token: str) -> dict:

@@ -7,6 +7,20 @@ is treated as theft (OAuth 2.0 Security BCP, RFC 9700 §4.14.2): the whole famil
 revoked, including its access tokens, whose jtis then appear in the revocation list
 the gateway polls.
 
+Memory is the constraint under sustained issuance: every refresh token must be
+remembered until it expires (``refresh_ttl``, an hour in the lab), used or not, or
+reuse could not be detected. So the per-token state is kept small and bounded:
+
+* tokens are stored by their SHA-256 digest as ``bytes`` (never the token itself);
+* records are ``__slots__`` objects; a refresh record points at its ``_Family`` (no
+  family-id strings, no family index: a family lives exactly as long as a record
+  references it);
+* a family remembers its access tokens' jtis only until those tokens expire — after
+  that, revoking them is moot — and they are pruned on every sweep;
+* a revoked family's records are dropped at the next sweep (lookups already see the
+  revoked flag), so it does not wait out ``refresh_ttl``;
+* the sweep runs on requests and from the IdP's housekeeping thread.
+
 Pure in-memory state behind one lock; time comes from the injected ``now`` (the fault
 engine's clock, so clock-skew faults move iat/exp).
 """
@@ -16,17 +30,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tokenslo.lab.idp.clients import Client
 from tokenslo.lab.idp.keys import KeyStore
 
 log = logging.getLogger("tokenslo.lab.idp")
 
-SWEEP_INTERVAL = 30.0  # seconds between prunes of expired state
+SWEEP_INTERVAL = 10.0  # seconds between prunes of expired state
 
 
 def token_ref(token: str) -> str:
@@ -34,8 +49,8 @@ def token_ref(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8")).digest()
 
 
 class OAuthError(Exception):
@@ -56,35 +71,48 @@ class Issued:
     refresh_token: str | None = None
 
 
-@dataclass
 class _Opaque:
-    jti: str
-    client_id: str
-    scope: str
-    aud: str | list[str]
-    iat: int
-    exp: int
-    family_id: str | None
-    revoked: bool = False
+    __slots__ = ("jti", "client_id", "scope", "aud", "iat", "exp", "revoked")
+
+    def __init__(self, jti: str, client_id: str, scope: str, aud, iat: int, exp: int):
+        self.jti, self.client_id, self.scope, self.aud = jti, client_id, scope, aud
+        self.iat, self.exp, self.revoked = iat, exp, False
 
 
-@dataclass
-class _Refresh:
-    family_id: str
-    client_id: str
-    scope: str
-    audience: str | None
-    exp: int
-    used: bool = False
-
-
-@dataclass
 class _Family:
-    client_id: str
-    revoked: bool = False
-    # (jti, exp, digest of the token if opaque) of every access token in the family
-    access: list[tuple[str, int, str | None]] = field(default_factory=list)
-    refresh: list[str] = field(default_factory=list)  # digests
+    """Tokens descending from one grant. ``access`` is flat ``[jti, exp, jti, exp, …]``
+    (no tuple per token) of the access tokens not yet expired, or None."""
+
+    __slots__ = ("client_id", "audience", "revoked", "access")
+
+    def __init__(self, client_id: str, audience: str | None):
+        self.client_id, self.audience = client_id, audience
+        self.revoked = False
+        self.access: list | None = None
+
+    def add_access(self, jti: str, exp: int, now: float) -> None:
+        self.prune(now)
+        if self.access is None:
+            self.access = [jti, exp]
+        else:
+            self.access += (jti, exp)
+
+    def live_access(self, now: float) -> list[tuple[str, int]]:
+        pairs = self.access or []
+        return [(pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2) if pairs[i + 1] > now]
+
+    def prune(self, now: float) -> None:
+        """Forget expired access tokens: a revocation could no longer matter for them."""
+        if self.access is not None:
+            live = self.live_access(now)
+            self.access = [x for pair in live for x in pair] or None
+
+
+class _Refresh:
+    __slots__ = ("family", "scope", "exp", "used")
+
+    def __init__(self, family: _Family, scope: str, exp: int):
+        self.family, self.scope, self.exp, self.used = family, scope, exp, False
 
 
 class RevocationList:
@@ -99,11 +127,15 @@ class RevocationList:
     def __contains__(self, jti: object) -> bool:
         return jti in self._entries
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def snapshot(self, now: float) -> list[dict]:
         return [{"jti": j, "exp": e} for j, e in self._entries.items() if e > now]
 
     def prune(self, now: float) -> None:
-        self._entries = {j: e for j, e in self._entries.items() if e > now}
+        for jti in [j for j, e in self._entries.items() if e <= now]:
+            del self._entries[jti]
 
 
 def grant_scope(requested: str | None, allowed: tuple[str, ...]) -> tuple[str, ...]:
@@ -124,7 +156,7 @@ def pick_audience(requested: str | None, client: Client) -> str | list[str]:
     if requested:
         if requested not in client.audiences:
             raise OAuthError("invalid_target", "audience not allowed for this client")
-        return requested
+        return client.audiences[client.audiences.index(requested)]  # shared, not per request
     return client.audiences[0] if len(client.audiences) == 1 else list(client.audiences)
 
 
@@ -135,9 +167,8 @@ class TokenService:
         self.now = now
         self.revoked = RevocationList()
         self._lock = threading.Lock()
-        self._opaque: dict[str, _Opaque] = {}
-        self._refresh: dict[str, _Refresh] = {}
-        self._families: dict[str, _Family] = {}
+        self._opaque: dict[bytes, _Opaque] = {}
+        self._refresh: dict[bytes, _Refresh] = {}
         self._next_sweep = time.monotonic() + SWEEP_INTERVAL
 
     # -- grants -------------------------------------------------------------------------
@@ -146,60 +177,52 @@ class TokenService:
         self, client: Client, scope: str | None = None, audience: str | None = None
     ) -> Issued:
         self._maybe_sweep()
-        scopes = " ".join(grant_scope(scope, client.scopes))
+        scopes = sys.intern(" ".join(grant_scope(scope, client.scopes)))
         aud = pick_audience(audience, client)
-        family_id = secrets.token_hex(8) if "refresh_token" in client.grant_types else None
+        family = None
+        if "refresh_token" in client.grant_types:
+            family = _Family(client.client_id, aud if isinstance(aud, str) and audience else None)
         with self._lock:
-            if family_id:
-                self._families[family_id] = _Family(client_id=client.client_id)
-            return self._issue(client, scopes, aud, audience, family_id)
+            return self._issue(client, scopes, aud, family)
 
     def refresh(self, client: Client, refresh_token: str, scope: str | None = None) -> Issued:
         """Rotate a refresh token; reusing a rotated one revokes its whole family."""
         self._maybe_sweep()
-        digest = _digest(refresh_token)
         with self._lock:
-            record = self._refresh.get(digest)
-            if record is None or record.client_id != client.client_id:
+            record = self._refresh.get(_digest(refresh_token))
+            if record is None or record.family.client_id != client.client_id:
                 raise OAuthError("invalid_grant", "refresh token is invalid")
-            family = self._families.get(record.family_id)
-            if family is None or family.revoked:
+            family = record.family
+            if family.revoked:
                 raise OAuthError("invalid_grant", "refresh token was revoked")
             if record.used:
-                self._revoke_family(record.family_id, family)
+                count = self._revoke_family(family)
                 log.warning(
-                    "refresh token reuse detected: token=%s client=%s family=%s revoked",
+                    "refresh token reuse detected: token=%s client=%s; family revoked "
+                    "(%d live access tokens)",
                     token_ref(refresh_token),
                     client.client_id,
-                    record.family_id,
+                    count,
                 )
                 raise OAuthError("invalid_grant", "refresh token was already used")
             if record.exp <= self.now():
                 raise OAuthError("invalid_grant", "refresh token expired")
-            scopes = " ".join(grant_scope(scope, tuple(record.scope.split())))
-            aud = pick_audience(record.audience, client)
+            scopes = sys.intern(" ".join(grant_scope(scope, tuple(record.scope.split()))))
+            aud = pick_audience(family.audience, client)
             record.used = True
-            return self._issue(client, scopes, aud, record.audience, record.family_id)
+            return self._issue(client, scopes, aud, family)
 
     def _issue(
-        self,
-        client: Client,
-        scope: str,
-        aud: str | list[str],
-        audience: str | None,
-        family_id: str | None,
+        self, client: Client, scope: str, aud: str | list[str], family: _Family | None
     ) -> Issued:
         """Mint one access token (and a refresh token in a family); caller holds the lock."""
-        iat = int(self.now())
+        now = self.now()
+        iat = int(now)
         exp = iat + client.token_ttl
         jti = secrets.token_urlsafe(16)
-        opaque_digest = None
         if client.token_format == "opaque":
             token = secrets.token_urlsafe(32)
-            opaque_digest = _digest(token)
-            self._opaque[opaque_digest] = _Opaque(
-                jti, client.client_id, scope, aud, iat, exp, family_id
-            )
+            self._opaque[_digest(token)] = _Opaque(jti, client.client_id, scope, aud, iat, exp)
         else:
             claims = {
                 "iss": self.issuer,
@@ -214,25 +237,21 @@ class TokenService:
             }
             token = self.keys.sign({"typ": "at+jwt"}, claims)
         refresh = None
-        if family_id is not None:
-            family = self._families[family_id]
-            family.access.append((jti, exp, opaque_digest))
+        if family is not None:
+            family.add_access(jti, exp, now)
             refresh = secrets.token_urlsafe(32)
-            digest = _digest(refresh)
-            family.refresh.append(digest)
-            self._refresh[digest] = _Refresh(
-                family_id, client.client_id, scope, audience, iat + client.refresh_ttl
-            )
+            self._refresh[_digest(refresh)] = _Refresh(family, scope, iat + client.refresh_ttl)
         return Issued(token, client.token_ttl, scope, jti, client.token_format, refresh)
 
-    def _revoke_family(self, family_id: str, family: _Family) -> None:
+    def _revoke_family(self, family: _Family) -> int:
+        """Revoke every live access token of the family; its refresh records are dead now
+        (``revoked``) and dropped at the next sweep. Returns how many jtis were listed."""
         family.revoked = True
-        for jti, exp, opaque_digest in family.access:
-            self.revoked.add(jti, exp)
-            if opaque_digest and opaque_digest in self._opaque:
-                self._opaque[opaque_digest].revoked = True
-        for digest in family.refresh:
-            self._refresh.pop(digest, None)
+        live = family.live_access(self.now())
+        for jti, exp in live:
+            self.revoked.add(jti, exp)  # opaque tokens check the list too
+        family.access = None
+        return len(live)
 
     # -- introspection and revocation -----------------------------------------------------
 
@@ -259,13 +278,13 @@ class TokenService:
                 }
             refresh = self._refresh.get(digest)
             if refresh is not None:
-                if refresh.used or refresh.exp <= now:
+                if refresh.used or refresh.family.revoked or refresh.exp <= now:
                     return {"active": False}
                 return {
                     "active": True,
                     "token_type": "refresh_token",
                     "scope": refresh.scope,
-                    "client_id": refresh.client_id,
+                    "client_id": refresh.family.client_id,
                     "exp": refresh.exp,
                 }
         return self._introspect_jwt(token, now)
@@ -294,11 +313,9 @@ class TokenService:
         with self._lock:
             refresh = self._refresh.get(digest)
             if refresh is not None:
-                self._check_owner(client, refresh.client_id)
-                family = self._families.get(refresh.family_id)
-                if family is not None:
-                    # §2.1: revoking a refresh token also invalidates its access tokens.
-                    self._revoke_family(refresh.family_id, family)
+                self._check_owner(client, refresh.family.client_id)
+                # §2.1: revoking a refresh token also invalidates its access tokens.
+                self._revoke_family(refresh.family)
                 return "refresh_token"
             opaque = self._opaque.get(digest)
             if opaque is not None:
@@ -332,25 +349,39 @@ class TokenService:
             self.sweep()
 
     def sweep(self) -> None:
-        """Drop expired state so memory stays bounded under sustained load."""
+        """Drop expired state and revoked families so memory stays bounded under load.
+
+        Deletes in place (a rebuilt dict would briefly double the peak), then compacts
+        a table that lost most of its entries: a dict never shrinks by itself, so after
+        a burst it would keep the burst's size.
+        """
         now = self.now()
         self._next_sweep = time.monotonic() + SWEEP_INTERVAL
         with self._lock:
-            self._opaque = {d: r for d, r in self._opaque.items() if r.exp > now}
-            self._refresh = {d: r for d, r in self._refresh.items() if r.exp > now}
+            expired = [d for d, r in self._opaque.items() if r.exp <= now]
+            for digest in expired:
+                del self._opaque[digest]
+            if len(expired) > len(self._opaque):
+                self._opaque = dict(self._opaque)
+            dead = []
+            for digest, record in self._refresh.items():
+                family = record.family
+                if record.exp <= now or family.revoked:
+                    dead.append(digest)
+                elif family.access is not None and family.access[1] <= now:
+                    family.prune(now)  # its oldest access token expired
+            for digest in dead:
+                del self._refresh[digest]
+            if len(dead) > len(self._refresh):
+                self._refresh = dict(self._refresh)
             self.revoked.prune(now)
-            live = {r.family_id for r in self._refresh.values()}
-            for family_id, family in list(self._families.items()):
-                family.access = [a for a in family.access if a[1] > now]
-                family.refresh = [d for d in family.refresh if d in self._refresh]
-                if family_id not in live and not family.access:
-                    del self._families[family_id]
 
     def stats(self) -> dict[str, int]:
+        now = self.now()
         with self._lock:
             return {
                 "opaque_tokens": len(self._opaque),
                 "refresh_tokens": len(self._refresh),
-                "families": len(self._families),
-                "revoked_jtis": len(self.revoked.snapshot(self.now())),
+                "families": len({id(r.family) for r in self._refresh.values()}),
+                "revoked_jtis": len(self.revoked.snapshot(now)),
             }
