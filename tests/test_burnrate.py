@@ -96,3 +96,10 @@ def test_sli_budget_burn_and_exhaustion():
     assert br.time_to_exhaustion(0.75, 0.0, 30 * DAY) is None
     assert br.time_to_exhaustion(-0.1, 2.0, 30 * DAY) == 0.0
     assert br.is_finite(1.0) and not br.is_finite(math.inf) and not br.is_finite(None)
+
+
+def test_budget_consumed_by_an_outage():
+    # 15 minutes of a full outage of a 99.9% SLO: burn rate 1000 → 900 s × 1000 / 30d.
+    assert br.budget_consumed(1000.0, 900, 30 * DAY) == pytest.approx(0.3472, abs=1e-4)
+    # Burning exactly on budget for the whole period uses exactly all of it.
+    assert br.budget_consumed(1.0, 30 * DAY, 30 * DAY) == pytest.approx(1.0)

@@ -89,6 +89,12 @@ def error_budget_remaining(error_ratio_over_period: float, objective_percent: fl
     return 1.0 - burn_rate(error_ratio_over_period, objective_percent)
 
 
+def budget_consumed(burn_rate_: float, duration: float, period: float) -> float:
+    """Share of a period's error budget that ``duration`` seconds at ``burn_rate_`` use
+    (a 15-minute outage of a 99.9% SLO burns at 1000x: 1000 × 900 / 30d ≈ 35%)."""
+    return burn_rate_ * duration / period
+
+
 def time_to_exhaustion(
     budget_remaining: float, current_burn_rate: float, period: float
 ) -> float | None:
