@@ -30,7 +30,7 @@ EXPECTED = [
     ["slo", "validate"], ["slo", "schema"], ["slo", "import-openslo"], ["slo", "status"],
     ["slo", "backtest"], ["rules", "generate"], ["lab", "up"], ["lab", "down"], ["lab", "status"],
     ["loadtest", "run"], ["chaos", "run"], ["chaos", "validate"], ["dashboards", "render"],
-    ["report", "slo"], ["probe"], ["proxy"],
+    ["report", "slo"], ["probe"], ["proxy"], ["gameday"], ["chaos", "list"],
 ]
 
 
