@@ -36,7 +36,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tokenslo.lab.faults import FaultEngine, FaultMiddleware, admin_routes, check_admin
+from tokenslo.lab.faults import (
+    FaultEngine,
+    FaultMiddleware,
+    admin_routes,
+    call_observed,
+    check_admin,
+)
 from tokenslo.proxy.forward import Forwarder, new_session
 
 log = logging.getLogger("tokenslo.proxy")
@@ -51,7 +57,6 @@ FAULT_MAX_EXPIRY = 3600.0
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.3, 0.5, 1.0, 2.5, 5.0)
 COMMON_CODES = ("200", "400", "401", "404", "499", "500", "502", "503", "504")
 UPSTREAM_ERRORS = ("connect", "timeout", "protocol")
-CLIENT_CLOSED = "499"
 CONTROL_PATHS = frozenset({"/admin/faults", "/admin/clock", "/-/metrics", "/-/healthz"})
 CLOCK_REFUSAL = (
     "the fault proxy cannot shift the upstream's clock; run the target under libfaketime "
@@ -112,24 +117,16 @@ class MetricsMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
-        status: list[int] = []
 
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status.append(message["status"])
-            await send(message)
+        def record(code: str) -> None:
+            elapsed = time.perf_counter() - start
+            self.metrics.count(code, elapsed)
+            # Method and path only: headers and query strings may carry credentials.
+            log.debug(
+                "proxy %s %s -> %s %.1fms", scope["method"], scope["path"], code, elapsed * 1000
+            )
 
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            if scope.get("state", {}).get("tokenslo_fault") != "drop":
-                code = str(status[0]) if status else CLIENT_CLOSED
-                elapsed = time.perf_counter() - start
-                self.metrics.count(code, elapsed)
-                # Method and path only: headers and query strings may carry credentials.
-                log.debug(
-                    "proxy %s %s -> %s %.1fms", scope["method"], scope["path"], code, elapsed * 1000
-                )
+        await call_observed(self.app, scope, receive, send, record)
 
 
 class FaultProxy:

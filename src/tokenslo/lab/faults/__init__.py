@@ -25,7 +25,12 @@ from tokenslo.lab.faults.engine import (
     parse_clock,
     parse_fault,
 )
-from tokenslo.lab.faults.middleware import HANG_STATUS, ConnectionDropped, FaultMiddleware
+from tokenslo.lab.faults.middleware import (
+    HANG_STATUS,
+    ConnectionDropped,
+    FaultMiddleware,
+    call_observed,
+)
 
 __all__ = [
     "ADMIN_HEADER",
@@ -38,6 +43,7 @@ __all__ = [
     "FaultError",
     "FaultMiddleware",
     "LabAdmin",
+    "call_observed",
     "admin_routes",
     "check_admin",
     "parse_clock",

@@ -33,6 +33,30 @@ HANG_POLL_SECONDS = 0.5
 DROP_WAIT_SECONDS = 2.0
 
 
+async def call_observed(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, on_done: Callable[[str], None]
+) -> None:
+    """Run ``app``, then report the status the client got, as request metrics label it.
+
+    For the metrics middlewares that wrap this one (IdP, gateway, proxy): the
+    HTTP status; ``"499"`` when the client left before any response (a ``hang``);
+    nothing at all when a ``drop`` fault sent nothing. Reported even if ``app`` raises.
+    """
+    status: list[int] = []
+
+    async def send_wrapper(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+        await send(message)
+
+    try:
+        await app(scope, receive, send_wrapper)
+    finally:
+        state = scope.get("state")
+        if not (isinstance(state, MutableMapping) and state.get("tokenslo_fault") == "drop"):
+            on_done(str(status[0]) if status else str(HANG_STATUS))
+
+
 class ConnectionDropped(ConnectionError):
     """Raised when no socket could be found to drop (e.g. in-process ASGI transports)."""
 

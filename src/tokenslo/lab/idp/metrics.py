@@ -16,13 +16,14 @@ from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from tokenslo.lab.faults import call_observed
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.3, 0.5, 1.0, 2.5, 5.0)
 SIZE_BUCKETS = (128, 256, 512, 768, 1024, 1536, 2048, 4096, 8192)
 TTL_BUCKETS = (60, 300, 600, 900, 1800, 3600, 7200, 86400)
 GRANT_TYPES = ("client_credentials", "refresh_token")
 OTHER_GRANT = "other"  # unknown/missing grant_type: bounded label cardinality
 COMMON_CODES = ("200", "400", "401", "500", "503")
-CLIENT_CLOSED = "499"  # nginx's code for "client closed request" (hang faults)
 MAX_BODY = 64 * 1024
 STATE_KEY = "tokenslo.idp"  # scope key the endpoints use to hand facts to the middleware
 
@@ -141,7 +142,6 @@ class MetricsMiddleware:
         start = time.perf_counter()
         facts: dict[str, Any] = {}
         scope[STATE_KEY] = facts
-        status: list[int] = []
         grant = OTHER_GRANT
         if scope["path"] == "/token":
             body, receive = await _buffer_body(receive)
@@ -151,28 +151,12 @@ class MetricsMiddleware:
                 return
             grant = _grant_type(body)
 
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status.append(message["status"])
-            await send(message)
+        def record(code: str) -> None:
+            self.metrics.record(
+                scope["path"], grant, code, bool(facts.get("active")), time.perf_counter() - start
+            )
 
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            if not _dropped(scope):
-                code = str(status[0]) if status else CLIENT_CLOSED
-                self.metrics.record(
-                    scope["path"],
-                    grant,
-                    code,
-                    bool(facts.get("active")),
-                    time.perf_counter() - start,
-                )
-
-
-def _dropped(scope: Scope) -> bool:
-    state = scope.get("state")
-    return isinstance(state, MutableMapping) and state.get("tokenslo_fault") == "drop"
+        await call_observed(self.app, scope, receive, send, record)
 
 
 async def _too_large(send) -> None:
