@@ -15,7 +15,6 @@ import logging
 import os
 import secrets
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from tokenslo.prometheus.process import (
     pid_alive,
     port_in_use,
     run_promtool,
+    spawn,
     start_alertmanager,
     start_prometheus,
     stop_pid,
@@ -468,20 +468,10 @@ def check_ports(config: LabConfig) -> None:
 def _spawn(
     name: str, argv: list[str], state_dir: Path, url: str, env: dict[str, str]
 ) -> ManagedProcess:
+    """A lab component, logging to ``logs/<name>.log``; it outlives the CLI that started it."""
     logs = state_dir / "logs"
     logs.mkdir(exist_ok=True)
-    log_path = logs / f"{name}.log"
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen(
-            argv,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=state_dir,
-            env=env,
-            start_new_session=True,  # survives the CLI; Ctrl-C in the terminal does not reach it
-        )
-    return ManagedProcess(name=name, proc=proc, url=url, log_path=log_path)
+    return spawn(name, argv, state_dir, url, log_path=logs / f"{name}.log", env=env)
 
 
 def _python_service(

@@ -137,18 +137,28 @@ def _tail(path: Path, lines: int = 3) -> str:
         return ""
 
 
-def _spawn(name: str, argv: list[str], workdir: Path, url: str) -> ManagedProcess:
-    log_path = workdir / f"{name}.log"
-    log = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
-    proc = subprocess.Popen(
-        argv,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        cwd=workdir,
-        start_new_session=True,  # Ctrl-C in the terminal reaches us, not it
-    )
-    log.close()
+def spawn(
+    name: str,
+    argv: list[str],
+    workdir: Path,
+    url: str,
+    *,
+    log_path: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> ManagedProcess:
+    """Start ``argv`` in its own session (Ctrl-C in the terminal reaches us, not it),
+    output appended to ``log_path`` (default ``workdir/<name>.log``)."""
+    log_path = log_path or workdir / f"{name}.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=workdir,
+            env=env,
+            start_new_session=True,
+        )
     return ManagedProcess(name=name, proc=proc, url=url, log_path=log_path)
 
 
@@ -183,7 +193,7 @@ def start_prometheus(
         "--web.enable-admin-api",
         *(extra_args or []),
     ]
-    proc = _spawn("prometheus", argv, workdir, f"http://127.0.0.1:{port}")
+    proc = spawn("prometheus", argv, workdir, f"http://127.0.0.1:{port}")
     if wait:
         proc.wait_ready()
     return proc
@@ -204,7 +214,7 @@ def start_alertmanager(
         f"--web.listen-address=127.0.0.1:{port}",
         "--cluster.listen-address=",
     ]
-    proc = _spawn("alertmanager", argv, workdir, f"http://127.0.0.1:{port}")
+    proc = spawn("alertmanager", argv, workdir, f"http://127.0.0.1:{port}")
     if wait:
         proc.wait_ready()
     return proc
