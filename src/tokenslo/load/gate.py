@@ -132,9 +132,9 @@ def client_checks(slos: Sequence[SLO], recorder: Recorder) -> list[Check]:
     return [client_check(slo, recorder) for slo in gated(slos)]
 
 
-def server_check(slo: SLO, counts: WindowCounts | None, window: float) -> Check:
-    span = format_duration(window)
-    base = dict(
+def _server_base(slo: SLO) -> dict:
+    """What every server-side check of ``slo`` says about itself."""
+    return dict(
         slo=slo.name,
         service=slo.service,
         side="server",
@@ -142,6 +142,11 @@ def server_check(slo: SLO, counts: WindowCounts | None, window: float) -> Check:
         objective=slo.objective,
         requests=slo.loadtest,
     )
+
+
+def server_check(slo: SLO, counts: WindowCounts | None, window: float) -> Check:
+    span = format_duration(window)
+    base = _server_base(slo)
     if counts is None or counts.total is None:
         return Check(**base, state="no_data", message=f"no data over the test window ({span})")
     burn = window_burn(slo, counts)
@@ -163,16 +168,7 @@ def server_checks(
 def unreachable_checks(slos: Sequence[SLO], reason: str) -> list[Check]:
     """Server checks when Prometheus could not be asked: unknown, never passed."""
     return [
-        Check(
-            slo=slo.name,
-            service=slo.service,
-            side="server",
-            kind="burn_rate",
-            objective=slo.objective,
-            requests=slo.loadtest,
-            state="no_data",
-            message=f"Prometheus unreachable: {reason}",
-        )
+        Check(**_server_base(slo), state="no_data", message=f"Prometheus unreachable: {reason}")
         for slo in gated(slos)
     ]
 
