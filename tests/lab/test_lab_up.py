@@ -80,8 +80,11 @@ def test_prometheus_scrapes_idp_and_gateway(lab, wait_until):
     def jobs_up():
         targets = requests.get(url, timeout=5).json()["data"]["activeTargets"]
         health = {t["labels"]["job"]: t["health"] for t in targets}
-        return health if health.get("idp") == "up" and health.get("gateway") == "up" else None
+        jobs = ("idp", "gateway", "tokenslo-webhook")
+        return health if all(health.get(job) == "up" for job in jobs) else None
 
+    # The webhook's first scrape can come a moment after the services' (health
+    # "unknown" until then), so wait for all three rather than racing it.
     health = wait_until(jobs_up, timeout=20)
     assert health["tokenslo-webhook"] == "up"
 
