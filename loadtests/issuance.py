@@ -3,8 +3,8 @@
     locust -f loadtests/issuance.py                      # web UI on http://127.0.0.1:8089
     locust -f loadtests/issuance.py --headless -u 20 -r 10 -t 30s
 
-Target: -H IDP_BASE_URL (RFC 8414 discovery), default the running lab. Credentials:
-TOKENSLO_CLIENT_ID / TOKENSLO_CLIENT_SECRET or --credentials-file, default the lab's.
+Target: --target-file FILE or TOKENSLO_TARGET_FILE (docs/target.md: issuer, API, clients
+by role and where their secrets are), default the running lab's target.yaml.
 Set TOKENSLO_SHAPE=ramp|step|spike|soak for a load shape.
 """
 

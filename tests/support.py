@@ -58,3 +58,19 @@ class ServedApp:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def write_target(path: Path, document: dict) -> Path:
+    """A target description file (tokenslo/target/v1) for a test; secret files it names must
+    be written by the test with mode 0600."""
+    import yaml
+
+    path.write_text(yaml.safe_dump({"version": "tokenslo/target/v1", **document}))
+    return path
+
+
+def secret_file(path: Path, text: str) -> Path:
+    """A 0600 secret file (tokenslo refuses group- or world-readable ones)."""
+    path.write_text(text)
+    path.chmod(0o600)
+    return path

@@ -24,6 +24,7 @@ GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("tokenslo.spec.cli", "tokenslo.engine.cli"),
     ),
     "rules": ("generate Prometheus recording and alert rules", ("tokenslo.rules.cli",)),
+    "target": ("describe and check what tokenslo points at", ("tokenslo.target.cli",)),
     "lab": ("the local token infrastructure lab", ("tokenslo.lab.cli",)),
     "loadtest": ("Locust load tests that end in an SLO gate", ("tokenslo.load.cli",)),
     "chaos": ("Chaos Toolkit experiments against token infrastructure", ("tokenslo.chaos.cli",)),

@@ -65,7 +65,7 @@ def run_journal(lab, name: str, tmp_path: Path) -> tuple[int, dict]:
     journal = tmp_path / f"{name}.json"
     code = main(
         ["chaos", "run", str(REPO / "experiments" / f"{name}.yaml"),
-         "--lab-state-dir", str(lab.state_dir), "--journal", str(journal),
+         "--target", str(lab.state_dir / "target.yaml"), "--journal", str(journal),
          "--slo", str(REPO / "slo"), "--timeout", "240"]
     )  # fmt: skip
     return code, json.loads(journal.read_text())

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from support import secret_file, write_target
 from tokenslo.chaos import actions, journal, runner, targets, theory
 from tokenslo.cli import main
 from tokenslo.errors import InputError, UnavailableError
@@ -228,7 +229,7 @@ def test_valid_expiry_passes_and_a_missing_rollback_does_not(tmp_path):
 
 @pytest.mark.parametrize("bad", [None, 0, -1, "", "x", float("nan"), float("inf"), True, 1e9])
 def test_action_refuses_a_bad_expiry_before_any_request(bad):
-    nowhere = {"tokenslo_idp_url": "http://127.0.0.1:9", "tokenslo_admin_secret_file": "/none"}
+    nowhere = {"tokenslo_target_file": "/none/target.yaml"}
     with pytest.raises(ValueError, match="expires_in"):
         actions.inject_http_fault("idp", "/token", "status", bad, configuration=nowhere)
     with pytest.raises(ValueError, match="expires_in"):
@@ -249,26 +250,54 @@ def test_configuration_resolution_matches_chaos_toolkit():
         runner.parse_vars(["novalue"])
 
 
-def test_targets_from_configuration_keys_and_secret_stays_in_its_file(tmp_path):
-    secret = tmp_path / "secret"
-    secret.write_text("s3cr3t\n")
-    resolved = targets.resolve(
+def _proxy_target(tmp_path, **extra) -> Path:
+    """An external target: a real IdP behind a tokenslo proxy, nothing of the lab."""
+    return write_target(
+        tmp_path / "target.yaml",
         {
-            "tokenslo_idp_url": "http://127.0.0.1:1/",
-            "tokenslo_proxy_admin_url": "http://127.0.0.1:2",
-            "tokenslo_admin_secret_file": str(secret),
-            "tokenslo_time_scale": "60",
-        }
+            "issuer": "https://idp.example",
+            "discovery_url": "http://127.0.0.1:1/",
+            "clients": {"prober": {"client_id": "p", "secret": {"env": "P_SECRET"}}},
+            "faults": {
+                "admin_secret_file": str(secret_file(tmp_path / "secret", "s3cr3t\n")),
+                "idp": {"kind": "proxy", "admin_url": "http://127.0.0.1:2"},
+            },
+            **extra,
+        },
     )
-    assert resolved.url("idp") == "http://127.0.0.1:1"
-    assert resolved.admin_url("proxy") == "http://127.0.0.1:2"
+
+
+def test_targets_come_from_the_target_file_and_the_secret_stays_in_its_file(tmp_path):
+    path = _proxy_target(tmp_path, prometheus={"url": "http://127.0.0.1:3"})
+    resolved = targets.resolve({"tokenslo_target_file": str(path), "tokenslo_time_scale": "60"})
+    assert resolved.target.discovery_url == "http://127.0.0.1:1"
+    assert resolved.url("prometheus") == "http://127.0.0.1:3"
+    assert resolved.admin_url("idp") == "http://127.0.0.1:2"
     assert resolved.admin_secret() == "s3cr3t"
     assert resolved.time_scale == 60
     assert "s3cr3t" not in repr(resolved)
-    with pytest.raises(InputError, match="unknown fault target"):
+    with pytest.raises(InputError, match="no fault injection for 'gateway'"):
         resolved.admin_url("gateway")
+    with pytest.raises(InputError, match="needs webhook.url"):
+        resolved.url("webhook")
     with pytest.raises(InputError, match=">= 1"):
-        targets.resolve({"tokenslo_time_scale": "0.5"})
+        targets.resolve({"tokenslo_target_file": str(path), "tokenslo_time_scale": "0.5"})
+
+
+def test_every_bundled_experiment_declares_the_target_keys(tmp_path):
+    """Chaos Toolkit passes --var only to declared keys: an external target reaches an
+    experiment only through tokenslo_target_file (and the SLO paths, time scale)."""
+    path = _proxy_target(tmp_path, prometheus={"url": "http://127.0.0.1:3"})
+    for experiment in EXPERIMENTS:
+        doc = runner.load_experiment(experiment)
+        declared = doc.data.get("configuration") or {}
+        assert {targets.TARGET_FILE_KEY, targets.SLO_PATHS_KEY} <= set(declared), experiment
+        configuration = runner.resolve_configuration(
+            declared, {}, {targets.TARGET_FILE_KEY: str(path), targets.SLO_PATHS_KEY: "slo/"}
+        )
+        resolved = targets.resolve(configuration)
+        assert resolved.target.source == str(path), experiment
+        assert resolved.url("prometheus") == "http://127.0.0.1:3"
 
 
 # -- CLI exit codes -----------------------------------------------------------------------------
@@ -284,18 +313,19 @@ def test_cli_bad_experiment_exits_2_in_one_line(tmp_path, capsys):
 def test_cli_yaml_syntax_error_exits_2_with_line(tmp_path, capsys):
     path = tmp_path / "broken.yaml"
     path.write_text("title: x\nmethod: [\n")
-    assert main(["chaos", "run", str(path), "--lab-state-dir", str(tmp_path)]) == 2
+    assert main(["chaos", "run", str(path), "--target", str(tmp_path / "t.yaml")]) == 2
     assert f"{path}:" in capsys.readouterr().err
 
 
-def test_cli_run_without_a_lab_exits_3_before_running(tmp_path, capsys):
+def test_cli_run_against_an_unreachable_target_exits_3_before_running(tmp_path, capsys):
     journal_path = tmp_path / "j.json"
+    target = _proxy_target(tmp_path, prometheus={"url": "http://127.0.0.1:3"})
     code = main(
         ["chaos", "run", str(REPO / "experiments/idp-outage.yaml"),
-         "--lab-state-dir", str(tmp_path / "nolab"), "--journal", str(journal_path)]
+         "--target", str(target), "--journal", str(journal_path)]
     )  # fmt: skip
     assert code == 3
-    assert "lab" in capsys.readouterr().err
+    assert "discovery failed for http://127.0.0.1:1" in capsys.readouterr().err
     assert not journal_path.exists()
 
 
@@ -350,25 +380,22 @@ def test_chaos_discover_lists_probes_and_actions(tmp_path):
     assert inject["doc"]
 
 
-def test_unreachable_prometheus_is_unavailable():
-    resolved = targets.resolve({"tokenslo_prometheus_url": "http://127.0.0.1:9"})
+def test_unreachable_prometheus_is_unavailable(tmp_path):
+    path = _proxy_target(tmp_path, prometheus={"url": "http://127.0.0.1:9"})
+    resolved = targets.resolve({"tokenslo_target_file": str(path)})
     with pytest.raises(UnavailableError):
         targets.prometheus_timing(resolved.url("prometheus"))
 
 
 def test_background_load_defaults_to_paced_locust_with_the_chosen_scenario(tmp_path):
-    from pathlib import Path
-
-    from tokenslo.chaos.targets import Targets
-
-    resolved = Targets({}, {}, None, None, Path(tmp_path), None, slo_paths=("slo/",))
+    resolved = targets.resolve({"tokenslo_target_file": str(_proxy_target(tmp_path))})
     logs = {"workdir": str(tmp_path / "w"), "stats": str(tmp_path / "s.json")}
     argv = actions._locust_argv(resolved, 89.5, 2, "fresh-api", 20.0, logs)
     flag = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i].startswith("--")}
     assert argv[2:5] == ["tokenslo", "loadtest", "run"]
     assert flag["--scenario"] == "fresh-api" and flag["--rate"] == "20"
     assert flag["--users"] == "2" and flag["--duration"] == "90s"
-    assert flag["--state-dir"] == str(tmp_path)
+    assert flag["--target"] == str(tmp_path / "target.yaml")
     with pytest.raises(ValueError, match="scenario must be one of"):
         actions._locust_argv(resolved, 10, 2, "everything", 20.0, logs)
     defaults = inspect.signature(actions.start_background_load).parameters
@@ -378,6 +405,6 @@ def test_background_load_defaults_to_paced_locust_with_the_chosen_scenario(tmp_p
 
 @pytest.mark.parametrize("bad", [{"rate": -1}, {"rate": float("inf")}, {"driver": "wrk"}])
 def test_background_load_refuses_bad_arguments_before_starting_anything(bad):
-    nowhere = {"tokenslo_idp_url": "http://127.0.0.1:9", "tokenslo_admin_secret_file": "/none"}
+    nowhere = {"tokenslo_target_file": "/none/target.yaml"}
     with pytest.raises(ValueError):
         actions.start_background_load(10, configuration=nowhere, **bad)

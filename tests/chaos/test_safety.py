@@ -83,10 +83,10 @@ def start_run(
     only it."""
     env = {
         **os.environ,
-        "TOKENSLO_LAB_STATE_DIR": str(lab.state_dir),
-        "TOKENSLO_SAFETY_TARGET": target,
+        "TOKENSLO_TARGET_FILE": str(lab.state_dir / "target.yaml"),
+        # a fault target is a component of the target file, or an admin base URL (the proxy)
+        "TOKENSLO_SAFETY_TARGET": proxy_url if target == "proxy" else target,
         "TOKENSLO_SAFETY_FAULT_EXPIRY": str(expiry),
-        "TOKENSLO_PROXY_ADMIN_URL": proxy_url,
     }
     journal = tmp_path / "journal.json"
     if runner == "chaos":
@@ -95,7 +95,8 @@ def start_run(
                 str(hold)]  # fmt: skip
     else:
         argv = [sys.executable, "-m", "tokenslo", "chaos", "run", str(hold),
-                "--lab-state-dir", str(lab.state_dir), "--journal", str(journal)]  # fmt: skip
+                "--target", str(lab.state_dir / "target.yaml"),
+                "--journal", str(journal)]  # fmt: skip
     log = (tmp_path / "runner.out").open("wb")
     return subprocess.Popen(
         argv, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -238,7 +239,7 @@ def test_fault_without_expiry_is_rejected_by_the_admin_api_and_the_proxy(lab, pr
 
 @pytest.mark.parametrize("bad", [None, 0, -1, "", "forever", float("inf"), 10**9, True])
 def test_fault_without_a_valid_expiry_is_refused_by_the_chaos_action(lab, bad):
-    configuration = {"tokenslo_lab_state_dir": str(lab.state_dir)}
+    configuration = {"tokenslo_target_file": str(lab.state_dir / "target.yaml")}
     with pytest.raises(ValueError, match="expires_in"):
         actions.inject_http_fault(
             "idp", "/token", "status", bad, status=503, configuration=configuration
@@ -247,7 +248,7 @@ def test_fault_without_a_valid_expiry_is_refused_by_the_chaos_action(lab, bad):
 
 
 def test_experiment_without_expiry_is_refused_before_anything_is_injected(lab, tmp_path: Path):
-    env = {**os.environ, "TOKENSLO_LAB_STATE_DIR": str(lab.state_dir)}
+    env = {**os.environ, "TOKENSLO_TARGET_FILE": str(lab.state_dir / "target.yaml")}
     base = [str(CHAOS), "--no-version-check", "--no-log-file"]
     validate = subprocess.run(
         [*base, "validate", str(NO_EXPIRY)], env=env, capture_output=True, text=True, timeout=60

@@ -17,13 +17,7 @@ version: 1
 title: Staging game day
 target:
   kind: external
-  idp_url: http://127.0.0.1:9480
-  api_url: http://127.0.0.1:8080
-  proxy_admin_url: http://127.0.0.1:9480
-  admin_secret_file: /etc/tokenslo/admin-secret
-  prometheus_url: http://127.0.0.1:9090
-  alertmanager_url: http://127.0.0.1:9093
-  credentials: {client_id: gameday, client_secret_env: GAMEDAY_SECRET}
+  file: staging/target.yaml
 slo_paths: [slo/idp.yaml]
 load: {driver: loadgen, rate: 2, warmup: 1m}
 recovery_timeout: 15m
@@ -61,7 +55,7 @@ def test_bundled_default_is_the_lab_rehearsal_of_the_issue():
 def test_external_target_with_real_time_and_typed_vars():
     plan = parse(EXTERNAL)
     assert plan.target.kind == "external" and plan.time_scale == 1.0  # default for external
-    assert plan.target.credentials == gp.Credentials("gameday", "GAMEDAY_SECRET")
+    assert plan.target == gp.Target(kind="external", file="staging/target.yaml")
     assert plan.load.rate == 2 and plan.load.warmup == 60 and plan.recovery_timeout == 900
     outage, skew = plan.experiments
     assert outage.file == "experiments/idp-outage.yaml" and outage.timeout == 2400
@@ -122,30 +116,28 @@ BAD = [
     ("load: {rate: 0}\nexperiments: [a]\n", 1, "load.rate", "between"),
     ("target: {kind: cloud}\nexperiments: [a]\n", 1, "target.kind", "lab, external"),
     (
-        "target:\n  kind: external\n  idp_url: http://x\nexperiments: [a]\n",
+        "target:\n  kind: external\nexperiments: [a]\n",
         2,
         "target",
-        "needs api_url",
+        "needs file",
     ),
     (
-        "target: {kind: lab, prometheus_url: localhost:9090}\nexperiments: [a]\n",
+        "target: {kind: lab, prometheus_url: http://p}\nexperiments: [a]\n",
         1,
         "target.prometheus_url",
-        "http(s) URL",
+        "unknown setting",
     ),
     (
-        "target:\n  credentials: {client_id: x}\nexperiments: [a]\n",
-        2,
-        "target.credentials",
-        "client_secret_env",
+        "target:\n  kind: lab\n  file: t.yaml\nexperiments: [a]\n",
+        3,
+        "target.file",
+        "only for kind: external",
     ),
     (
-        "target:\n  kind: external\n  idp_url: http://i\n  api_url: http://a\n"
-        "  prometheus_url: http://p\n  admin_secret_file: s\nload: {driver: locust}\n"
-        "experiments: [a]\n",
-        7,
-        "load.driver",
-        "lab",
+        "target:\n  kind: external\n  file: t.yaml\n  lab_config: l.yaml\nexperiments: [a]\n",
+        4,
+        "target.lab_config",
+        "only for kind: lab",
     ),
     ("experiments: [a\n", 2, None, ""),  # YAML syntax error at its mark
 ]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tokenslo.load.discovery import discover
 from tokenslo.spec.loader import load_paths
+from tokenslo.target.discovery import discover_url
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -35,23 +35,21 @@ def cases(junit: Path) -> dict[str, ET.Element]:
 
 
 def test_discovery_against_the_lab(lab):
-    endpoints = discover(lab.urls["idp"])
+    endpoints = discover_url(lab.urls["idp"], issuer=lab.issuer)
     assert endpoints.issuer == lab.issuer
     assert endpoints.token_endpoint == lab.issuer + "/token"
     assert endpoints.jwks_uri and endpoints.introspection_endpoint and endpoints.revocation_endpoint
 
 
-def test_plain_locust_with_env_credentials(lab, tmp_path):
+def test_plain_locust_with_the_labs_target_file(lab, tmp_path):
     creds = lab.credentials()
     env = {
         **os.environ,
-        "TOKENSLO_CLIENT_ID": "loadtest",
-        "TOKENSLO_CLIENT_SECRET": creds["loadtest"],
-        "TOKENSLO_API_URL": lab.urls["gateway"] + "/api/resource",
+        "TOKENSLO_TARGET_FILE": str(lab.state_dir / "target.yaml"),
         "TOKENSLO_RECORDER_OUT": str(tmp_path / "rec.json"),
     }
     cmd = [sys.executable, "-m", "locust", "-f", str(REPO / "loadtests" / "mixed.py")]
-    cmd += ["--headless", "-u", "2", "-r", "2", "-t", "3s", "-H", lab.urls["idp"], "--only-summary"]
+    cmd += ["--headless", "-u", "2", "-r", "2", "-t", "8s", "--only-summary"]
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     names = json.loads((tmp_path / "rec.json").read_text())["names"]
@@ -64,7 +62,7 @@ def run_mixed(lab, tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedPro
     junit = tmp_path / "junit.xml"
     done = tokenslo(
         "--scenario", "mixed", "--users", "20", "--spawn-rate", "10", "--duration", "30s",
-        "--gate", str(REPO / "slo"), "--state-dir", str(lab.state_dir),
+        "--gate", str(REPO / "slo"), "--target", str(lab.state_dir / "target.yaml"),
         "--junit", str(junit), "--json", str(tmp_path / "gate.json"), *extra,
         cwd=tmp_path,
     )  # fmt: skip
@@ -104,7 +102,7 @@ def test_stopped_prometheus_exits_3(lab, tmp_path, prometheus_factory):
     prom.stop()
     done = tokenslo(
         "--scenario", "mixed", "--duration", "30s", "--gate", str(REPO / "slo"),
-        "--state-dir", str(lab.state_dir), "--prometheus", url, cwd=tmp_path,
+        "--target", str(lab.state_dir / "target.yaml"), "--prometheus", url, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 3, done.stdout + done.stderr
     assert "Prometheus" in done.stderr or "prometheus" in done.stderr.lower()
@@ -116,7 +114,8 @@ def test_master_and_two_workers_give_one_merged_verdict(lab, tmp_path):
     out = tmp_path / "gate.json"
     done = tokenslo(
         "--scenario", "mixed", "--users", "6", "--spawn-rate", "6", "--duration", "8s",
-        "--workers", "2", "--gate", str(REPO / "slo"), "--state-dir", str(lab.state_dir),
+        "--workers", "2", "--gate", str(REPO / "slo"),
+        "--target", str(lab.state_dir / "target.yaml"),
         "--json", str(out), "--workdir", str(tmp_path / "work"),
         "--prometheus", lab.urls["prometheus"], cwd=tmp_path,
     )  # fmt: skip
@@ -137,7 +136,8 @@ def test_rate_paces_the_run_within_25_percent_of_the_request(lab, tmp_path):
     out = tmp_path / "gate.json"
     done = tokenslo(
         "--scenario", "jwks", "--users", "2", "--spawn-rate", "2", "--duration", "10s",
-        "--rate", "20", "--gate", str(REPO / "slo"), "--state-dir", str(lab.state_dir),
+        "--rate", "20", "--gate", str(REPO / "slo"),
+        "--target", str(lab.state_dir / "target.yaml"),
         "--json", str(out), cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode in (0, 3), done.stdout + done.stderr  # ~200 requests: too few to judge
@@ -152,7 +152,8 @@ def test_fresh_api_scenario_calls_the_api_with_a_new_token_each_time(lab, tmp_pa
     out = tmp_path / "gate.json"
     done = tokenslo(
         "--scenario", "fresh-api", "--users", "2", "--spawn-rate", "2", "--duration", "4s",
-        "--rate", "10", "--gate", str(REPO / "slo"), "--state-dir", str(lab.state_dir),
+        "--rate", "10", "--gate", str(REPO / "slo"),
+        "--target", str(lab.state_dir / "target.yaml"),
         "--json", str(out), cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode in (0, 3), done.stdout + done.stderr

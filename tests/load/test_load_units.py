@@ -1,73 +1,29 @@
-"""Credentials, discovery parsing, response judging, shapes and CLI/runner argument building."""
+"""Response judging, shapes and CLI/runner argument building (targets: tests/target)."""
 
 from __future__ import annotations
 
 import argparse
-import base64
+import json
 
 import pytest
 
-from tokenslo.errors import InputError, UnavailableError
-from tokenslo.load import cli, credentials, discovery, pacing, shapes
+from support import write_target
+from tokenslo.errors import InputError
+from tokenslo.load import cli, pacing, shapes
 from tokenslo.load.protocol import TokenSet, judge
 from tokenslo.load.runner import locust_env, master_command, worker_command
-from tokenslo.load.target import Target, resolve_target
+from tokenslo.load.target import resolve_target
 
 SECRET = "s3cr3t-value"
 
 
-def test_env_credentials_win_and_secret_is_not_in_repr(tmp_path):
-    env = {"TOKENSLO_CLIENT_ID": "a", "TOKENSLO_CLIENT_SECRET": SECRET}
-    found = credentials.load_credentials(tmp_path / "missing.yaml", env=env)
-    assert found.client_id == "a" and SECRET not in repr(found)
-
-
-def test_lab_credentials_file_picks_the_loadtest_client(tmp_path):
-    path = tmp_path / "c.yaml"
-    path.write_text(
-        "clients:\n- {client_id: gateway, client_secret: g}\n"
-        "- {client_id: loadtest, client_secret: x}\n"
-    )
-    assert credentials.load_credentials(path, env={}).client_secret == "x"
-    with pytest.raises(InputError, match="no client 'prober'"):
-        credentials.from_file(path, "prober")
-
-
-def test_missing_or_half_credentials_are_bad_input(tmp_path):
-    with pytest.raises(InputError, match="TOKENSLO_CLIENT_ID"):
-        credentials.load_credentials(None, env={})
-    with pytest.raises(InputError, match="TOKENSLO_CLIENT_SECRET is not set"):
-        credentials.load_credentials(None, env={"TOKENSLO_CLIENT_ID": "a"})
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("clients: [\n")
-    with pytest.raises(InputError) as err:
-        credentials.load_credentials(bad, env={})
-    assert str(bad) in str(err.value)
-
-
-def test_basic_auth_form_encodes_parts():
-    header = credentials.Credentials("a b", "x:y").basic_auth()
-    assert base64.b64decode(header.split()[1]).decode() == "a%20b:x%3Ay"
-
-
-def test_no_target_and_no_lab_is_unavailable(tmp_path):
-    with pytest.raises(UnavailableError, match="no --target"):
-        resolve_target(state_dir=tmp_path, env={})
-
-
-def test_metadata_urls_and_parse():
-    assert discovery.metadata_urls("http://h:1/")[0] == (
-        "http://h:1/.well-known/oauth-authorization-server"
-    )
-    assert discovery.metadata_urls("https://h/tenant")[0] == (
-        "https://h/.well-known/oauth-authorization-server/tenant"
-    )
-    parsed = discovery.parse_metadata({"issuer": "i", "token_endpoint": "t"}, "u")
-    assert parsed.jwks_uri is None
-    with pytest.raises(InputError, match="introspection_endpoint"):
-        parsed.require("introspection_endpoint")
-    with pytest.raises(InputError, match="token_endpoint"):
-        discovery.parse_metadata({"issuer": "i"}, "u")
+def _target(tmp_path):
+    path = write_target(
+        tmp_path / "target.yaml",
+        {"issuer": "http://127.0.0.1:9",
+         "clients": {"load": {"client_id": "loadtest", "secret": {"env": "LOAD_SECRET"}}}},
+    )  # fmt: skip
+    return resolve_target(path, env={"LOAD_SECRET": SECRET})
 
 
 @pytest.mark.parametrize(
@@ -131,7 +87,7 @@ def test_bad_flags_are_input_errors(override, field):
 
 def test_commands_bind_loopback_and_keep_secrets_out_of_argv(tmp_path):
     spec = cli.spec_from_args(_args(workers=2))
-    target = Target("http://127.0.0.1:9", None, credentials.Credentials("loadtest", SECRET))
+    target = _target(tmp_path)
     master = master_command(spec, target.idp_url, 5599)
     assert master[master.index("--master-bind-host") + 1] == "127.0.0.1"
     assert "--expect-workers" in master and "-t" in master and "30s" in master
@@ -139,7 +95,8 @@ def test_commands_bind_loopback_and_keep_secrets_out_of_argv(tmp_path):
     assert worker[worker.index("--master-host") + 1] == "127.0.0.1"
     assert SECRET not in " ".join(master + worker)
     env = locust_env(spec, target, tmp_path / "out.json")
-    assert env["TOKENSLO_CLIENT_SECRET"] == SECRET and env["TOKENSLO_SCENARIO"] == "mixed"
+    assert SECRET not in json.dumps(env) and env["TOKENSLO_SCENARIO"] == "mixed"
+    assert env["TOKENSLO_TARGET_FILE"] == str(tmp_path / "target.yaml")
     forked = master_command(cli.spec_from_args(_args(processes=2)), target.idp_url, 5600)
     assert "--processes" in forked and "--master" not in forked
 
@@ -150,7 +107,7 @@ def test_commands_bind_loopback_and_keep_secrets_out_of_argv(tmp_path):
 def test_rate_is_shared_by_the_users_and_travels_in_the_environment(tmp_path):
     spec = cli.spec_from_args(_args(users=4, rate="10"))
     assert spec.pacing == pacing.Pacing("throughput", (2.5,))
-    target = Target("http://127.0.0.1:9", None, credentials.Credentials("loadtest", SECRET))
+    target = _target(tmp_path)
     env = locust_env(spec, target, tmp_path / "out.json")
     assert env[pacing.ENV_PACING] == "throughput:2.5"
     assert pacing.from_env(env) == spec.pacing  # what the Locust process reads back

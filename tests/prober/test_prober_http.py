@@ -13,6 +13,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from support import write_target
 from tokenslo.cli import main
 from tokenslo.prober.config import Credentials, ProbeConfig
 from tokenslo.prober.runner import Prober
@@ -148,15 +149,21 @@ def test_target_down_counts_failures_and_keeps_running():
     assert reg.get_sample_value("probe_success", {**labels, "step": "transaction"}) == 0
 
 
-def test_once_exit_codes(stub: StubIdP, capsys, monkeypatch):
-    monkeypatch.setenv("TOKENSLO_CLIENT_ID", CREDS.client_id)
-    monkeypatch.setenv("TOKENSLO_CLIENT_SECRET", CREDS.client_secret)
-    assert main(["probe", "--target", stub.url, "--once", "--format", "json"]) == 0
+def _target_file(tmp_path, issuer: str) -> str:
+    clients = {"prober": {"client_id": CREDS.client_id, "secret": {"env": "PROBE_SECRET"}}}
+    return str(write_target(tmp_path / f"t{len(list(tmp_path.iterdir()))}.yaml",
+                            {"issuer": issuer, "clients": clients}))  # fmt: skip
+
+
+def test_once_exit_codes(stub: StubIdP, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("PROBE_SECRET", CREDS.client_secret)
+    target = _target_file(tmp_path, stub.url)
+    assert main(["probe", "--target", target, "--once", "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["ok"] is True and out["steps"]["jwks"]["result"] == "success"
-    monkeypatch.setenv("TOKENSLO_CLIENT_SECRET", "wrong")
-    assert main(["probe", "--target", stub.url, "--once"]) == 1
+    monkeypatch.setenv("PROBE_SECRET", "wrong")
+    assert main(["probe", "--target", target, "--once"]) == 1
     captured = capsys.readouterr()
     assert "invalid_client" in captured.out and "wrong" not in captured.err
-    down = f"http://127.0.0.1:{free_port()}"
+    down = _target_file(tmp_path, f"http://127.0.0.1:{free_port()}")
     assert main(["probe", "--target", down, "--once", "--timeout", "1"]) == 3

@@ -129,15 +129,10 @@ def test_prometheus_scrapes_the_prober_and_slo_status_evaluates_probe_slos(
 ):
     port = prober_lab.prober_port  # type: ignore[attr-defined]
     prom = prober_lab.urls["prometheus"]
-    env = {
-        **os.environ,
-        "TOKENSLO_CLIENT_ID": "prober",
-        "TOKENSLO_CLIENT_SECRET": prober_lab.credentials()["prober"],
-    }
+    env = dict(os.environ)
     argv = [
         sys.executable, "-m", "tokenslo", "probe",
-        "--target", prober_lab.urls["idp"],
-        "--api", prober_lab.urls["gateway"] + "/api/resource",
+        "--target", str(prober_lab.state_dir / "target.yaml"),
         "--listen", f"127.0.0.1:{port}",
         "--interval", "0.5",
         "--max-runs", "200",  # a bound even if the test dies before SIGTERM

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from support import write_target
 from tokenslo.cli import main
 from tokenslo.errors import InputError
-from tokenslo.prober.config import Credentials, load_credentials, parse_listen
+from tokenslo.prober.config import parse_listen
 from tokenslo.prober.measure import (
     date_header_seconds,
     discovery_urls,
@@ -93,41 +94,6 @@ def test_token_ref_is_a_12_hex_sha256_prefix():
 # -- config -------------------------------------------------------------------------------
 
 
-def test_credentials_from_env_and_their_repr_hides_the_secret():
-    creds = load_credentials(
-        None, environ={"TOKENSLO_CLIENT_ID": "c", "TOKENSLO_CLIENT_SECRET": "s3cret"}
-    )
-    assert creds == Credentials("c", "s3cret")
-    assert "s3cret" not in repr(creds)
-    with pytest.raises(InputError, match="TOKENSLO_CLIENT_ID"):
-        load_credentials(None, environ={"TOKENSLO_CLIENT_ID": "c"})
-
-
-def test_credentials_from_the_labs_file_pick_the_prober_client(tmp_path: Path):
-    path = tmp_path / "credentials.yaml"
-    path.write_text(
-        "clients:\n"
-        "  - {client_id: loadtest, client_secret: a}\n"
-        "  - {client_id: prober, client_secret: b}\n"
-    )
-    assert load_credentials(str(path), environ={}) == Credentials("prober", "b")
-    assert load_credentials(str(path), "loadtest", environ={}) == Credentials("loadtest", "a")
-    with pytest.raises(InputError, match="no client 'gateway'") as err:
-        load_credentials(str(path), "gateway", environ={})
-    assert err.value.file == str(path) and err.value.field == "client_id"
-
-
-def test_credentials_single_mapping_and_bad_yaml_line(tmp_path: Path):
-    single = tmp_path / "one.yaml"
-    single.write_text("client_id: x\nclient_secret: y\n")
-    assert load_credentials(str(single), environ={}) == Credentials("x", "y")
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("client_id: x\nclient_secret: [unclosed\n")
-    with pytest.raises(InputError) as err:
-        load_credentials(str(bad), environ={})
-    assert err.value.line is not None and err.value.line >= 2
-
-
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -146,15 +112,19 @@ def test_parse_listen_rejects(text):
         parse_listen(text)
 
 
-def test_cli_bad_input_is_one_line_exit_2(capsys, monkeypatch):
-    monkeypatch.delenv("TOKENSLO_CLIENT_ID", raising=False)
-    monkeypatch.delenv("TOKENSLO_CLIENT_SECRET", raising=False)
-    assert main(["probe", "--target", "http://127.0.0.1:1", "--once"]) == 2
+def test_cli_bad_input_is_one_line_exit_2(capsys, monkeypatch, tmp_path: Path):
+    monkeypatch.delenv("PROBER_SECRET", raising=False)
+    target = write_target(
+        tmp_path / "t.yaml",
+        {"issuer": "http://127.0.0.1:1",
+         "clients": {"prober": {"client_id": "p", "secret": {"env": "PROBER_SECRET"}}}},
+    )  # fmt: skip
+    assert main(["probe", "--target", str(target), "--once"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "TOKENSLO_CLIENT_SECRET" in err and "Traceback" not in err
-    assert main(["probe", "--target", "ftp://x", "--once"]) == 2
-    assert "--target" in capsys.readouterr().err
-    assert main(["probe", "--target", "http://127.0.0.1:1"]) == 2
+    assert err.count("\n") == 1 and "PROBER_SECRET" in err and "Traceback" not in err
+    assert main(["probe", "--target", str(tmp_path / "missing.yaml"), "--once"]) == 2
+    assert "missing.yaml" in capsys.readouterr().err
+    assert main(["probe", "--target", str(target)]) == 2
     assert "--listen" in capsys.readouterr().err
 
 

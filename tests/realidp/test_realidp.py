@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from support import write_target
 from tokenslo.prober.config import Credentials, ProbeConfig
 from tokenslo.prober.runner import Prober, serve_metrics
 from tokenslo.prober.transaction import run_transaction
@@ -158,13 +159,18 @@ def test_exported_metrics_are_served_over_http(realidp: RealIdP):
 def test_locust_scenarios_run_against_the_real_provider(
     realidp: RealIdP, tmp_path: Path, scenario: str, requests_named: str
 ):
-    """The load scenarios (loadtests/) need nothing but RFC 8414 discovery and the client's
-    credentials, so they run unchanged against a provider with other endpoint paths."""
+    """The load scenarios (loadtests/) need nothing but a target file (issuer, clients by
+    role), so they run unchanged against a provider with other endpoint paths."""
     locustfile = REPO / "loadtests" / f"{scenario}.py"
+    client = {"client_id": realidp.credentials.client_id, "secret": {"env": "REALIDP_SECRET"}}
+    target = write_target(
+        tmp_path / "target.yaml",
+        {"issuer": realidp.url, "clients": {"load": client, "introspection": client}},
+    )
     env = {
         **os.environ,
-        "TOKENSLO_CLIENT_ID": realidp.credentials.client_id,
-        "TOKENSLO_CLIENT_SECRET": realidp.credentials.client_secret,
+        "TOKENSLO_TARGET_FILE": str(target),
+        "REALIDP_SECRET": realidp.credentials.client_secret,
     }
     argv = [
         sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",

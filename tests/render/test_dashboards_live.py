@@ -93,10 +93,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabState, f
         lab = lab_up(config, state_dir)
         started = time.time()
         prober = subprocess.Popen(
-            [sys.executable, "-m", "tokenslo", "probe", "--target", lab.urls["idp"],
-             "--api", lab.urls["gateway"] + "/api/resource",
+            [sys.executable, "-m", "tokenslo", "probe",
+             "--target", str(lab.state_dir / "target.yaml"),
              "--listen", f"127.0.0.1:{config.ports.prober}", "--interval", "1",
-             "--credentials", str(lab.credentials_file), "--client-id", "prober",
              "--propagation-timeout", "5", "--max-runs", "150"],
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         traffic = Traffic(lab)

@@ -320,7 +320,6 @@ LOCUST_START_TIMEOUT = 30.0
 def start_background_load(
     duration: float,
     rate: float = 0.0,
-    client_id: str = "loadtest",
     driver: str = "locust",
     users: int = 10,
     scenario: str = "mixed",
@@ -349,18 +348,13 @@ def start_background_load(
         raise ValueError(f"rate must be > 0, got {rate!r}")
     resolved, run = _context(configuration)
     logs = _load_paths(resolved, run)
+    resolved.target.client("load")  # no load client → bad input now, not a dead child later
     if driver == "locust":
         argv = _locust_argv(resolved, seconds, int(users), scenario, pace, logs)
     else:
-        if resolved.credentials_file is None:
-            raise InputError(
-                "background load needs the client credentials file",
-                field=targets.CREDENTIALS_FILE_KEY,
-            )
         argv = [
             sys.executable, "-m", "tokenslo.chaos.loadgen",
-            "--idp", resolved.url("idp"), "--gateway", resolved.url("gateway"),
-            "--credentials-file", str(resolved.credentials_file), "--client-id", client_id,
+            "--target-file", resolved.target.source,
             "--duration", str(seconds), "--rate", str(pace), "--stats", logs["stats"],
         ]  # fmt: skip
     record = _spawn("load", argv, run, log=logs["log"])
@@ -383,8 +377,6 @@ def _locust_argv(
 ) -> list[str]:
     from tokenslo.load.protocol import SCENARIO_NAMES
 
-    if resolved.state_dir is None:
-        raise InputError("driver locust needs the lab state dir", field=targets.STATE_DIR_KEY)
     if not 0 < users <= 100:
         raise ValueError(f"users must be in 1..100, got {users}")
     if scenario not in SCENARIO_NAMES:
@@ -393,7 +385,7 @@ def _locust_argv(
         sys.executable, "-m", "tokenslo", "loadtest", "run", "--scenario", scenario,
         "--users", str(users), "--spawn-rate", str(users), "--rate", f"{rate:g}",
         "--duration", f"{math.ceil(seconds)}s",
-        "--state-dir", str(resolved.state_dir), "--gate", *resolved.slo_paths,
+        "--target", resolved.target.source, "--gate", *resolved.slo_paths,
         "--settle", "0s", "--workdir", logs["workdir"], "--json", logs["stats"],
     ]  # fmt: skip
 
@@ -424,14 +416,8 @@ def _wait_for_locust(record: dict, logs: dict[str, str]) -> None:
 
 
 def _load_paths(resolved: targets.Targets, run: runstate.RunState) -> dict[str, str]:
-    import tempfile
-    from pathlib import Path
 
-    base = (
-        (resolved.state_dir / runstate.RUNS_DIR)
-        if resolved.state_dir
-        else Path(tempfile.gettempdir())
-    )
+    base = resolved.state_dir / runstate.RUNS_DIR
     base.mkdir(parents=True, exist_ok=True)
     return {
         "stats": str(base / f"{run.run_id}-load.json"),

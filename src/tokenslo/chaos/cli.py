@@ -15,17 +15,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run",
         help="run an experiment with `chaos run --rollback-strategy always` and judge the journal",
         description=(
-            "Pre-check and validate EXPERIMENT, check the lab and Prometheus answer, run it with "
-            "the real `chaos run --rollback-strategy always` (rollbacks play even when the run "
-            "fails or is interrupted), then judge the journal. Exit 0 hypothesis held, 1 "
+            "Pre-check and validate EXPERIMENT, check the target and Prometheus answer, run it "
+            "with the real `chaos run --rollback-strategy always` (rollbacks play even when the "
+            "run fails or is interrupted), then judge the journal. Exit 0 hypothesis held, 1 "
             "deviated or failed, 2 bad experiment, 3 target or Prometheus unreachable."
         ),
     )
     run.add_argument("experiment", type=Path)
     run.add_argument(
-        "--lab-state-dir",
+        "--target",
         type=Path,
-        help="the lab's state dir (default: env TOKENSLO_LAB_STATE_DIR, else .tokenslo/lab)",
+        metavar="FILE",
+        help="target description (default: env TOKENSLO_TARGET_FILE, else the running lab's)",
     )
     run.add_argument("--journal", type=Path, help="journal file (default journal-<name>.json)")
     run.add_argument(
@@ -40,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="PATH",
-        help="SLO files or directories (default slo/)",
+        help="SLO files or directories (default: the target's slo_paths)",
     )
     run.add_argument(
         "--timeout",
@@ -66,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
 
     result = runner.run_experiment(
         args.experiment,
-        lab_state_dir=args.lab_state_dir,
+        target_file=args.target,
         journal_path=args.journal,
         variables=runner.parse_vars(args.var),
         slo_paths=args.slo or None,

@@ -31,16 +31,6 @@ def discover(discover_system: bool = True) -> dict[str, Any]:
     result["activities"].extend(discover_actions(ACTIONS_MODULE))
     if discover_system:
         result["system"] = {
-            "configuration_keys": sorted(
-                {
-                    targets.STATE_DIR_KEY,
-                    *targets.URL_KEYS.values(),
-                    targets.PROXY_ADMIN_KEY,
-                    targets.ADMIN_SECRET_FILE_KEY,
-                    targets.CREDENTIALS_FILE_KEY,
-                    targets.TIME_SCALE_KEY,
-                    targets.SLO_PATHS_KEY,
-                }
-            )
+            "configuration_keys": sorted(targets.CONFIG_KEYS)
         }
     return result

@@ -1,13 +1,14 @@
 """Bounded background traffic for experiments: ``python -m tokenslo.chaos.loadgen``.
 
 A small stand-in for the Locust ``mixed`` scenario so burn-rate windows have
-traffic while a fault is active: one thread per flow (issue a token and call the
-gateway with it; introspect; fetch the JWKS), each paced at ``--rate`` loops per
-second, so a slowed endpoint never starves the others. Always bounded: it exits
-at ``--duration`` on its own (an experiment killed with SIGKILL cannot leave it
-running for long), on SIGTERM/SIGINT it stops at once. Client-side outcomes are
-written to ``--stats`` as JSON (the only view of faults the server does not count,
-such as dropped connections). Tokens are never written anywhere.
+traffic while a fault is active: one thread per flow (issue a token as the target's
+load client and call the API with it, if the target has one; introspect; fetch the
+JWKS), at the endpoints discovered through the target (its proxy, if any), each
+paced at ``--rate`` loops per second, so a slowed endpoint never starves the others.
+Always bounded: it exits at ``--duration`` on its own (an experiment killed with
+SIGKILL cannot leave it running for long), on SIGTERM/SIGINT it stops at once.
+Client-side outcomes are written to ``--stats`` as JSON (the only view of faults the
+server does not count, such as dropped connections). Tokens are never written anywhere.
 """
 
 from __future__ import annotations
@@ -23,14 +24,31 @@ from pathlib import Path
 
 import requests
 
+from tokenslo.errors import TokensloError
+from tokenslo.target.credentials import credentials
+from tokenslo.target.discovery import Endpoints, discover
+from tokenslo.target.loader import load_target
+from tokenslo.target.model import Target
+
 MAX_DURATION = 3600.0
 REQUEST_TIMEOUT = 2.0
 
 
 class Flows:
-    def __init__(self, idp: str, gateway: str, client_id: str, secret: str, rate: float):
-        self.idp, self.gateway = idp.rstrip("/"), gateway.rstrip("/")
-        self.auth = (client_id, secret)
+    """The paced flows against one target: endpoints from discovery, clients by role."""
+
+    def __init__(self, target: Target, endpoints: Endpoints, rate: float):
+        self.endpoints = endpoints
+        self.api = target.api_url
+        client = target.client("load")
+        self.token_params = client.token_params
+        self.auth = credentials(client).auth
+        # Introspect with the introspection client when the target has one, else skip the flow.
+        self.introspector = (
+            credentials(target.clients["introspection"]).auth
+            if "introspection" in target.clients and endpoints.introspection_endpoint
+            else None
+        )
         self.interval = 1.0 / rate
         self.stop = threading.Event()
         self.stats: Counter[str] = Counter()
@@ -61,36 +79,37 @@ class Flows:
             "token",
             session,
             "POST",
-            self.idp + "/token",
-            data={"grant_type": "client_credentials"},
+            self.endpoints.token_endpoint,
+            data={"grant_type": "client_credentials", **self.token_params},
             auth=self.auth,
         )
         token = _access_token(response)
         if token:
             self.token = token
-        if self.token:
+        if self.token and self.api:
             for _ in range(2):
                 self.call(
                     "api",
                     session,
                     "GET",
-                    self.gateway + "/api/resource",
+                    self.api,
                     headers={"Authorization": f"Bearer {self.token}"},
                 )
 
     def introspect(self, session: requests.Session) -> None:
-        if self.token:
+        if self.token and self.introspector and self.endpoints.introspection_endpoint:
             self.call(
                 "introspect",
                 session,
                 "POST",
-                self.idp + "/introspect",
+                self.endpoints.introspection_endpoint,
                 data={"token": self.token},
-                auth=self.auth,
+                auth=self.introspector,
             )
 
     def jwks(self, session: requests.Session) -> None:
-        self.call("jwks", session, "GET", self.idp + "/jwks")
+        if self.endpoints.jwks_uri:
+            self.call("jwks", session, "GET", self.endpoints.jwks_uri)
 
     def loop(self, step, deadline: float) -> None:
         session = requests.Session()
@@ -128,22 +147,19 @@ def run(flows: Flows, duration: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tokenslo.chaos.loadgen")
-    parser.add_argument("--idp", required=True)
-    parser.add_argument("--gateway", required=True)
-    parser.add_argument("--credentials-file", type=Path, required=True)
-    parser.add_argument("--client-id", default="loadtest")
+    parser.add_argument("--target-file", required=True)
     parser.add_argument("--duration", type=float, required=True)
     parser.add_argument("--rate", type=float, default=5.0)
     parser.add_argument("--stats", type=Path)
     args = parser.parse_args(argv)
     if not 0 < args.duration <= MAX_DURATION or not 0 < args.rate <= 100:
         parser.error(f"--duration must be in (0, {MAX_DURATION:g}] and --rate in (0, 100]")
-    from tokenslo.lab.orchestrator import read_credentials
-
-    secret = read_credentials(args.credentials_file).get(args.client_id)
-    if not secret:
-        parser.error(f"no credentials for client {args.client_id!r}")
-    flows = Flows(args.idp, args.gateway, args.client_id, secret, args.rate)
+    try:
+        target = load_target(args.target_file)
+        flows = Flows(target, discover(target), args.rate)
+    except TokensloError as exc:
+        print(f"loadgen: {exc}", file=sys.stderr)
+        return exc.exit_code
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: flows.stop.set())
     summary = run(flows, args.duration)

@@ -376,6 +376,10 @@ def alert_delivered(
     cleared (resolved); waits up to ``timeout`` s. Reports the delivery delay."""
     wait = _bounded(timeout)
     resolved, run = _context(configuration)
+    if not resolved.has("webhook"):
+        # Delivery cannot be observed without a receiver: say so, never pretend either way.
+        return {"alertname": alertname, "slo": slo, "status": status, "delivered": None,
+                "checked": False, "reason": "the target declares no webhook receiver"}  # fmt: skip
     since = _injected_at(run, INJECTED_AT if status == "firing" else CLEARED_AT)
     url = resolved.url("webhook") + "/notifications"
     wanted = _labels(slo, severity, long_window)
@@ -414,16 +418,16 @@ def _token_ref(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:12]
 
 
-def _issue(resolved: targets.Targets, client_id: str) -> tuple[str | None, str]:
-    """(access token or None, outcome) for a client_credentials request."""
-    secret = resolved.credentials().get(client_id)
-    if not secret:
-        raise InputError(f"no credentials for client {client_id!r}", field="client_id")
+def _issue(resolved: targets.Targets, role: str) -> tuple[str | None, str]:
+    """(access token or None, outcome) for a client_credentials request by the target's
+    client in ``role`` (with its declared token parameters, e.g. an RFC 8707 resource)."""
+    client = resolved.target.client(role)
+    creds = resolved.credentials(role)
     try:
         response = requests.post(
-            resolved.url("idp") + "/token",
-            data={"grant_type": "client_credentials"},
-            auth=(client_id, secret),
+            resolved.endpoints().token_endpoint,
+            data={"grant_type": "client_credentials", **client.token_params},
+            auth=creds.auth,
             timeout=HTTP_TIMEOUT,
         )
     except requests.RequestException as exc:
@@ -438,29 +442,29 @@ def _issue(resolved: targets.Targets, client_id: str) -> tuple[str | None, str]:
 
 
 def token_can_be_issued(
-    client_id: str = "prober", expect: str = "any", configuration: dict = None
+    role: str = "prober", expect: str = "any", configuration: dict = None
 ) -> bool:
-    """Whether the IdP issues a client_credentials token to ``client_id`` now (a
-    client-side check: it also sees dropped connections the server never counts).
+    """Whether the IdP issues a client_credentials token to the target's ``role`` client
+    now (a client-side check: it also sees dropped connections the server never counts).
     ``expect`` yes/no makes it a check that fails otherwise."""
     _expect(expect)
     resolved, _run = _context(configuration)
-    token, outcome = _issue(resolved, client_id)
+    token, outcome = _issue(resolved, role)
     issued = token is not None
     if expect != "any" and issued != (expect == "yes"):
-        raise CheckNotMet(f"token issuance for {client_id}: {outcome} (expected {expect})")
+        raise CheckNotMet(f"token issuance for role {role}: {outcome} (expected {expect})")
     return issued
 
 
 def remember_token(
-    name: str = "existing", client_id: str = "prober", configuration: dict = None
+    name: str = "existing", role: str = "prober", configuration: dict = None
 ) -> dict:
     """Issue a token now and keep it (in memory only) for ``remembered_token_validates``
     later — an "existing token" from before the fault. Returns only its SHA-256 prefix."""
     resolved, run = _context(configuration)
-    token, outcome = _issue(resolved, client_id)
+    token, outcome = _issue(resolved, role)
     if token is None:
-        raise CheckNotMet(f"could not issue a token for {client_id}: {outcome}")
+        raise CheckNotMet(f"could not issue a token for role {role}: {outcome}")
     run.remember_token(name, token)
     return {"name": name, "token_sha256_12": _token_ref(token)}
 
@@ -468,7 +472,7 @@ def remember_token(
 def _gateway_call(resolved: targets.Targets, token: str) -> int | str:
     try:
         response = requests.get(
-            resolved.url("gateway") + "/api/resource",
+            resolved.url("api"),
             headers={"Authorization": f"Bearer {token}"},
             timeout=HTTP_TIMEOUT,
         )
@@ -497,7 +501,7 @@ def remembered_token_validates(
 def revocation_propagation(
     objective_seconds: float,
     timeout: float = 20.0,
-    client_id: str = "prober",
+    role: str = "prober",
     expect: str = "any",
     poll_interval: float = 0.1,
     configuration: dict = None,
@@ -512,18 +516,17 @@ def revocation_propagation(
     if objective <= 0:
         raise ValueError("objective_seconds must be > 0")
     resolved, _run = _context(configuration)
-    token, outcome = _issue(resolved, client_id)
+    token, outcome = _issue(resolved, role)
     if token is None:
         raise UnavailableError(f"could not issue a token to revoke: {outcome}")
     first = _gateway_call(resolved, token)
     if first != 200:
         raise UnavailableError(f"gateway did not accept a fresh token: {first}")
-    secret = resolved.credentials()[client_id]
     try:
         response = requests.post(
-            resolved.url("idp") + "/revoke",
+            resolved.endpoints().require("revocation_endpoint"),
             data={"token": token},
-            auth=(client_id, secret),
+            auth=resolved.credentials(role).auth,
             timeout=HTTP_TIMEOUT,
         )
     except requests.RequestException as exc:
@@ -565,7 +568,8 @@ def jwks_document(expect: str = "any", configuration: dict = None) -> dict:
     resolved, _run = _context(configuration)
     result: dict = {"status": None, "usable": False, "kids": [], "usable_keys": 0}
     try:
-        response = requests.get(resolved.url("idp") + "/jwks", timeout=HTTP_TIMEOUT)
+        jwks_uri = resolved.endpoints().require("jwks_uri")
+        response = requests.get(jwks_uri, timeout=HTTP_TIMEOUT)
         result["status"] = response.status_code
         keys = response.json().get("keys")
         if response.status_code == 200 and isinstance(keys, list):

@@ -37,7 +37,7 @@ from tokenslo.errors import InputError, UnavailableError
 from tokenslo.spec.yamlpos import Document, load_documents
 
 ROLLBACK_STRATEGY = "always"
-STATE_DIR_ENV = "TOKENSLO_LAB_STATE_DIR"
+TARGET_FILE_ENV = "TOKENSLO_TARGET_FILE"  # what the experiments' tokenslo_target_file reads
 SLO_PATHS_ENV = "TOKENSLO_SLO_PATHS"
 ACTIONS_MODULE = "tokenslo.chaos.actions"
 EXPIRING_ACTIONS = {"inject_http_fault", "set_clock_offset"}
@@ -230,21 +230,15 @@ def _chaos_error(output: str) -> str:
 
 
 def check_reachable(configuration: Mapping[str, Any]) -> targets.Targets:
-    """The IdP, gateway and Prometheus answer (else UnavailableError, exit 3)."""
+    """The target's IdP (by discovery, through its proxy if any), its API and Prometheus
+    answer; else UnavailableError (exit 3). Only what the target declares is checked."""
     resolved = targets.resolve(configuration)
-    if resolved.notes and not resolved.urls:
-        raise UnavailableError(f"{resolved.notes[0]}: start it with `tokenslo lab up`")
-    health = {"idp": "/healthz", "gateway": "/healthz", "prometheus": "/-/ready"}
-    for name, suffix in health.items():
-        url = resolved.urls.get(name)
-        if url is None:
-            continue
-        if not targets.wait_healthy(url + suffix, timeout=3.0):
-            raise UnavailableError(f"{name} at {url} is unreachable; is the lab up?")
-    if "prometheus" not in resolved.urls:
-        raise UnavailableError(
-            f"no Prometheus: set {targets.PROMETHEUS_KEY!r} or {targets.STATE_DIR_KEY!r}"
-        )
+    resolved.endpoints()  # discovery: the IdP (or its proxy) answers with valid metadata
+    if resolved.has("api") and not targets.answers(resolved.url("api")):
+        raise UnavailableError(f"the API at {resolved.url('api')} does not answer")
+    prometheus = resolved.url("prometheus")
+    if not targets.wait_healthy(prometheus + "/-/ready", timeout=3.0):
+        raise UnavailableError(f"Prometheus at {prometheus} is not ready")
     return resolved
 
 
@@ -276,7 +270,7 @@ def _typed(overrides: Mapping[str, str]) -> dict[str, Any]:
 def run_experiment(
     path: str | Path,
     *,
-    lab_state_dir: str | Path | None = None,
+    target_file: str | Path | None = None,
     journal_path: str | Path | None = None,
     variables: Mapping[str, str] | None = None,
     slo_paths: list[str] | None = None,
@@ -287,8 +281,8 @@ def run_experiment(
     """Pre-check, check reachability, run ``chaos run`` and judge its journal."""
     variables = dict(variables or {})
     env = dict(os.environ)
-    if lab_state_dir is not None:
-        env[STATE_DIR_ENV] = str(Path(lab_state_dir).resolve())
+    if target_file is not None:
+        env[TARGET_FILE_ENV] = str(Path(target_file).resolve())
     if slo_paths:
         env[SLO_PATHS_ENV] = ",".join(str(Path(p).resolve()) for p in slo_paths)
     overrides = _typed(variables)

@@ -1,9 +1,10 @@
-"""Where the probes and actions point: URLs, secret *files*, SLOs and the time scale.
+"""Where the probes and actions point: one target description, SLOs and the time scale.
 
-Everything comes from the experiment's ``configuration`` (usually env-backed, so an
-experiment file never holds a URL or a secret of one environment), falling back to
-the lab's ``state.json`` in ``tokenslo_lab_state_dir``. Secrets are only ever read
-from files at the moment they are needed, never returned or logged.
+An experiment declares ``tokenslo_target_file`` (env ``TOKENSLO_TARGET_FILE``; empty:
+the running lab's ``target.yaml``), read by :mod:`tokenslo.target`, so the same
+experiment file runs against the lab and against a real IdP behind ``tokenslo proxy``.
+Secrets are only read through :mod:`tokenslo.target.credentials` when needed, never
+returned or logged.
 
 The time scale of the loaded alert rules is read from Prometheus itself (the
 ``for`` of the fastest burn-rate alert against its nominal value), so the expected
@@ -26,78 +27,62 @@ from tokenslo.engine import burnrate
 from tokenslo.errors import InputError, UnavailableError
 from tokenslo.rules import conventions as c
 from tokenslo.spec.model import SLO
+from tokenslo.target import discovery
+from tokenslo.target.credentials import Credentials, credentials
+from tokenslo.target.loader import load_target
+from tokenslo.target.model import Target
 
-# Configuration keys an experiment may set (all optional but the lab state dir).
-STATE_DIR_KEY = "tokenslo_lab_state_dir"
-PROMETHEUS_KEY = "tokenslo_prometheus_url"
-URL_KEYS = {
-    "idp": "tokenslo_idp_url",
-    "gateway": "tokenslo_gateway_url",
-    "webhook": "tokenslo_webhook_url",
-    "prometheus": PROMETHEUS_KEY,
-}
-PROXY_ADMIN_KEY = "tokenslo_proxy_admin_url"  # a fault proxy (real environments): target "proxy"
-ADMIN_SECRET_FILE_KEY = "tokenslo_admin_secret_file"
-CREDENTIALS_FILE_KEY = "tokenslo_credentials_file"
+# Configuration keys an experiment declares (Chaos Toolkit passes --var only to declared keys).
+TARGET_FILE_KEY = "tokenslo_target_file"
 TIME_SCALE_KEY = "tokenslo_time_scale"  # empty/0: read it from the rules Prometheus runs
-SLO_PATHS_KEY = "tokenslo_slo_paths"  # comma-separated; default "slo/"
-DEFAULT_STATE_DIR = ".tokenslo/lab"
+SLO_PATHS_KEY = "tokenslo_slo_paths"  # comma-separated; default: the target's slo_paths
+CONFIG_KEYS = (TARGET_FILE_KEY, TIME_SCALE_KEY, SLO_PATHS_KEY)
 HTTP_TIMEOUT = 5.0
 
 
-@dataclass(frozen=True)
+@dataclass
 class Targets:
-    urls: dict[str, str]  # idp, gateway, webhook, prometheus (whatever is known)
-    admin_urls: dict[str, str]  # target name → base URL of its /admin API
-    admin_secret_file: Path | None
-    credentials_file: Path | None
-    state_dir: Path | None
+    """The target of this experiment run, with the run's overrides applied."""
+
+    target: Target
     time_scale: float | None  # None: derive from Prometheus
-    slo_paths: tuple[str, ...] = ("slo/",)
-    notes: list[str] = field(default_factory=list)
+    slo_paths: tuple[str, ...]
+    _endpoints: discovery.Endpoints | None = field(default=None, repr=False)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.target.state_dir
 
     def url(self, name: str) -> str:
-        try:
-            return self.urls[name]
-        except KeyError:
-            raise InputError(
-                f"no URL for {name!r}: set configuration {URL_KEYS.get(name, name)!r} "
-                f"or {STATE_DIR_KEY!r} (a running lab)",
-                field=URL_KEYS.get(name, name),
-            ) from None
+        """``prometheus``, ``webhook``, ``alertmanager`` or ``api``; bad input naming the
+        target file's setting when it is missing."""
+        attribute = f"{name}_url"
+        return self.target.require(attribute, f"this experiment ({name})")
 
-    def admin_url(self, target: str) -> str:
-        if target.startswith(("http://", "https://")):
-            return target.rstrip("/")
-        try:
-            return self.admin_urls[target]
-        except KeyError:
-            known = ", ".join(sorted(self.admin_urls)) or "none"
-            raise InputError(
-                f"unknown fault target {target!r} (known: {known}; or an admin base URL)",
-                field="target",
-            ) from None
+    def has(self, name: str) -> bool:
+        return bool(getattr(self.target, f"{name}_url", None))
+
+    def endpoints(self) -> discovery.Endpoints:
+        """The IdP's endpoints as clients discover them (through the proxy, if any)."""
+        if self._endpoints is None:
+            self._endpoints = discovery.discover(self.target, timeout=HTTP_TIMEOUT)
+        return self._endpoints
+
+    def admin_url(self, component: str) -> str:
+        if component.startswith(("http://", "https://")):
+            return component.rstrip("/")
+        return self.target.fault_admin(component).admin_url
 
     def admin_secret(self) -> str:
-        return _read_secret(self.admin_secret_file, ADMIN_SECRET_FILE_KEY)
+        return _read_secret(self.target.admin_secret_file, self.target.source)
 
-    def credentials(self) -> dict[str, str]:
-        from tokenslo.lab.orchestrator import read_credentials
-
-        if self.credentials_file is None:
-            raise InputError(
-                f"no client credentials: set {CREDENTIALS_FILE_KEY!r} or {STATE_DIR_KEY!r}",
-                field=CREDENTIALS_FILE_KEY,
-            )
-        creds = read_credentials(self.credentials_file)
-        if not creds:
-            raise InputError("no client credentials found", file=str(self.credentials_file))
-        return creds
+    def credentials(self, role: str) -> Credentials:
+        return credentials(self.target.client(role))
 
 
-def _read_secret(path: Path | None, key: str) -> str:
+def _read_secret(path: Path | None, source: str) -> str:
     if path is None:
-        raise InputError(f"no admin secret file: set {key!r} or {STATE_DIR_KEY!r}", field=key)
+        raise InputError("no admin secret file", file=source, field="faults.admin_secret_file")
     try:
         secret = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
@@ -112,50 +97,22 @@ def _text(configuration: Mapping[str, Any] | None, key: str) -> str:
     return "" if value is None else str(value).strip()
 
 
+_TARGET_CACHE: dict[str, Targets] = {}
+
+
 def resolve(configuration: Mapping[str, Any] | None) -> Targets:
-    """Targets from the experiment configuration, completed from the lab's state."""
-    urls: dict[str, str] = {}
-    admin: dict[str, str] = {}
-    secret_file = credentials_file = state_dir = None
-    notes: list[str] = []
-    state_text = _text(configuration, STATE_DIR_KEY)
-    if state_text:
-        state_dir = Path(state_text)
-        lab = _lab_state(state_dir)
-        if lab is not None:
-            for name, component in lab.components.items():
-                urls[name] = component.url
-            admin = {n: urls[n] for n in ("idp", "gateway") if n in urls}
-            secret_file, credentials_file = lab.admin_secret_file, lab.credentials_file
-        else:
-            notes.append(f"no running lab recorded in {state_dir}")
-    for name, key in URL_KEYS.items():
-        if text := _text(configuration, key):
-            urls[name] = text.rstrip("/")
-            if name in ("idp", "gateway"):
-                admin[name] = urls[name]
-    if text := _text(configuration, PROXY_ADMIN_KEY):
-        admin["proxy"] = text.rstrip("/")
-    if text := _text(configuration, ADMIN_SECRET_FILE_KEY):
-        secret_file = Path(text)
-    if text := _text(configuration, CREDENTIALS_FILE_KEY):
-        credentials_file = Path(text)
-    return Targets(
-        urls=urls,
-        admin_urls=admin,
-        admin_secret_file=secret_file,
-        credentials_file=credentials_file,
-        state_dir=state_dir,
-        time_scale=_time_scale(configuration),
-        slo_paths=_slo_paths(configuration),
-        notes=notes,
-    )
-
-
-def _lab_state(state_dir: Path):
-    from tokenslo.lab.orchestrator import load_state
-
-    return load_state(state_dir)
+    """The experiment's target, read once per process (Chaos Toolkit runs every activity of
+    one run in one process) so discovery happens once."""
+    file = _text(configuration, TARGET_FILE_KEY)
+    key = "\0".join(_text(configuration, k) for k in CONFIG_KEYS)
+    if key not in _TARGET_CACHE:
+        target = load_target(file or None)
+        _TARGET_CACHE[key] = Targets(
+            target=target,
+            time_scale=_time_scale(configuration),
+            slo_paths=_slo_paths(configuration) or target.slo_paths,
+        )
+    return _TARGET_CACHE[key]
 
 
 def _time_scale(configuration: Mapping[str, Any] | None) -> float | None:
@@ -173,8 +130,7 @@ def _time_scale(configuration: Mapping[str, Any] | None) -> float | None:
 
 def _slo_paths(configuration: Mapping[str, Any] | None) -> tuple[str, ...]:
     text = _text(configuration, SLO_PATHS_KEY)
-    paths = tuple(p.strip() for p in text.split(",") if p.strip()) if text else ()
-    return paths or ("slo/",)
+    return tuple(p.strip() for p in text.split(",") if p.strip()) if text else ()
 
 
 # -- SLOs -------------------------------------------------------------------------------------
@@ -273,6 +229,15 @@ def time_scale_for(targets: Targets, slo: SLO) -> float:
             )
         _SCALE_CACHE[key] = scale
     return _SCALE_CACHE[key]
+
+
+def answers(url: str) -> bool:
+    """Whether anything HTTP answers at ``url`` (an API without a token answers 401: fine)."""
+    try:
+        requests.get(url, timeout=HTTP_TIMEOUT)
+    except requests.RequestException:
+        return False
+    return True
 
 
 def wait_healthy(url: str, timeout: float = 5.0) -> bool:

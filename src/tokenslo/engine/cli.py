@@ -22,6 +22,7 @@ from tokenslo.engine import backtest as bt
 from tokenslo.engine import evaluator
 from tokenslo.errors import InputError, UnavailableError
 from tokenslo.prometheus.client import PromClient
+from tokenslo.target import options as target_options
 
 NONE = "-"
 
@@ -155,6 +156,7 @@ def _load(paths: Sequence[str]):
 
 def run_status(args: argparse.Namespace) -> int:
     at = parse_time(args.at)
+    target_options.resolve(args)
     slos = _load(args.paths)
     with PromClient(args.prometheus, timeout=args.timeout) as client:
         statuses = evaluator.evaluate(slos, client, at)
@@ -179,6 +181,7 @@ def run_backtest(args: argparse.Namespace) -> int:
     if end <= start:
         raise InputError("--end must be after --start", field="--end")
     step = parse_step(args.step) if args.step else default_step(start, end)
+    target_options.resolve(args)
     slos = _load(args.paths)
     with PromClient(args.prometheus, timeout=args.timeout) as client:
         result = bt.backtest(slos, client, start, end, step)
@@ -197,8 +200,7 @@ def run_backtest(args: argparse.Namespace) -> int:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="SLO files or directories")
-    parser.add_argument("--prometheus", required=True, metavar="URL", help="PromQL API base URL")
+    target_options.add_arguments(parser)
     parser.add_argument(
         "--timeout", type=float, default=10.0, help="seconds per query (default 10)"
     )

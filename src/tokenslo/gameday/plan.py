@@ -34,46 +34,18 @@ TOP_KEYS = (
     "recovery_timeout",
     "experiments",
 )
-TARGET_KEYS = (
-    "kind",
-    "lab_config",
-    "idp_url",
-    "api_url",
-    "proxy_admin_url",
-    "admin_secret_file",
-    "prometheus_url",
-    "alertmanager_url",
-    "webhook_url",
-    "credentials",
-)
-EXTERNAL_REQUIRED = ("idp_url", "api_url", "prometheus_url", "admin_secret_file")
+TARGET_KEYS = ("kind", "lab_config", "file")
 LOAD_KEYS = ("driver", "rate", "users", "scenario", "warmup")
 EXPERIMENT_KEYS = ("name", "file", "expect", "alerts", "vars", "timeout", "extended")
-CREDENTIAL_KEYS = ("client_id", "client_secret_env")
 SEVERITIES = ("page", "ticket")
 MAX_TIMEOUT = 7200.0
 
 
 @dataclass(frozen=True)
-class Credentials:
-    """A client of the real IdP; the secret is read from ``client_secret_env`` at run time."""
-
-    client_id: str
-    client_secret_env: str
-
-
-@dataclass(frozen=True)
 class Target:
     kind: str  # lab | external
-    lab_config: str | None = None
-    idp_url: str | None = None  # clients' IdP base URL (the fault proxy, for a real IdP)
-    api_url: str | None = None  # the gateway / resource server
-    proxy_admin_url: str | None = None
-    admin_secret_file: str | None = None
-    prometheus_url: str | None = None
-    alertmanager_url: str | None = None
-    webhook_url: str | None = None  # a `tokenslo` webhook receiver: "delivered" evidence
-    credentials: Credentials | None = None
+    lab_config: str | None = None  # lab: its config file (default: the bundled one)
+    file: str | None = None  # external: the target description (docs/target.md)
 
 
 @dataclass(frozen=True)
@@ -147,8 +119,6 @@ def parse_plan(text: str, file: str) -> GameDayPlan:
     experiments_dir = _string(doc, data, ("experiments_dir",), "experiments")
     experiments = _experiments(doc, data.get("experiments"), experiments_dir)
     load = _load(doc, data.get("load"))
-    if load.driver == "locust" and target.kind != "lab":
-        raise doc.error("locust needs the lab as target (use loadgen)", ("load", "driver"))
     return GameDayPlan(
         title=_string(doc, data, ("title",), "Game day"),
         target=target,
@@ -170,44 +140,15 @@ def _target(doc: Document, value: Any) -> Target:
     kind = value.get("kind", "lab")
     if kind not in KINDS:
         raise doc.error(f"must be one of {', '.join(KINDS)}, got {kind!r}", ("target", "kind"))
-    strings = {
-        key: _string(doc, value, ("target", key), None)
-        for key in TARGET_KEYS
-        if key not in ("kind", "credentials")
-    }
-    for key in (
-        "idp_url",
-        "api_url",
-        "proxy_admin_url",
-        "prometheus_url",
-        "alertmanager_url",
-        "webhook_url",
-    ):
-        url = strings[key]
-        if url is not None and not url.startswith(("http://", "https://")):
-            raise doc.error(f"must be an http(s) URL, got {url!r}", ("target", key))
-    if kind == "external":
-        for key in EXTERNAL_REQUIRED:
-            if strings[key] is None:
-                raise doc.error(f"an external target needs {key}", ("target",))
-        if strings["lab_config"] is not None:
-            raise doc.error("only for kind: lab", ("target", "lab_config"))
-    credentials = _credentials(doc, value.get("credentials"))
-    return Target(kind=kind, credentials=credentials, **strings)  # type: ignore[arg-type]
-
-
-def _credentials(doc: Document, value: Any) -> Credentials | None:
-    path = ("target", "credentials")
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise doc.error("must be a mapping with client_id and client_secret_env", path)
-    _no_unknown(doc, value, CREDENTIAL_KEYS, path)
-    client_id = _string(doc, value, (*path, "client_id"), None)
-    env = _string(doc, value, (*path, "client_secret_env"), None)
-    if client_id is None or env is None:
-        raise doc.error("needs client_id and client_secret_env (the secret's env variable)", path)
-    return Credentials(client_id=client_id, client_secret_env=env)
+    lab_config = _string(doc, value, ("target", "lab_config"), None)
+    file = _string(doc, value, ("target", "file"), None)
+    if kind == "external" and file is None:
+        raise doc.error("an external target needs file (a target description)", ("target",))
+    if kind == "external" and lab_config is not None:
+        raise doc.error("only for kind: lab", ("target", "lab_config"))
+    if kind == "lab" and file is not None:
+        raise doc.error("only for kind: external (the lab writes its own)", ("target", "file"))
+    return Target(kind=kind, lab_config=lab_config, file=file)
 
 
 def _load(doc: Document, value: Any) -> LoadProfile:

@@ -18,9 +18,7 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -28,8 +26,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import requests
 
 from tokenslo.chaos import actions, runner, runstate, targets, theory
 from tokenslo.engine import burnrate
@@ -46,6 +42,8 @@ from tokenslo.render.reports import write_report
 from tokenslo.rules import conventions as conv
 from tokenslo.spec.loader import load_paths
 from tokenslo.spec.model import SLO
+from tokenslo.target.loader import load_target
+from tokenslo.target.model import Target
 
 ALERTS_RANGE_QUERY = f'ALERTS{{alertname="{conv.BURN_ALERT}"}}'
 POLL_SECONDS = 1.0
@@ -86,18 +84,41 @@ class Prepared:
 class Reached:
     """The target as the game day reaches it (no secrets: files only)."""
 
-    kind: str
-    urls: dict[str, str]
-    chaos_state_dir: Path  # where chaos runs record what they set
-    configuration: dict[str, str]  # chaos configuration keys for actions and probes
-    variables: dict[str, str]  # --var for every experiment (external targets)
-    admin_secret_file: Path | None
-    admin_urls: dict[str, str]
-    notifications_file: Path | None = None
-    webhook_url: str | None = None
+    kind: str  # lab | external
+    target: Target
+    configuration: dict[str, str]  # chaos configuration keys: the target file, SLO paths
+    notifications_file: Path | None = None  # the lab's webhook log (read directly)
     started_lab: bool = False
     lab_state_dir: Path | None = None
-    scratch: Path | None = None  # temporary credentials file (external), removed at the end
+
+    @property
+    def urls(self) -> dict[str, str]:
+        t = self.target
+        found = {"idp": t.discovery_url, "api": t.api_url, "prometheus": t.prometheus_url}
+        found.update(alertmanager=t.alertmanager_url, webhook=t.webhook_url)
+        return {name: url for name, url in found.items() if url}
+
+    @property
+    def chaos_state_dir(self) -> Path:
+        return self.target.state_dir
+
+    @property
+    def webhook_url(self) -> str | None:
+        return self.target.webhook_url
+
+    @property
+    def admin_secret_file(self) -> Path | None:
+        return self.target.admin_secret_file
+
+    @property
+    def admin_urls(self) -> dict[str, str]:
+        """Fault injection endpoints only: the admin secret never goes anywhere else."""
+        return {name: f.admin_url for name, f in self.target.faults.items()}
+
+    @property
+    def variables(self) -> dict[str, str]:
+        """``--var`` for every experiment: the keys each bundled experiment declares."""
+        return dict(self.configuration)
 
 
 @dataclass
@@ -224,25 +245,18 @@ def reach_target(gd: GameDay) -> Reached:
 
 def _reach_lab(gd: GameDay) -> Reached:
     from tokenslo.lab.config import load_lab_config
-    from tokenslo.lab.orchestrator import lab_up
+    from tokenslo.lab.orchestrator import lab_up, write_target_file
 
     plan = gd.plan
     config = load_lab_config(gd.options.lab_config or plan.target.lab_config)
     config = replace(config, rules_time_scale=plan.time_scale, slo_paths=plan.slo_paths)
     state = lab_up(config, gd.options.state_dir)
+    target_file = write_target_file(state, config)
     reached = Reached(
         kind="lab",
-        urls=dict(state.urls),
-        chaos_state_dir=state.state_dir,
-        configuration={
-            targets.STATE_DIR_KEY: str(state.state_dir),
-            targets.SLO_PATHS_KEY: _slo_paths_value(plan),
-        },
-        variables={},
-        admin_secret_file=state.admin_secret_file,
-        admin_urls={n: state.urls[n] for n in ("idp", "gateway") if n in state.urls},
+        target=load_target(target_file),
+        configuration=_configuration(target_file, plan),
         notifications_file=state.notifications_file,
-        webhook_url=state.urls.get("webhook"),
         started_lab=not state.already_running,
         lab_state_dir=state.state_dir,
     )
@@ -253,76 +267,24 @@ def _reach_lab(gd: GameDay) -> Reached:
 
 
 def _reach_external(gd: GameDay) -> Reached:
-    t = gd.plan.target
-    urls = {"idp": t.idp_url, "gateway": t.api_url, "prometheus": t.prometheus_url}
-    if t.webhook_url:
-        urls["webhook"] = t.webhook_url
-    urls = {k: v.rstrip("/") for k, v in urls.items() if v}
-    state_dir = Path(gd.options.state_dir).resolve()
-    state_dir.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="tokenslo-gameday-"))
-    configuration = {
-        targets.STATE_DIR_KEY: str(state_dir),
-        targets.SLO_PATHS_KEY: _slo_paths_value(gd.plan),
-        targets.ADMIN_SECRET_FILE_KEY: str(Path(t.admin_secret_file).resolve()),  # type: ignore[arg-type]
-        **{targets.URL_KEYS[name]: url for name, url in urls.items()},
-    }
-    if t.proxy_admin_url:
-        configuration[targets.PROXY_ADMIN_KEY] = t.proxy_admin_url.rstrip("/")
-    if t.credentials is not None:
-        configuration[targets.CREDENTIALS_FILE_KEY] = str(_credentials_file(t.credentials, scratch))
-    admin_urls = {"idp": urls["idp"]}
-    if t.proxy_admin_url:
-        admin_urls["proxy"] = t.proxy_admin_url.rstrip("/")
-    reached = Reached(
-        kind="external",
-        urls=urls,
-        chaos_state_dir=state_dir,
-        configuration=configuration,
-        variables={k: v for k, v in configuration.items() if k != targets.STATE_DIR_KEY},
-        admin_secret_file=Path(t.admin_secret_file),  # type: ignore[arg-type]
-        admin_urls=admin_urls,
-        webhook_url=urls.get("webhook"),
-        scratch=scratch,
-    )
-    _check_external(reached, t.alertmanager_url)
-    check_time_scale(gd, urls["prometheus"], gd.plan.source)
+    """A real target: its description says everything; discovery (through its proxy, if
+    any), its API and Prometheus must answer before anything is injected (else exit 3)."""
+    assert gd.plan.target.file is not None
+    file = Path(gd.plan.target.file).resolve()
+    target = load_target(file)
+    target.require("prometheus_url", "a game day")
+    reached = Reached(kind="external", target=target, configuration=_configuration(file, gd.plan))
+    runner.check_reachable(reached.configuration)
+    target.state_dir.mkdir(parents=True, exist_ok=True)
+    check_time_scale(gd, reached.urls["prometheus"], gd.plan.source)
     return reached
 
 
-def _credentials_file(credentials, scratch: Path) -> Path:
-    """The chaos actions read client secrets from a file: write one (0600) in a private
-    temporary directory, removed when the game day ends."""
-    import yaml
-
-    secret = os.environ.get(credentials.client_secret_env)
-    if not secret:
-        raise InputError(
-            f"environment variable {credentials.client_secret_env} is not set",
-            field="target.credentials.client_secret_env",
-        )
-    path = scratch / "credentials.yaml"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        doc = {"clients": [{"client_id": credentials.client_id, "client_secret": secret}]}
-        yaml.safe_dump(doc, fh)
-    return path
-
-
-def _check_external(reached: Reached, alertmanager_url: str | None) -> None:
-    """Every named service answers before anything is injected (else exit 3)."""
-    checks = {
-        "IdP": reached.urls["idp"] + "/.well-known/oauth-authorization-server",
-        "API": reached.urls["gateway"],
-        "Prometheus": reached.urls["prometheus"] + "/api/v1/status/buildinfo",
+def _configuration(target_file: Path, plan: GameDayPlan) -> dict[str, str]:
+    return {
+        targets.TARGET_FILE_KEY: str(target_file),
+        targets.SLO_PATHS_KEY: _slo_paths_value(plan),
     }
-    if alertmanager_url:
-        checks["Alertmanager"] = alertmanager_url.rstrip("/") + "/api/v2/status"
-    for name, url in checks.items():
-        try:
-            requests.get(url, timeout=5)
-        except requests.RequestException as exc:
-            raise UnavailableError(f"{name} at {url} unreachable: {type(exc).__name__}") from None
 
 
 def check_time_scale(gd: GameDay, prometheus_url: str, where: str) -> None:
@@ -473,7 +435,7 @@ def _run_experiment(gd: GameDay, item: Prepared) -> ev.ExperimentRun:
     try:
         result = runner.run_experiment(
             item.plan.file,
-            lab_state_dir=gd.reached.chaos_state_dir,
+            target_file=gd.reached.configuration[targets.TARGET_FILE_KEY],
             journal_path=journal_path,
             variables={**gd.reached.variables, **item.plan.vars},
             slo_paths=list(gd.plan.slo_paths),
@@ -765,8 +727,6 @@ def result_document(
 
 def _stop_target(gd: GameDay, progress: Progress) -> None:
     reached = gd.reached
-    if reached is not None and reached.scratch is not None:
-        shutil.rmtree(reached.scratch, ignore_errors=True)
     if reached is None or not reached.started_lab:
         return
     if gd.options.keep:

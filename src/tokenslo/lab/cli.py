@@ -10,6 +10,7 @@ from pathlib import Path
 from tokenslo.errors import EXIT_OK, EXIT_UNAVAILABLE
 from tokenslo.lab.config import load_lab_config
 from tokenslo.lab.orchestrator import LabState, lab_down, lab_status, lab_up
+from tokenslo.lab.target_file import TARGET_FILE
 
 DEFAULT_STATE_DIR = Path(".tokenslo/lab")
 
@@ -78,6 +79,7 @@ def render_up(state: LabState) -> str:
     )
     lines.append(f"  credentials   {state.credentials_file} (mode 0600)")
     lines.append(f"  alerts        {state.notifications_file}")
+    lines.append(f"  target        {state.state_dir / TARGET_FILE} (for --target FILE)")
     lines.extend(f"  note: {note}" for note in state.notes)
     return "\n".join(lines)
 

@@ -27,6 +27,7 @@ import yaml
 
 from tokenslo.durations import format_duration
 from tokenslo.errors import InputError, UnavailableError
+from tokenslo.lab import target_file
 from tokenslo.lab.config import LabConfig
 from tokenslo.lab.faults.client import LabAdmin
 from tokenslo.lab.idp.clients import hash_secret
@@ -202,6 +203,21 @@ def read_state(state_dir: Path) -> LabState | None:
 
 def write_state(state: LabState) -> None:
     _atomic_write(state.state_dir / STATE_FILE, json.dumps(state.to_json(), indent=2) + "\n")
+
+
+def write_target_file(state: LabState, config: LabConfig) -> Path:
+    """The lab as a target (``target.yaml``): how every other component finds it."""
+    path = state.state_dir / target_file.TARGET_FILE
+    document = target_file.lab_target(
+        urls=state.urls,
+        issuer=state.issuer,
+        state_dir=state.state_dir,
+        credentials_file=state.credentials_file,
+        admin_secret_file=state.admin_secret_file,
+        slo_paths=[str(Path(p).resolve()) for p in config.slo_paths],
+    )
+    _atomic_write(path, target_file.render(document))
+    return path
 
 
 def _atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
@@ -641,6 +657,7 @@ def lab_up(config: LabConfig, state_dir: str | Path) -> LabState:
         )
         try:
             write_state(state)
+            write_target_file(state, config)
         except BaseException:
             _stop_components(state)
             raise
@@ -676,6 +693,7 @@ def lab_down(state_dir: str | Path) -> list[str]:
             return []
         stopped = _stop_components(state)
         (state_dir / STATE_FILE).unlink(missing_ok=True)
+        (state_dir / target_file.TARGET_FILE).unlink(missing_ok=True)
         return stopped
 
 

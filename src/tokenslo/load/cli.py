@@ -19,15 +19,16 @@ from pathlib import Path
 from tokenslo.durations import parse_duration
 from tokenslo.engine.evaluator import evaluate_window
 from tokenslo.errors import InputError, UnavailableError
-from tokenslo.load import discovery, gate, outputs, pacing
+from tokenslo.load import gate, outputs, pacing
 from tokenslo.load.protocol import SCENARIO_NAMES
 from tokenslo.load.recorder import Recorder
 from tokenslo.load.runner import RunSpec, run_locust
 from tokenslo.load.shapes import SHAPES
-from tokenslo.load.target import Target, resolve_target
+from tokenslo.load.target import LoadTarget, resolve_target
 from tokenslo.prometheus.client import PromClient
 from tokenslo.spec.loader import load_paths
 from tokenslo.spec.model import SLO
+from tokenslo.target.discovery import discover
 
 
 def _duration(text: str, field: str) -> float:
@@ -100,9 +101,9 @@ def server_side(slos: list[SLO], url: str, recorder: Recorder, settle: float) ->
 def run(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     settle = _duration(args.settle, "--settle") if args.prometheus else 0.0
-    slos = load_paths(args.gate)
-    target: Target = resolve_target(args.target, args.api, args.credentials, args.state_dir)
-    discovery.discover(target.idp_url)  # target down → exit 3 before any load
+    target: LoadTarget = resolve_target(args.target)
+    slos = load_paths(args.gate or list(target.target.slo_paths))
+    discover(target.target)  # target down → exit 3 before any load
     if args.prometheus:
         check_prometheus(args.prometheus)
     with tempfile.TemporaryDirectory(prefix="tokenslo-loadtest-") as tmp:
@@ -152,7 +153,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run a Locust scenario against the target (default: the running lab) and "
         "judge every SLO with loadtest.requests. Exit 0 all met, 1 an objective breached, "
         "3 insufficient data / no data / target or Prometheus unreachable, 2 bad input. "
-        "Credentials: TOKENSLO_CLIENT_ID/TOKENSLO_CLIENT_SECRET or --credentials FILE.",
+        "Clients and their secrets come from the target file (docs/target.md).",
     )
     p.add_argument("--scenario", required=True, metavar="NAME", help=", ".join(SCENARIO_NAMES))
     p.add_argument("--users", type=int, default=20, metavar="N", help="peak users (default 20)")
@@ -167,12 +168,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--wait", metavar="MIN-MAX", help="paced: each user waits MIN..MAX s after a task"
     )
-    p.add_argument("--target", metavar="URL", help="IdP base URL (RFC 8414 discovery)")
-    p.add_argument("--api", metavar="URL", help="protected API URL (default: lab gateway)")
-    p.add_argument("--credentials", metavar="FILE", help="YAML with client_id/client_secret")
-    p.add_argument("--state-dir", metavar="DIR", help="lab state dir (default .tokenslo/lab)")
     p.add_argument(
-        "--gate", nargs="+", default=["slo"], metavar="PATH", help="SLO files/dirs (default slo/)"
+        "--target",
+        metavar="FILE",
+        help="target description (default: $TOKENSLO_TARGET_FILE, else the running lab's)",
+    )
+    p.add_argument(
+        "--gate", nargs="+", metavar="PATH", help="SLO files/dirs (default: the target's slo_paths)"
     )
     p.add_argument("--prometheus", metavar="URL", help="also gate on burn rates over the run")
     p.add_argument(

@@ -28,7 +28,7 @@ from tokenslo.load.pacing import ENV_PACING, Pacing
 from tokenslo.load.protocol import ENV_SCENARIO
 from tokenslo.load.recorder import ENV_OUT, Recorder
 from tokenslo.load.shapes import ENV_DURATION, ENV_RATE, ENV_SHAPE, ENV_USERS
-from tokenslo.load.target import Target
+from tokenslo.load.target import LoadTarget
 from tokenslo.prometheus.process import free_port, stop_pid
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -87,7 +87,7 @@ def worker_command(spec: RunSpec, port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def locust_env(spec: RunSpec, target: Target, out: Path) -> dict[str, str]:
+def locust_env(spec: RunSpec, target: LoadTarget, out: Path) -> dict[str, str]:
     env = {**os.environ, **target.as_env(), ENV_SCENARIO: spec.scenario, ENV_OUT: str(out)}
     env.pop(ENV_SHAPE, None)
     env.pop(ENV_PACING, None)
@@ -112,7 +112,7 @@ class LocustResult:
     log: Path
 
 
-def run_locust(spec: RunSpec, target: Target, workdir: Path) -> LocustResult:
+def run_locust(spec: RunSpec, target: LoadTarget, workdir: Path) -> LocustResult:
     """Run the test and return the merged recorder; every process started is stopped by PID."""
     workdir.mkdir(parents=True, exist_ok=True)
     out, log = workdir / "recorder.json", workdir / "locust.log"

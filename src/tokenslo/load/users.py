@@ -19,6 +19,7 @@ discovery from ``--host``, default: the running lab), see ``install``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -28,7 +29,8 @@ from urllib.parse import urlencode
 
 from locust import FastHttpUser, events
 
-from tokenslo.load import discovery, pacing, recorder
+from tokenslo.errors import TokensloError
+from tokenslo.load import pacing, recorder
 from tokenslo.load.protocol import (
     API,
     CC,
@@ -44,7 +46,9 @@ from tokenslo.load.protocol import (
     parse_json,
 )
 from tokenslo.load.recorder import ENV_OUT
-from tokenslo.load.target import ENV_API, ENV_STATE_DIR, Target, lab_defaults, resolve_target
+from tokenslo.load.target import LoadTarget, resolve_target
+from tokenslo.target import discovery
+from tokenslo.target.loader import ENV_TARGET_FILE
 
 log = logging.getLogger("tokenslo.load")
 
@@ -53,25 +57,24 @@ log = logging.getLogger("tokenslo.load")
 
 @dataclass(frozen=True)
 class Runtime:
-    target: Target
+    target: LoadTarget
     endpoints: discovery.Endpoints
-    metadata_url: str
+
+    @property
+    def metadata_url(self) -> str:
+        """The metadata document discovery succeeded with (what the discovery task fetches)."""
+        return self.endpoints.metadata_url
 
 
 _runtime: Runtime | None = None
 
 
-def start_runtime(
-    host: str | None,
-    api: str | None = None,
-    credentials_file: str | None = None,
-    state_dir: str | None = None,
-) -> Runtime:
+def start_runtime(target_file: str | None = None) -> Runtime:
     """Resolve target, credentials and endpoints for this process (Locust's ``test_start``)."""
     global _runtime
-    target = resolve_target(host, api, credentials_file, state_dir)
-    endpoints = discovery.discover(target.idp_url)
-    _runtime = Runtime(target, endpoints, discovery.metadata_urls(target.idp_url)[0])
+    target = resolve_target(target_file)
+    endpoints = discovery.discover(target.target)
+    _runtime = Runtime(target, endpoints)
     log.info("target %s: token endpoint %s", target.idp_url, endpoints.token_endpoint)
     return _runtime
 
@@ -87,16 +90,10 @@ def runtime() -> Runtime:
 def _add_options(parser: Any) -> None:
     group = parser  # Locust's include_in_web_ui only works on the parser itself, not a group
     group.add_argument(
-        "--api-url", env_var=ENV_API, default=None, help="protected API (default: the lab gateway)"
-    )
-    group.add_argument(
-        "--credentials-file",
-        env_var="TOKENSLO_CREDENTIALS",
+        "--target-file",
+        env_var=ENV_TARGET_FILE,
         default=None,
-        help="YAML with client_id/client_secret (or set TOKENSLO_CLIENT_ID/_SECRET)",
-    )
-    group.add_argument(
-        "--lab-state-dir", env_var=ENV_STATE_DIR, default=None, help="lab state (.tokenslo/lab)"
+        help="target description (docs/target.md; default: the running lab's)",
     )
     group.add_argument(
         "--tokenslo-out",
@@ -114,12 +111,8 @@ def _option(environment: Any, name: str) -> Any:
 @events.init.add_listener
 def _on_init(environment: Any, **_kw: Any) -> None:
     if not environment.host:
-        import os
-
-        from tokenslo.load.target import ENV_TARGET
-
-        lab = lab_defaults(_option(environment, "lab_state_dir"))
-        environment.host = os.environ.get(ENV_TARGET) or (lab.idp_url if lab else None)
+        with contextlib.suppress(TokensloError):
+            environment.host = resolve_target(_option(environment, "target_file")).idp_url
     recorder.install(environment, _option(environment, "tokenslo_out"))
 
 
@@ -129,15 +122,14 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
 
     if isinstance(environment.runner, MasterRunner):
         return  # the master runs no users
-    start_runtime(
-        environment.host,
-        _option(environment, "api_url"),
-        _option(environment, "credentials_file"),
-        _option(environment, "lab_state_dir"),
-    )
+    start_runtime(_option(environment, "target_file"))
 
 
 # -- users ------------------------------------------------------------------------------------
+
+
+def _form_headers(authorization: str) -> dict[str, str]:
+    return {"Authorization": authorization, "Content-Type": FORM, "Accept": "application/json"}
 
 
 class TokenClient(FastHttpUser):
@@ -150,19 +142,38 @@ class TokenClient(FastHttpUser):
 
     def on_start(self) -> None:
         self.rt = runtime()
-        self.form_headers = {
-            "Authorization": self.rt.target.credentials.basic_auth(),
-            "Content-Type": FORM,
-            "Accept": "application/json",
-        }
+        target = self.rt.target
+        self.form_headers = _form_headers(target.credentials.basic_auth())
+        self.token_params = dict(target.client.token_params)
         self.tokens: TokenSet | None = None
+        # The introspection client introspects its own tokens: a provider may refuse to
+        # introspect (or revoke) the load client's JWTs (docs/target.md, provider).
+        self.introspector = target.introspector
+        self.introspector_headers = (
+            _form_headers(self.introspector.basic_auth()) if self.introspector else None
+        )
+        self.introspector_params = (
+            dict(target.introspection_client.token_params) if target.introspection_client else {}
+        )
+        self.introspector_tokens: TokenSet | None = None
 
     # -- building blocks --
 
-    def _post_form(self, url: str, form: dict[str, str], name: str, required: str | None) -> Any:
+    def _post_form(
+        self,
+        url: str,
+        form: dict[str, str],
+        name: str,
+        required: str | None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         """POST a form with client auth: the JSON body, or None after recording a failure."""
         with self.client.post(
-            url, data=urlencode(form), headers=self.form_headers, name=name, catch_response=True
+            url,
+            data=urlencode(form),
+            headers=headers or self.form_headers,
+            name=name,
+            catch_response=True,
         ) as resp:
             body = parse_json(resp.text) if required else None
             problem = judge(resp.status_code, body, required)
@@ -186,13 +197,30 @@ class TokenClient(FastHttpUser):
         """client_credentials grant; the new tokens become this client's current ones."""
         body = self._post_form(
             self.rt.endpoints.token_endpoint,
-            {"grant_type": "client_credentials"},
+            {"grant_type": "client_credentials", **self.token_params},
             CC,
             "access_token",
         )
         if body is not None:
             self.tokens = TokenSet.from_response(body, time.monotonic())
         return self.tokens if body is not None else None
+
+    def introspector_token(self) -> str | None:
+        """The introspection client's own current token (renewed shortly before expiry)."""
+        if self.introspector_tokens is None or not self.introspector_tokens.fresh(
+            time.monotonic()
+        ):
+            body = self._post_form(
+                self.rt.endpoints.token_endpoint,
+                {"grant_type": "client_credentials", **self.introspector_params},
+                CC,
+                "access_token",
+                headers=self.introspector_headers,
+            )
+            if body is None:
+                return None
+            self.introspector_tokens = TokenSet.from_response(body, time.monotonic())
+        return self.introspector_tokens.access_token
 
     def access_token(self) -> str | None:
         """The current access token, renewed shortly before it expires (not on every call)."""
@@ -225,22 +253,26 @@ class TokenClient(FastHttpUser):
         self.tokens = rotated
 
     def introspect(self) -> None:
-        """RFC 7662 introspection of the client's own current access token."""
-        token = self.access_token()
+        """RFC 7662 introspection, by the target's introspection client, of its own token."""
+        if self.introspector_headers is None:
+            return
+        token = self.introspector_token()
         if token is None:
             return
         url = self.rt.endpoints.require("introspection_endpoint")
         form = {"token": token, "token_type_hint": "access_token"}
-        self._post_form(url, form, INTROSPECT, "active")
+        self._post_form(url, form, INTROSPECT, "active", headers=self.introspector_headers)
 
     def revoke(self) -> None:
         """RFC 7009 logout: get a fresh grant, then revoke its refresh token (or access token)."""
         url = self.rt.endpoints.require("revocation_endpoint")
+        headers, params = self._revoker()
         body = self._post_form(
             self.rt.endpoints.token_endpoint,
-            {"grant_type": "client_credentials"},
+            {"grant_type": "client_credentials", **params},
             CC,
             "access_token",
+            headers=headers,
         )
         if body is None:
             return
@@ -250,7 +282,14 @@ class TokenClient(FastHttpUser):
             if isinstance(refresh, str)
             else {"token": body["access_token"], "token_type_hint": "access_token"}
         )
-        self._post_form(url, form, REVOKE, None)
+        self._post_form(url, form, REVOKE, None, headers=headers)
+
+    def _revoker(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Who revokes: the load client, or the introspection client (its own, opaque tokens)
+        when the target says the provider does not revoke JWT access tokens."""
+        if self.rt.target.target.provider.revokes_jwt is False and self.introspector_headers:
+            return self.introspector_headers, self.introspector_params
+        return self.form_headers, self.token_params
 
     def fresh_token_call(self) -> None:
         """A client that caches no token: a new grant, then one API call with it, so every

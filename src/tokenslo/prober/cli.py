@@ -13,15 +13,11 @@ import logging
 import sys
 
 from tokenslo.errors import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, InputError
-from tokenslo.prober.config import (
-    ProbeConfig,
-    check_url,
-    load_credentials,
-    parse_listen,
-    positive,
-)
+from tokenslo.prober.config import ProbeConfig, parse_listen, positive
 from tokenslo.prober.result import TransactionResult
 from tokenslo.prober.runner import Prober, serve_metrics, stop_on_signals
+from tokenslo.target.credentials import credentials
+from tokenslo.target.loader import load_target
 
 log = logging.getLogger("tokenslo.prober")
 
@@ -33,21 +29,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="black-box prober: synthetic OAuth transactions exported as probe_* metrics",
         description="Every --interval: discover the target (RFC 8414, else OpenID discovery), "
         "issue a client_credentials token, call --api, introspect, revoke, measure revocation "
-        "propagation, fetch the JWKS; export probe_* metrics on --listen. Credentials come from "
-        "TOKENSLO_CLIENT_ID/TOKENSLO_CLIENT_SECRET or --credentials FILE, never from flags.",
+        "propagation, fetch the JWKS; export probe_* metrics on --listen. The IdP, the API and "
+        "the prober client (role prober, its secret included) come from the target file.",
     )
-    p.add_argument("--target", required=True, metavar="URL", help="the IdP's issuer URL")
+    p.add_argument(
+        "--target",
+        metavar="FILE",
+        help="target description (default: $TOKENSLO_TARGET_FILE, else the running lab's)",
+    )
     p.add_argument(
         "--listen", metavar="HOST:PORT", help="serve /metrics here (e.g. 127.0.0.1:9404)"
     )
     p.add_argument("--interval", type=float, default=15.0, metavar="S", help="seconds (default 15)")
-    p.add_argument("--api", metavar="URL", help="protected resource to call with the token")
-    p.add_argument("--credentials", metavar="FILE", help="YAML with client_id/client_secret")
-    p.add_argument(
-        "--client-id", metavar="ID", help="which client of a multi-client FILE (default prober)"
-    )
-    p.add_argument("--scope", help="scope to request")
-    p.add_argument("--resource", metavar="URI", help="RFC 8707 resource indicator to request")
     p.add_argument("--timeout", type=float, default=5.0, metavar="S", help="per request (5)")
     p.add_argument(
         "--propagation-timeout",
@@ -71,17 +64,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> ProbeConfig:
-    api = check_url(args.api, "--api") if args.api else None
+    target = load_target(args.target)
+    client = target.client("prober")
     return ProbeConfig(
-        target=check_url(args.target, "--target"),
-        credentials=load_credentials(args.credentials, args.client_id),
-        api=api,
+        target=target.discovery_url,
+        issuer=target.issuer,
+        credentials=credentials(client),
+        api=target.api_url,
         interval=positive(args.interval, "--interval"),
         timeout=positive(args.timeout, "--timeout"),
         propagation_timeout=positive(args.propagation_timeout, "--propagation-timeout"),
         propagation_poll=positive(args.propagation_poll, "--propagation-poll"),
-        scope=args.scope,
-        resource=args.resource,
+        scope=client.token_params.get("scope"),
+        resource=client.token_params.get("resource"),
     )
 
 

@@ -1,39 +1,25 @@
-"""What one prober runs against, and with which client credentials.
+"""What one prober runs against, and how hard: built from a target description.
 
-Credentials never come from command-line arguments (they would show in ``ps`` and
-shell history): either ``TOKENSLO_CLIENT_ID``/``TOKENSLO_CLIENT_SECRET`` or a YAML
-file, in the lab's ``credentials.yaml`` shape or a single ``client_id``/``client_secret``
-mapping. Bad input raises ``InputError`` naming the file and field.
+Credentials come from the target file's ``prober`` client (tokenslo.target), never from
+command-line arguments (they would show in ``ps`` and shell history). Bad input raises
+``InputError`` naming the file and field.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import yaml
-
 from tokenslo.errors import InputError
-
-CLIENT_ID_ENV = "TOKENSLO_CLIENT_ID"
-CLIENT_SECRET_ENV = "TOKENSLO_CLIENT_SECRET"
-DEFAULT_CLIENT = "prober"  # the lab's client for this component
-
-
-@dataclass(frozen=True)
-class Credentials:
-    client_id: str
-    client_secret: str = field(repr=False)
+from tokenslo.target.credentials import Credentials
 
 
 @dataclass(frozen=True)
 class ProbeConfig:
     """One target and how hard to probe it; every wait below is bounded by these numbers."""
 
-    target: str  # base URL of the IdP (its issuer)
+    target: str  # where to discover the IdP (its issuer, or a proxy in front of it)
     credentials: Credentials
     api: str | None = None  # protected resource called with the token (a gateway URL)
     interval: float = 15.0  # seconds between transaction starts
@@ -42,11 +28,12 @@ class ProbeConfig:
     propagation_poll: float = 0.1  # seconds between propagation checks
     scope: str | None = None
     resource: str | None = None  # RFC 8707 resource indicator for the token request
+    issuer: str | None = None  # the issuer the metadata must name (default: ``target``)
 
     @property
     def label(self) -> str:
-        """The ``target`` label of every metric: the URL without a trailing slash."""
-        return normalize_url(self.target)
+        """The ``target`` label of every metric: the issuer without a trailing slash."""
+        return normalize_url(self.issuer or self.target)
 
 
 def normalize_url(url: str) -> str:
@@ -80,63 +67,3 @@ def positive(value: float, field_name: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise InputError(f"must be a positive number of seconds, got {value!r}", field=field_name)
     return value
-
-
-def load_credentials(
-    path: str | None, client_id: str | None = None, environ: dict[str, str] | None = None
-) -> Credentials:
-    """From ``path`` when given, else from the environment.
-
-    A file with several clients (the lab's ``credentials.yaml``) is searched for
-    ``client_id`` (default: the environment's ``TOKENSLO_CLIENT_ID``, else ``prober``).
-    """
-    env = os.environ if environ is None else environ
-    if path is not None:
-        return _from_file(Path(path), client_id or env.get(CLIENT_ID_ENV))
-    cid = client_id or env.get(CLIENT_ID_ENV)
-    secret = env.get(CLIENT_SECRET_ENV)
-    if not cid or not secret:
-        raise InputError(
-            f"no client credentials: set {CLIENT_ID_ENV} and {CLIENT_SECRET_ENV}, "
-            "or pass --credentials FILE",
-            field="credentials",
-        )
-    return Credentials(cid, secret)
-
-
-def _from_file(path: Path, wanted: str | None) -> Credentials:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read credentials: {exc.strerror}", file=str(path)) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise InputError("not valid YAML", file=str(path), line=line) from None
-    if not isinstance(data, dict):
-        raise InputError(
-            "expected a mapping with client_id/client_secret or clients", file=str(path)
-        )
-    entries = data.get("clients", [data])
-    if not isinstance(entries, list):
-        raise InputError(
-            "must be a list of {client_id, client_secret}", file=str(path), field="clients"
-        )
-    found = {
-        str(e["client_id"]): str(e["client_secret"])
-        for e in entries
-        if isinstance(e, dict) and e.get("client_id") and e.get("client_secret")
-    }
-    if not found:
-        raise InputError(
-            "no entry with client_id and client_secret", file=str(path), field="clients"
-        )
-    if wanted is None:
-        wanted = DEFAULT_CLIENT if DEFAULT_CLIENT in found or len(found) > 1 else next(iter(found))
-    if wanted not in found:
-        raise InputError(
-            f"no client {wanted!r} (found: {', '.join(sorted(found))})",
-            file=str(path),
-            field="client_id",
-        )
-    return Credentials(wanted, found[wanted])

@@ -190,7 +190,7 @@ class Transaction:
                 metadata.get("token_endpoint"), str
             ):
                 raise StepFailed(f"{url}: no token_endpoint in the metadata")
-            if not same_issuer(metadata.get("issuer"), self.config.target):
+            if not same_issuer(metadata.get("issuer"), self.config.issuer or self.config.target):
                 raise StepFailed(
                     f"issuer {metadata.get('issuer')!r} is not the target {self.config.label!r}"
                 )

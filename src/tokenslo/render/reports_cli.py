@@ -22,6 +22,7 @@ from tokenslo.errors import InputError, UnavailableError
 from tokenslo.prometheus.client import PromClient
 from tokenslo.render.report_data import collect
 from tokenslo.render.report_model import Experiment, FaultInterval
+from tokenslo.target import options as target_options
 
 DEFAULT_RANGE = 3600.0
 EXPERIMENT_NUMBERS = ("detection_time", "detection_theory", "budget_consumed", "recovery_time")
@@ -152,6 +153,7 @@ def run_slo(args: argparse.Namespace) -> int:
     )
     from tokenslo.spec.loader import load_paths  # the spec component's entry point
 
+    target_options.resolve(args)
     slos = load_paths(args.paths)
     if not slos:
         raise InputError("no SLOs found in " + ", ".join(args.paths))
@@ -205,8 +207,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "intervals over [--start, --end]. The format follows -o: .html (one self-contained "
         "file) or .md (GitHub tables).",
     )
-    slo.add_argument("paths", nargs="+", metavar="PATH", help="SLO files or directories")
-    slo.add_argument("--prometheus", required=True, metavar="URL", help="PromQL API base URL")
+    target_options.add_arguments(slo)
     slo.add_argument("-o", "--output", required=True, metavar="FILE", help="FILE.html or FILE.md")
     slo.add_argument("--start", metavar="TIME", help="RFC 3339 or unix seconds (default end − 1h)")
     slo.add_argument("--end", default="now", metavar="TIME", help="RFC 3339, unix seconds or now")

@@ -75,7 +75,13 @@ def check_schema(doc: Document) -> None:
     for path, value in iter_paths(doc.data):
         if isinstance(value, float) and not math.isfinite(value):
             raise doc.error(f"expected a finite number, got {value}", path)
-    errors = [_to_input_error(doc, e) for e in _validator().iter_errors(doc.data)]
+    raise_first_error(doc, _validator())
+
+
+def raise_first_error(doc: Document, validator: Draft202012Validator) -> None:
+    """Raise the most specific, topmost schema violation of ``doc`` as one clear InputError
+    (shared by every YAML input that has a JSON Schema)."""
+    errors = [_to_input_error(doc, e) for e in validator.iter_errors(doc.data)]
     fields = {e.field or "" for e in errors}
     # Most specific first: "unknown field sli.latency_ms" beats "sli needs events or latency".
     specific = [e for e in errors if not any(_inside(f, e.field or "") for f in fields)]
