@@ -175,3 +175,19 @@ def test_missing_experiment_file_is_bad_input_before_anything_starts(tmp_path, c
     assert code == 2
     assert "nowhere.yaml" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_documented_real_idp_example_parses_with_its_target():
+    from tokenslo.target.loader import load_target
+
+    plan = gp.load_plan(REPO / "docs" / "examples" / "gameday.yaml")
+    assert plan.target.kind == "external" and plan.time_scale == 1.0
+    assert [e.file for e in plan.experiments] == [
+        "experiments/real-idp/token-endpoint-outage.yaml",
+        "experiments/real-idp/jwks-outage.yaml",
+    ]
+    for experiment in plan.experiments:
+        assert (REPO / experiment.file).is_file()
+    target = load_target(REPO / plan.target.file)
+    assert target.discovery_url != target.issuer  # clients discover behind the proxy
+    assert target.fault_admin("idp").kind == "proxy"
