@@ -24,13 +24,13 @@ import requests
 from tokenslo.cli import main
 from tokenslo.durations import format_duration, parse_duration
 from tokenslo.lab.orchestrator import lab_down, lab_up
-from tokenslo.prometheus.process import free_port, stop_pid
-from tokenslo.render.report_example import (
+from tokenslo.lab.report_example import (
     TIME_SCALE,
     example_lab_config,
     report_from_state,
     run_scenario,
 )
+from tokenslo.prometheus.process import free_port, stop_pid
 from tokenslo.render.reports import write_report
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from tokenslo.lab import LAB_STATE_DIR
+
 HELP = "run a game day: target up, background load, experiments, verdict and report"
 DESCRIPTION = (
     "Bring the target up (the local lab unless FILE names a real one), start background "
@@ -43,8 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--state-dir",
         type=Path,
-        default=Path(".tokenslo/lab"),
-        help="the lab's state dir (default .tokenslo/lab)",
+        default=Path(LAB_STATE_DIR),
+        help=f"the lab's state dir (default {LAB_STATE_DIR})",
     )
     p.add_argument(
         "--lab-config",

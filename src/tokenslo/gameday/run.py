@@ -35,6 +35,7 @@ from tokenslo.gameday import evaluate as ev
 from tokenslo.gameday import timeline as tl
 from tokenslo.gameday.plan import ExperimentPlan, GameDayPlan, expected_alerts, typed_vars
 from tokenslo.gameday.progress import Progress
+from tokenslo.lab import LAB_STATE_DIR
 from tokenslo.prometheus.client import PromClient
 from tokenslo.render.report_data import collect, scale_slo, source_of
 from tokenslo.render.report_model import ReportModel
@@ -58,7 +59,7 @@ class Options:
     plan: GameDayPlan
     include_extended: bool = False
     keep: bool = False
-    state_dir: Path = Path(".tokenslo/lab")
+    state_dir: Path = Path(LAB_STATE_DIR)
     out_dir: Path = Path("reports")
     lab_config: str | None = None  # overrides the plan's target.lab_config
     progress: bool = True

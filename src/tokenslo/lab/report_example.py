@@ -26,7 +26,7 @@ from tokenslo.render.report_data import collect
 from tokenslo.render.report_model import FaultInterval, ReportModel
 from tokenslo.render.reports import write_report
 
-log = logging.getLogger("tokenslo.render.example")
+log = logging.getLogger("tokenslo.lab.example")
 
 TIME_SCALE = 60.0  # 1h → 1m: the fastest page alert can fire within seconds
 REQUEST_TIMEOUT = 5.0
