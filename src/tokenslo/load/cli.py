@@ -19,7 +19,7 @@ from pathlib import Path
 from tokenslo.durations import parse_duration
 from tokenslo.engine.evaluator import evaluate_window
 from tokenslo.errors import InputError, UnavailableError
-from tokenslo.load import discovery, gate, outputs, pacing
+from tokenslo.load import discovery, gate, outputs, pacing, preflight
 from tokenslo.load.protocol import SCENARIO_NAMES
 from tokenslo.load.recorder import Recorder
 from tokenslo.load.runner import RunSpec, run_locust
@@ -83,7 +83,7 @@ def check_prometheus(url: str) -> PromClient:
 
 
 def server_side(slos: list[SLO], url: str, recorder: Recorder, settle: float) -> list[gate.Check]:
-    """Burn rate of every gated SLO over the test window, at the test's end (via the engine)."""
+    """Burn rate of every judged SLO over the test window, at the test's end (via the engine)."""
     gated = gate.gated(slos)
     if recorder.first_start is None or recorder.last_end is None:
         return gate.unreachable_checks(gated, "no requests were made, so there is no test window")
@@ -94,7 +94,7 @@ def server_side(slos: list[SLO], url: str, recorder: Recorder, settle: float) ->
         counts = evaluate_window(gated, PromClient(url), window, at)
     except UnavailableError as exc:
         return gate.unreachable_checks(gated, str(exc))
-    return gate.server_checks(gated, counts, window)
+    return gate.server_checks(gated, counts, window, recorder)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,18 +102,22 @@ def run(args: argparse.Namespace) -> int:
     settle = _duration(args.settle, "--settle") if args.prometheus else 0.0
     slos = load_paths(args.gate)
     target: Target = resolve_target(args.target, args.api, args.credentials, args.state_dir)
-    discovery.discover(target.idp_url)  # target down → exit 3 before any load
+    endpoints = discovery.discover(target.idp_url)  # target down → exit 3 before any load
+    preflight.check(spec.scenario, endpoints, target.api_url)  # missing endpoint → exit 3
     if args.prometheus:
         check_prometheus(args.prometheus)
     with tempfile.TemporaryDirectory(prefix="tokenslo-loadtest-") as tmp:
         workdir = Path(args.workdir) if args.workdir else Path(tmp)
         result = run_locust(spec, target, workdir)
     recorder = result.recorder
-    checks = gate.client_checks(slos, recorder)
-    if args.prometheus:
-        checks += server_side(slos, args.prometheus, recorder, settle)
+    judged, not_gated = gate.in_scope(
+        slos, preflight.scope(spec.scenario, target.api_url, recorder)
+    )
+    checks = gate.client_checks(judged, recorder)
+    if args.prometheus and judged:
+        checks += server_side(judged, args.prometheus, recorder, settle)
     checks.sort(key=lambda c: (c.service, c.slo, c.side))
-    verdict = gate.verdict(checks)
+    verdict = gate.verdict(checks, not_gated)
     info = outputs.RunInfo(
         scenario=spec.scenario,
         users=spec.users,
@@ -126,11 +130,13 @@ def run(args: argparse.Namespace) -> int:
         processes=spec.processes or spec.workers or None,
         workers=dict(recorder.workers),
         pacing=spec.pacing.env_value() if spec.pacing else None,
+        stopped=recorder.stopped,
+        not_gated=tuple(not_gated),
     )
     _write(args.junit, outputs.junit(checks, verdict, info))
     _write(args.json, outputs.to_json(checks, verdict, info, recorder))
     _write(args.markdown, outputs.markdown(checks, verdict, info, recorder))
-    sys.stdout.write(outputs.table(checks, verdict))
+    sys.stdout.write(outputs.table(checks, verdict, info))
     return verdict.exit_code
 
 

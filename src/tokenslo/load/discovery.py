@@ -24,6 +24,12 @@ class Endpoints:
     jwks_uri: str | None = None
     introspection_endpoint: str | None = None
     revocation_endpoint: str | None = None
+    metadata_url: str | None = None  # the document discovery succeeded with
+
+    def get(self, name: str) -> str | None:
+        """An endpoint by its metadata name (``protocol.NEEDS`` lists them), or None."""
+        value = getattr(self, name, None)
+        return value if isinstance(value, str) and value else None
 
     def require(self, name: str) -> str:
         """The endpoint a scenario needs; bad input when the IdP does not advertise it."""
@@ -65,6 +71,7 @@ def parse_metadata(data: Any, url: str) -> Endpoints:
         jwks_uri=optional("jwks_uri"),
         introspection_endpoint=optional("introspection_endpoint"),
         revocation_endpoint=optional("revocation_endpoint"),
+        metadata_url=url,
     )
 
 

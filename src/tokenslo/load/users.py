@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 
 from locust import FastHttpUser, events
 
-from tokenslo.load import discovery, pacing, recorder
+from tokenslo.load import discovery, earlystop, pacing, preflight, recorder
 from tokenslo.load.protocol import (
     API,
     CC,
@@ -47,6 +47,7 @@ from tokenslo.load.recorder import ENV_OUT
 from tokenslo.load.target import ENV_API, ENV_STATE_DIR, Target, lab_defaults, resolve_target
 
 log = logging.getLogger("tokenslo.load")
+NO_REFRESH_TOKEN = "the IdP's client_credentials grants carry no refresh_token"
 
 # -- per-process runtime: resolved once when a test starts -------------------------------------
 
@@ -71,7 +72,8 @@ def start_runtime(
     global _runtime
     target = resolve_target(host, api, credentials_file, state_dir)
     endpoints = discovery.discover(target.idp_url)
-    _runtime = Runtime(target, endpoints, discovery.metadata_urls(target.idp_url)[0])
+    metadata_url = endpoints.metadata_url or discovery.metadata_urls(target.idp_url)[0]
+    _runtime = Runtime(target, endpoints, metadata_url)
     log.info("target %s: token endpoint %s", target.idp_url, endpoints.token_endpoint)
     return _runtime
 
@@ -121,6 +123,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         lab = lab_defaults(_option(environment, "lab_state_dir"))
         environment.host = os.environ.get(ENV_TARGET) or (lab.idp_url if lab else None)
     recorder.install(environment, _option(environment, "tokenslo_out"))
+    earlystop.install(environment)
 
 
 @events.test_start.add_listener
@@ -129,12 +132,23 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
 
     if isinstance(environment.runner, MasterRunner):
         return  # the master runs no users
-    start_runtime(
+    rt = start_runtime(
         environment.host,
         _option(environment, "api_url"),
         _option(environment, "credentials_file"),
         _option(environment, "lab_state_dir"),
     )
+    for scenario in _scenarios(environment):
+        reason = preflight.problem(scenario, rt.endpoints, rt.target.api_url)
+        if reason is not None:  # plain `locust -f`: refuse before the users start
+            earlystop.stop_run(environment, reason)
+            return
+
+
+def _scenarios(environment: Any) -> list[str]:
+    """The scenario names of the user classes this run uses."""
+    classes = set(getattr(environment, "user_classes", None) or ())
+    return [name for name, cls in SCENARIOS.items() if cls in classes]
 
 
 # -- users ------------------------------------------------------------------------------------
@@ -210,6 +224,7 @@ class TokenClient(FastHttpUser):
         if (self.tokens is None or not self.tokens.refresh_token) and self.issue() is None:
             return
         if self.tokens is None or not self.tokens.refresh_token:
+            self.environment.tokenslo_recorder.note_unsent(REFRESH, NO_REFRESH_TOKEN)
             return
         body = self._post_form(
             self.rt.endpoints.token_endpoint,
