@@ -211,8 +211,7 @@ def test_discovery_task_fetches_the_document_discovery_found(lab, tmp_path):
         done, data = short_run(lab, tmp_path, "mixed", "4s")
     finally:
         admin.clear_faults()
-    assert done.returncode in (0, 3), done.stdout + done.stderr  # short: too few to judge
-    found = data["requests"]["discovery"]
+    found = data["requests"]["discovery"]  # the verdict of a 4 s run does not matter here
     assert found["requests"] > 0 and found["failures"] == 0, found
 
 

@@ -2,9 +2,11 @@
 
 Order matters for failing fast and closed: bad input (scenario, durations, SLO
 files, credentials) exits 2 before anything runs; an unreachable target or
-Prometheus exits 3 before any load is sent; then the run, the checks and the
-outputs. Exit codes: 0 all checks met, 1 an objective breached, 3 insufficient
-data / no data / unreachable Prometheus or target, 2 bad input.
+Prometheus, or a target lacking an endpoint the scenario needs (``preflight``),
+exits 3 before any load is sent; then the run (which may stop early, see
+``earlystop``), the checks of the SLOs in scope and the outputs. Exit codes: 0 all
+checks met, 1 an objective breached, 3 insufficient data / no data / unreachable
+Prometheus or target, 2 bad input.
 """
 
 from __future__ import annotations
@@ -156,8 +158,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run",
         help="run a Locust scenario headless and gate on the SLOs",
         description="Run a Locust scenario against the target (default: the running lab) and "
-        "judge every SLO with loadtest.requests. Exit 0 all met, 1 an objective breached, "
-        "3 insufficient data / no data / target or Prometheus unreachable, 2 bad input. "
+        "judge every SLO whose loadtest.requests the scenario sends (the others are listed as "
+        "not gated). Exit 0 all met, 1 an objective breached (or certainly breached by the "
+        "failures alone), 3 insufficient data / no data / target or Prometheus unreachable / "
+        "the scenario's endpoints missing from the target's metadata, 2 bad input. "
         "Credentials: TOKENSLO_CLIENT_ID/TOKENSLO_CLIENT_SECRET or --credentials FILE.",
     )
     p.add_argument("--scenario", required=True, metavar="NAME", help=", ".join(SCENARIO_NAMES))
