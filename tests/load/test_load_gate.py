@@ -141,7 +141,9 @@ def test_latency_uses_the_threshold_exactly_and_only_successes():
 
 def test_no_requests_is_no_data():
     check = gate.client_check(slo(), Recorder())
-    assert check.state == "no_data"
+    assert check.state == "no_data" and check.message.endswith("token:client_credentials")
+    stopped = Recorder(stopped="stopped early: …")
+    assert gate.client_check(slo(), stopped).message.endswith("before the run stopped early")
 
 
 def test_only_slos_with_loadtest_requests_are_gated():

@@ -171,7 +171,7 @@ def test_wrong_secret_stops_early_and_exits_1_with_the_reason_everywhere(lab, tm
         [sys.executable, "-m", "tokenslo", "loadtest", "run", "--scenario", "issuance",
          "--users", "4", "--spawn-rate", "4", "--duration", "120s", "--gate", str(REPO / "slo"),
          "--state-dir", str(lab.state_dir), "--junit", str(junit), "--markdown", str(md),
-         "--json", str(out)],
+         "--json", str(out), "--workdir", "work"],  # relative: Locust runs inside it
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=150,
     )  # fmt: skip
     print(done.stdout)
@@ -185,6 +185,7 @@ def test_wrong_secret_stops_early_and_exits_1_with_the_reason_everywhere(lab, tm
     assert reason.search(failure.get("message"))
     assert reason.search(md.read_text())
     assert "wrong-secret" not in done.stdout + done.stderr + md.read_text() + junit.read_text()
+    assert "wrong-secret" not in (tmp_path / "work" / "locust.log").read_text()
     not_gated = {n["slo"] for n in data["run"]["not_gated"]}
     assert "gateway-availability" in not_gated  # issuance sends no api:resource requests
 

@@ -180,7 +180,10 @@ def client_check(slo: SLO, recorder: Recorder) -> Check:
         )
         return Check(**base, state="no_data", message=message)
     if count == 0:
-        return Check(**base, state="no_data", message=f"no {kind} data: no requests named {names}")
+        why = f"no {kind} data: no requests named {names}"
+        if recorder.stopped:
+            why += " before the run stopped early"
+        return Check(**base, state="no_data", message=why)
     good = (count - bad) / count
     measured = f"{good * 100:.3f}% {what} ({bad} of {count} not)"
     objective = f"objective {slo.objective:g}%"

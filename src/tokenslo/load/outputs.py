@@ -184,7 +184,8 @@ def _md(text: str) -> str:
 
 def markdown(checks: Sequence[Check], verdict: Verdict, run: RunInfo, recorder: Recorder) -> str:
     icon = {"passed": "✅", "failed": "❌"}.get(verdict.result, "⚠️")
-    window = format_duration(round(run.window)) if run.window else "-"
+    window = "-" if run.window is None else format_duration(round(run.window))
+    window = "under 1s" if run.window is not None and run.window < 0.5 else window
     lines = [
         f"## {icon} Load-test gate {verdict.result}: `{run.scenario}`",
         "",
