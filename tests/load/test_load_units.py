@@ -83,6 +83,7 @@ def test_metadata_urls_and_parse():
         (401, None, None, "401"),
         (401, {"error": "invalid_client"}, None, "401 invalid_client"),
         (400, {"error": "eyJhbGciOi token echoed back"}, None, "400"),  # never echo free text
+        (400, {"error": "dGhpcyBpcyBhIHRva2Vu_x"}, None, "400"),  # nor anything token-like
     ],
 )
 def test_judge(status, body, required, problem):

@@ -6,6 +6,7 @@ Request names are stable: SLO files name them in ``loadtest.requests``.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -72,6 +73,7 @@ UNEXPLAINED_BY_LOAD = frozenset(
 )
 
 FORM = "application/x-www-form-urlencoded"
+ERROR_CODE = re.compile(r"[a-z]+(?:_[a-z]+){1,6}")
 # Renew an access token once this share of its lifetime has passed (exp − 10% of TTL).
 RENEW_AT = 0.9
 
@@ -105,14 +107,10 @@ def judge(status: int | None, body: Any, required: str | None = None) -> str | N
 
 
 def _is_error_code(value: Any) -> bool:
-    """RFC 6749 §5.2 error codes are short printable ASCII: anything else is not echoed."""
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= 64
-        and value.isascii()
-        and value.isprintable()
-        and " " not in value
-    )
+    """An OAuth error code as IdPs send them (``invalid_client``, ``slow_down``): lowercase
+    words joined by underscores. Anything else is not echoed, so no token value or free
+    text an IdP puts in ``error`` can reach a report."""
+    return isinstance(value, str) and ERROR_CODE.fullmatch(value) is not None
 
 
 def oauth_error(message: str | None) -> str | None:
