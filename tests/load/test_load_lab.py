@@ -223,3 +223,20 @@ def test_only_slos_the_scenario_sends_requests_for_are_gated(lab, tmp_path):
     assert reasons["gateway-availability"] == "scenario jwks sends no api:resource requests"
     assert set(reasons) | {"jwks-availability"} == set(GATED)
     assert "not gated:" in done.stdout
+
+
+def test_a_worker_stops_the_whole_distributed_run(lab, tmp_path):
+    """With --workers the worker that sees the errors tells the master (a custom message)."""
+    out = tmp_path / "gate.json"
+    env = {**os.environ, "TOKENSLO_CLIENT_ID": "loadtest", "TOKENSLO_CLIENT_SECRET": "wrong"}
+    done = subprocess.run(
+        [sys.executable, "-m", "tokenslo", "loadtest", "run", "--scenario", "mixed",
+         "--users", "4", "--spawn-rate", "4", "--duration", "120s", "--workers", "2",
+         "--gate", str(REPO / "slo"), "--state-dir", str(lab.state_dir), "--json", str(out)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=150,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    data = json.loads(out.read_text())
+    assert "401 invalid_client ×20" in data["run"]["stopped"]
+    assert data["run"]["window_seconds"] < 120
+    assert data["requests"]["token:client_credentials"]["failures"] >= 20
