@@ -74,3 +74,15 @@ def secret_file(path: Path, text: str) -> Path:
     path.write_text(text)
     path.chmod(0o600)
     return path
+
+
+def target_variant(source: Path, dest: Path, **client_secrets: str) -> Path:
+    """A copy of the target file ``source`` whose clients (by role) read their secret from
+    the given environment variables instead: e.g. a wrong secret for role ``load``."""
+    import yaml
+
+    document = yaml.safe_load(source.read_text())
+    for role, env_name in client_secrets.items():
+        document["clients"][role]["secret"] = {"env": env_name}
+    dest.write_text(yaml.safe_dump(document))
+    return dest

@@ -58,9 +58,66 @@ def test_availability_pass_fail_and_insufficient():
     assert few.state == "insufficient_data" and "3000" in few.message
 
 
-def test_too_few_requests_is_insufficient_even_when_they_look_bad():
-    check = gate.client_check(slo(99.9), recorded("token:client_credentials", [1.0] * 10, 5))
+def test_too_few_requests_that_look_bad_are_insufficient_unless_the_breach_is_certain():
+    # 1 failure in 100 at 99.9%: 9.5% likely at a 0.1% error rate, so it proves nothing
+    check = gate.client_check(slo(99.9), recorded("token:client_credentials", [1.0] * 99, 1))
     assert check.state == "insufficient_data"
+    # 1 in 51: < 5% likely at 0.1% (the Clopper-Pearson lower bound exceeds the budget)
+    check = gate.client_check(slo(99.9), recorded("token:client_credentials", [1.0] * 50, 1))
+    assert check.state == "fail" and "whatever the sample size" in check.message
+
+
+def test_every_request_failing_is_a_breach_not_insufficient_data():
+    rec = Recorder()
+    for _ in range(1555):
+        rec.record("introspect", 2.0, "401 invalid_client", start=1000.0)
+    avail = gate.client_check(slo(99.9, requests=("introspect",)), rec)
+    assert (avail.state, avail.count, avail.bad) == ("fail", 1555, 1555)
+    assert avail.reasons == (("401 invalid_client", 1555),)
+    assert "401 invalid_client ×1555" in avail.detail
+    latency = gate.client_check(slo(95, sli=LatencySLI("m", 0.3), requests=("introspect",)), rec)
+    assert latency.state == "no_data"
+    assert "all 1555 requests named introspect failed (401 invalid_client ×1555)" in latency.message
+    assert latency.detail == latency.message  # the reasons are not repeated
+
+
+def test_reasons_are_the_top_three_failures_with_counts():
+    rec = recorded("token:client_credentials", [1.0] * 100)
+    for error, count in (
+        ("503", 9),
+        ("connection error", 5),
+        ("400 invalid_request", 2),
+        ("502", 1),
+    ):
+        for _ in range(count):
+            rec.record("token:client_credentials", 1.0, error)
+    check = gate.client_check(slo(99.9), rec)
+    assert check.reasons == (("503", 9), ("connection error", 5), ("400 invalid_request", 2))
+    assert check.detail.endswith("failures: 503 ×9, connection error ×5, 400 invalid_request ×2")
+    server = gate.server_check(slo(99.9), WindowCounts(errors=20.0, total=100.0), 31.0, rec)
+    assert server.state == "fail" and "503 ×9" in server.detail
+
+
+def test_only_slos_naming_a_sent_request_are_judged():
+    slos = [
+        slo(name="issue", requests=("token:client_credentials", "token:refresh_token")),
+        slo(name="api", requests=("api:resource",)),
+        slo(name="refresh", requests=("token:refresh_token",)),
+        slo(name="ungated", requests=()),
+    ]
+    scope = gate.Scope(
+        "issuance",
+        frozenset({"token:client_credentials"}),
+        {"token:refresh_token": "the IdP issues no refresh tokens"},
+    )
+    judged, skipped = gate.in_scope(slos, scope)
+    assert [s.name for s in judged] == ["issue"]
+    reasons = {n.slo: n.reason for n in skipped}
+    assert reasons == {
+        "api": "scenario issuance sends no api:resource requests",
+        "refresh": "the IdP issues no refresh tokens",
+    }
+    assert gate.verdict([], skipped).exit_code == 3
 
 
 def test_requests_of_several_names_are_combined():
@@ -84,7 +141,9 @@ def test_latency_uses_the_threshold_exactly_and_only_successes():
 
 def test_no_requests_is_no_data():
     check = gate.client_check(slo(), Recorder())
-    assert check.state == "no_data"
+    assert check.state == "no_data" and check.message.endswith("token:client_credentials")
+    stopped = Recorder(stopped="stopped early: …")
+    assert gate.client_check(slo(), stopped).message.endswith("before the run stopped early")
 
 
 def test_only_slos_with_loadtest_requests_are_gated():

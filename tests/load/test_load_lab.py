@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from support import target_variant
 from tokenslo.spec.loader import load_paths
 from tokenslo.target.discovery import discover_url
 
@@ -161,3 +163,84 @@ def test_fresh_api_scenario_calls_the_api_with_a_new_token_each_time(lab, tmp_pa
     issued, called = names["token:client_credentials"], names["api:resource"]
     assert issued["failures"] == called["failures"] == 0
     assert 20 <= called["requests"] <= issued["requests"] <= called["requests"] + 2
+
+
+def test_wrong_secret_stops_early_and_exits_1_with_the_reason_everywhere(lab, tmp_path):
+    """Must show: 401 invalid_client is no load effect: the run stops, the gate says why, exit 1."""
+    junit, md, out = tmp_path / "junit.xml", tmp_path / "gate.md", tmp_path / "gate.json"
+    env = {**os.environ, "WRONG_SECRET": "wrong-secret"}
+    target = target_variant(lab.state_dir / "target.yaml", tmp_path / "t.yaml", load="WRONG_SECRET")
+    done = subprocess.run(
+        [sys.executable, "-m", "tokenslo", "loadtest", "run", "--scenario", "issuance",
+         "--users", "4", "--spawn-rate", "4", "--duration", "120s", "--gate", str(REPO / "slo"),
+         "--target", str(target), "--junit", str(junit), "--markdown", str(md),
+         "--json", str(out), "--workdir", "work"],  # relative: Locust runs inside it
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=150,
+    )  # fmt: skip
+    print(done.stdout)
+    assert done.returncode == 1, done.stdout + done.stderr
+    data = json.loads(out.read_text())
+    assert data["run"]["stopped"].startswith("stopped early: the first 20 token:client_credentials")
+    assert data["run"]["window_seconds"] < 120  # it did not run its duration
+    reason = re.compile(r"401 invalid_client ×\d+")
+    assert reason.search(done.stdout), done.stdout
+    failure = cases(junit)["token-issuance-availability client"].find("failure")
+    assert reason.search(failure.get("message"))
+    assert reason.search(md.read_text())
+    assert "wrong-secret" not in done.stdout + done.stderr + md.read_text() + junit.read_text()
+    assert "wrong-secret" not in (tmp_path / "work" / "locust.log").read_text()
+    not_gated = {n["slo"] for n in data["run"]["not_gated"]}
+    assert "gateway-availability" in not_gated  # issuance sends no api:resource requests
+
+
+def short_run(
+    lab, tmp_path: Path, scenario: str, duration: str
+) -> tuple[subprocess.CompletedProcess, dict]:
+    """Two users of ``scenario`` against the lab, gated by slo/; the process and its JSON."""
+    out = tmp_path / "gate.json"
+    done = tokenslo(
+        "--scenario", scenario, "--users", "2", "--spawn-rate", "2", "--duration", duration,
+        "--gate", str(REPO / "slo"), "--target", str(lab.state_dir / "target.yaml"),
+        "--json", str(out), cwd=tmp_path,
+    )  # fmt: skip
+    return done, json.loads(out.read_text())
+
+
+def test_discovery_task_fetches_the_document_discovery_found(lab, tmp_path):
+    """RFC 8414 answering 404 makes discovery fall back to OpenID; the task follows it."""
+    admin = lab.admin("idp")
+    rfc8414 = "/.well-known/oauth-authorization-server"
+    admin.add_fault("status", expires_in=60, path_prefix=rfc8414, status=404)
+    try:
+        done, data = short_run(lab, tmp_path, "mixed", "4s")
+    finally:
+        admin.clear_faults()
+    found = data["requests"]["discovery"]  # the verdict of a 4 s run does not matter here
+    assert found["requests"] > 0 and found["failures"] == 0, found
+
+
+def test_only_slos_the_scenario_sends_requests_for_are_gated(lab, tmp_path):
+    done, data = short_run(lab, tmp_path, "jwks", "3s")
+    assert {c["slo"] for c in data["checks"]} == {"jwks-availability"}, done.stdout
+    reasons = {n["slo"]: n["reason"] for n in data["run"]["not_gated"]}
+    assert reasons["gateway-availability"] == "scenario jwks sends no api:resource requests"
+    assert set(reasons) | {"jwks-availability"} == set(GATED)
+    assert "not gated:" in done.stdout
+
+
+def test_a_worker_stops_the_whole_distributed_run(lab, tmp_path):
+    """With --workers the worker that sees the errors tells the master (a custom message)."""
+    out = tmp_path / "gate.json"
+    env = {**os.environ, "WRONG_SECRET": "wrong"}
+    target = target_variant(lab.state_dir / "target.yaml", tmp_path / "t.yaml", load="WRONG_SECRET")
+    done = subprocess.run(
+        [sys.executable, "-m", "tokenslo", "loadtest", "run", "--scenario", "mixed",
+         "--users", "4", "--spawn-rate", "4", "--duration", "120s", "--workers", "2",
+         "--gate", str(REPO / "slo"), "--target", str(target), "--json", str(out)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=150,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    data = json.loads(out.read_text())
+    assert "401 invalid_client ×20" in data["run"]["stopped"]
+    assert data["run"]["window_seconds"] < 120
+    assert data["requests"]["token:client_credentials"]["failures"] >= 20

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 from test_load_gate import slo
@@ -22,7 +23,7 @@ def _checks():
     for _ in range(3000):
         rec.record("token:client_credentials", 2.0, None, start=100.0)
     for _ in range(10):
-        rec.record("token:client_credentials", 2.0, "HTTP 503", start=120.0)
+        rec.record("token:client_credentials", 2.0, "503", start=120.0)
     slos = [
         slo(name="avail"),
         slo(name="lat", objective=95, sli=LatencySLI("m", 0.3)),
@@ -64,10 +65,39 @@ def test_json_and_markdown_carry_verdict_and_rule():
     assert data["verdict"]["exit_code"] == 1 and data["verdict"]["result"] == "failed"
     assert data["run"]["total_requests"] == 3010 and data["run"]["window_seconds"] == 30.0
     assert {c["name"]: c["state"] for c in data["checks"]}["refresh client"] == "no_data"
-    assert data["requests"]["token:client_credentials"]["errors"] == {"HTTP 503": 10}
+    assert data["requests"]["token:client_credentials"]["errors"] == {"503": 10}
     md = outputs.markdown(checks, verdict, RUN, rec)
     assert "| `avail` | client | availability | 3010/3000 |" in md
     assert "rule of three" in md and "failed" in md.splitlines()[0]
     text = outputs.table(checks, verdict)
     assert "gate failed: objective breached: avail client" in text
     assert "rule of three" in text
+
+
+def test_every_output_shows_reasons_the_stop_and_what_was_not_gated():
+    checks, rec = _checks()
+    skipped = (gate.NotGated("gw", "gateway", "scenario issuance sends no api:resource requests"),)
+    run = replace(RUN, stopped="stopped early: the first 20 …", not_gated=skipped)
+    verdict = gate.verdict(checks, skipped)
+    text = outputs.table(checks, verdict, run)
+    assert (
+        "avail client: 99.668% succeeded (10 of 3010 not) < objective 99.9%; failures: 503 ×10"
+        in text
+    )
+    assert "stopped early: the first 20" in text
+    assert "gw: scenario issuance sends no api:resource requests" in text
+    failure = ET.fromstring(outputs.junit(checks, verdict, run)).find(
+        ".//testcase[@name='avail client']/failure"
+    )
+    assert "failures: 503 ×10" in failure.get("message") and "stopped early" in failure.text
+    props = {
+        p.get("name"): p.get("value")
+        for p in ET.fromstring(outputs.junit(checks, verdict, run)).iter("property")
+    }
+    assert props["not_gated.gw"].startswith("scenario issuance") and props["stopped"]
+    md = outputs.markdown(checks, verdict, run, rec)
+    assert "failures: 503 ×10" in md and "- `gw`: scenario issuance" in md
+    assert "**stopped early: the first 20 …**" in md
+    data = json.loads(outputs.to_json(checks, verdict, run, rec))
+    assert data["run"]["not_gated"][0]["slo"] == "gw" and data["run"]["stopped"]
+    assert {c["name"]: c["reasons"] for c in data["checks"]}["avail client"] == [["503", 10]]

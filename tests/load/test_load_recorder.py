@@ -53,3 +53,15 @@ def test_error_text_is_one_short_line():
     assert error_text(None) is None
     assert error_text(ValueError("a\nb")) == "a"
     assert len(error_text(RuntimeError("x" * 500))) == 160
+
+
+def test_unsent_reasons_and_the_stop_reason_survive_json_and_merging():
+    worker = Recorder()
+    worker.note_unsent("token:refresh_token", "no refresh tokens")
+    master = Recorder()
+    master.merge(Recorder.from_json(worker.drain()), worker="w1")
+    master.stopped = "stopped early: because"
+    back = Recorder.from_json(json.loads(json.dumps(master.to_json())))
+    assert back.unsent == {"token:refresh_token": "no refresh tokens"}
+    assert back.stopped == "stopped early: because"
+    assert worker.unsent == {} and worker.stopped is None  # drained

@@ -8,11 +8,13 @@ import json
 import pytest
 
 from support import write_target
-from tokenslo.errors import InputError
-from tokenslo.load import cli, pacing, shapes
-from tokenslo.load.protocol import TokenSet, judge
+from tokenslo.errors import InputError, UnavailableError
+from tokenslo.load import cli, earlystop, pacing, preflight, shapes
+from tokenslo.load.protocol import NEEDS, TokenSet, judge, oauth_error
+from tokenslo.load.recorder import Recorder
 from tokenslo.load.runner import locust_env, master_command, worker_command
 from tokenslo.load.target import resolve_target
+from tokenslo.target import discovery
 
 SECRET = "s3cr3t-value"
 
@@ -30,16 +32,86 @@ def _target(tmp_path):
     ("status", "body", "required", "problem"),
     [
         (200, {"access_token": "x"}, "access_token", None),
-        (200, None, "access_token", "HTTP 200 but the body has no 'access_token'"),
-        (503, {"error": "temporarily_unavailable"}, None, "HTTP 503 temporarily_unavailable"),
-        (0, None, None, "no response"),
-        (200, {"active": "yes"}, "active", "HTTP 200 but 'active' is not a boolean"),
+        (200, None, "access_token", "200 but the body has no 'access_token'"),
+        (503, {"error": "temporarily_unavailable"}, None, "503 temporarily_unavailable"),
+        (0, None, None, "connection error"),
+        (200, {"active": "yes"}, "active", "200 but 'active' is not a boolean"),
         (200, {"active": False}, "active", None),
-        (401, None, None, "HTTP 401"),
+        (401, None, None, "401"),
+        (401, {"error": "invalid_client"}, None, "401 invalid_client"),
+        (400, {"error": "eyJhbGciOi token echoed back"}, None, "400"),  # never echo free text
+        (400, {"error": "dGhpcyBpcyBhIHRva2Vu_x"}, None, "400"),  # nor anything token-like
     ],
 )
 def test_judge(status, body, required, problem):
     assert judge(status, body, required) == problem
+
+
+def test_oauth_error_of_a_judge_message():
+    assert oauth_error("401 invalid_client") == "invalid_client"
+    assert oauth_error("503") is None and oauth_error("connection error") is None
+    assert oauth_error(None) is None
+
+
+# -- early stop -------------------------------------------------------------------------------
+
+
+def test_watch_trips_once_when_the_first_n_responses_are_all_unexplained_errors():
+    watch = earlystop.Watch(first=3)
+    assert watch.observe("token:client_credentials", "401 invalid_client") is None
+    assert watch.observe("jwks", None) is None  # another name that works does not matter
+    assert watch.observe("token:client_credentials", "401 invalid_client") is None
+    reason = watch.observe("token:client_credentials", "401 invalid_client")
+    assert reason is not None and "first 3 token:client_credentials" in reason
+    assert "401 invalid_client ×3" in reason
+    assert watch.observe("introspect", "400 unsupported_token_type") is None  # trips only once
+
+
+@pytest.mark.parametrize("other", [None, "503", "connection error", "400 invalid_grant"])
+def test_watch_never_trips_on_a_name_that_answered_anything_else(other):
+    watch = earlystop.Watch(first=3)
+    watch.observe("introspect", "400 unsupported_token_type")
+    watch.observe("introspect", other)  # success, or a failure load can explain
+    assert all(watch.observe("introspect", "400 unsupported_token_type") is None for _ in range(9))
+
+
+# -- pre-flight and scope -----------------------------------------------------------------------
+
+
+def _endpoints(**kw) -> discovery.Endpoints:
+    base = dict(issuer="i", token_endpoint="http://h/token", metadata_url="http://h/.well-known/x")
+    return discovery.Endpoints(**{**base, **kw})
+
+
+def test_needs_cover_every_scenario_with_known_endpoints():
+    fields = set(discovery.Endpoints.__dataclass_fields__)
+    assert all(set(n.endpoints) <= fields for n in NEEDS.values())
+
+
+def test_preflight_refuses_a_missing_endpoint_in_one_line_naming_scenario_and_field():
+    with pytest.raises(UnavailableError) as err:
+        preflight.check("introspection", _endpoints(), None)
+    text = str(err.value)
+    assert "scenario introspection needs introspection_endpoint" in text
+    assert "http://h/.well-known/x" in text and "\n" not in text
+    mixed = preflight.problem("mixed", _endpoints(jwks_uri="j"), None)
+    assert mixed and "introspection_endpoint and revocation_endpoint" in mixed
+    preflight.check("issuance", _endpoints(), None)  # needs only the token endpoint
+    with pytest.raises(InputError) as err:
+        preflight.check("api", _endpoints(), None)
+    assert err.value.field == "api.url"
+
+
+def test_scope_drops_the_api_without_a_url_and_names_the_target_made_moot():
+    rec = Recorder()
+    rec.record("token:client_credentials", 1.0, None)
+    rec.note_unsent("token:refresh_token", "no refresh tokens")
+    scope = preflight.scope("mixed", None, rec)
+    assert "api:resource" not in scope.sent and "token:refresh_token" not in scope.sent
+    assert "no API URL" in scope.unsent["api:resource"]
+    assert scope.unsent["token:refresh_token"].endswith("no refresh tokens")
+    rec.record("token:refresh_token", 1.0, None)  # sent after all (some grants had one)
+    assert "token:refresh_token" in preflight.scope("mixed", "http://api", rec).sent
 
 
 def test_token_is_renewed_at_ninety_percent_of_its_lifetime():
@@ -165,3 +237,14 @@ def test_bad_pacing_environment_names_the_variable(raw):
     with pytest.raises(InputError) as err:
         pacing.from_env({pacing.ENV_PACING: raw})
     assert err.value.field == pacing.ENV_PACING
+
+
+def test_preflight_refuses_a_scenario_whose_client_role_is_missing():
+    endpoints = _endpoints(introspection_endpoint="http://h/introspect")
+    with pytest.raises(UnavailableError) as err:
+        preflight.check("introspection", endpoints, None, frozenset({"load"}))
+    assert "needs a client in role introspection" in str(err.value)
+    preflight.check("introspection", endpoints, None, frozenset({"load", "introspection"}))
+    scope = preflight.scope("mixed", "http://api", Recorder(), frozenset({"load"}))
+    assert "introspect" not in scope.sent
+    assert "declares no introspection client" in scope.unsent["introspect"]

@@ -2,9 +2,11 @@
 
 Order matters for failing fast and closed: bad input (scenario, durations, SLO
 files, credentials) exits 2 before anything runs; an unreachable target or
-Prometheus exits 3 before any load is sent; then the run, the checks and the
-outputs. Exit codes: 0 all checks met, 1 an objective breached, 3 insufficient
-data / no data / unreachable Prometheus or target, 2 bad input.
+Prometheus, or a target lacking an endpoint the scenario needs (``preflight``),
+exits 3 before any load is sent; then the run (which may stop early, see
+``earlystop``), the checks of the SLOs in scope and the outputs. Exit codes: 0 all
+checks met, 1 an objective breached, 3 insufficient data / no data / unreachable
+Prometheus or target, 2 bad input.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from tokenslo.durations import parse_duration
 from tokenslo.engine.evaluator import evaluate_window
 from tokenslo.errors import InputError, UnavailableError
-from tokenslo.load import gate, outputs, pacing
+from tokenslo.load import gate, outputs, pacing, preflight
 from tokenslo.load.protocol import SCENARIO_NAMES
 from tokenslo.load.recorder import Recorder
 from tokenslo.load.runner import RunSpec, run_locust
@@ -84,7 +86,7 @@ def check_prometheus(url: str) -> PromClient:
 
 
 def server_side(slos: list[SLO], url: str, recorder: Recorder, settle: float) -> list[gate.Check]:
-    """Burn rate of every gated SLO over the test window, at the test's end (via the engine)."""
+    """Burn rate of every judged SLO over the test window, at the test's end (via the engine)."""
     gated = gate.gated(slos)
     if recorder.first_start is None or recorder.last_end is None:
         return gate.unreachable_checks(gated, "no requests were made, so there is no test window")
@@ -95,7 +97,7 @@ def server_side(slos: list[SLO], url: str, recorder: Recorder, settle: float) ->
         counts = evaluate_window(gated, PromClient(url), window, at)
     except UnavailableError as exc:
         return gate.unreachable_checks(gated, str(exc))
-    return gate.server_checks(gated, counts, window)
+    return gate.server_checks(gated, counts, window, recorder)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,18 +105,23 @@ def run(args: argparse.Namespace) -> int:
     settle = _duration(args.settle, "--settle") if args.prometheus else 0.0
     target: LoadTarget = resolve_target(args.target)
     slos = load_paths(args.gate or list(target.target.slo_paths))
-    discover(target.target)  # target down → exit 3 before any load
+    endpoints = discover(target.target)  # target down → exit 3 before any load
+    roles = frozenset(target.target.clients)
+    preflight.check(spec.scenario, endpoints, target.api_url, roles)  # missing → exit 3
     if args.prometheus:
         check_prometheus(args.prometheus)
     with tempfile.TemporaryDirectory(prefix="tokenslo-loadtest-") as tmp:
         workdir = Path(args.workdir) if args.workdir else Path(tmp)
         result = run_locust(spec, target, workdir)
     recorder = result.recorder
-    checks = gate.client_checks(slos, recorder)
-    if args.prometheus:
-        checks += server_side(slos, args.prometheus, recorder, settle)
+    judged, not_gated = gate.in_scope(
+        slos, preflight.scope(spec.scenario, target.api_url, recorder, roles)
+    )
+    checks = gate.client_checks(judged, recorder)
+    if args.prometheus and judged:
+        checks += server_side(judged, args.prometheus, recorder, settle)
     checks.sort(key=lambda c: (c.service, c.slo, c.side))
-    verdict = gate.verdict(checks)
+    verdict = gate.verdict(checks, not_gated)
     info = outputs.RunInfo(
         scenario=spec.scenario,
         users=spec.users,
@@ -127,11 +134,13 @@ def run(args: argparse.Namespace) -> int:
         processes=spec.processes or spec.workers or None,
         workers=dict(recorder.workers),
         pacing=spec.pacing.env_value() if spec.pacing else None,
+        stopped=recorder.stopped,
+        not_gated=tuple(not_gated),
     )
     _write(args.junit, outputs.junit(checks, verdict, info))
     _write(args.json, outputs.to_json(checks, verdict, info, recorder))
     _write(args.markdown, outputs.markdown(checks, verdict, info, recorder))
-    sys.stdout.write(outputs.table(checks, verdict))
+    sys.stdout.write(outputs.table(checks, verdict, info))
     return verdict.exit_code
 
 
@@ -151,8 +160,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run",
         help="run a Locust scenario headless and gate on the SLOs",
         description="Run a Locust scenario against the target (default: the running lab) and "
-        "judge every SLO with loadtest.requests. Exit 0 all met, 1 an objective breached, "
-        "3 insufficient data / no data / target or Prometheus unreachable, 2 bad input. "
+        "judge every SLO whose loadtest.requests the scenario sends (the others are listed as "
+        "not gated). Exit 0 all met, 1 an objective breached (or certainly breached by the "
+        "failures alone), 3 insufficient data / no data / target or Prometheus unreachable / "
+        "the scenario's endpoints missing from the target's metadata, 2 bad input. "
         "Clients and their secrets come from the target file (docs/target.md).",
     )
     p.add_argument("--scenario", required=True, metavar="NAME", help=", ".join(SCENARIO_NAMES))

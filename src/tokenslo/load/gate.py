@@ -14,8 +14,15 @@ Minimum-sample rule: a check can pass only with at least ``min_requests(slo)``
 requests — ``ceil(3 / (1 − objective))`` unless ``loadtest.min_requests`` says
 otherwise. By the rule of three, zero failures in n requests only bounds the true
 failure ratio below 3/n (95% confidence), so fewer requests cannot show that the
-objective holds. Such a check is ``insufficient_data`` — even when its few
-requests already look bad: a handful of samples shows neither a pass nor a breach.
+objective holds. Such a check is ``insufficient_data`` — unless its failures alone
+make a breach certain whatever the sample size (``binomial.breach_certain``: that many
+failures are less than 5% likely if the true error rate were the budget), which fails it.
+
+Scope: only SLOs that name a request the scenario sends are judged (``in_scope``); the
+others are listed as not gated, with why, and never make the run exit 3.
+
+Every check carries its reasons: the three most common failures of its requests
+(``401 invalid_client ×1555``), shown wherever a check is not passed.
 
 Verdict: any ``fail`` → exit 1; else any ``insufficient_data``/``no_data`` → exit 3
 (no data never passes); else 0.
@@ -31,6 +38,7 @@ from typing import Literal
 from tokenslo.durations import format_duration
 from tokenslo.engine.evaluator import WindowCounts, window_burn
 from tokenslo.errors import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE
+from tokenslo.load.binomial import ALPHA, breach_certain
 from tokenslo.load.recorder import NameStats, Recorder
 from tokenslo.spec.model import SLO, LatencySLI
 
@@ -59,10 +67,31 @@ class Check:
     bad: int = 0  # failed (availability) or slower than the threshold (latency)
     min_requests: int | None = None
     measured: float | None = None  # client: good ratio; server: burn rate
+    reasons: tuple[tuple[str, int], ...] = ()  # most common failures of its requests
 
     @property
     def name(self) -> str:
         return f"{self.slo} {self.side}"
+
+    @property
+    def detail(self) -> str:
+        """The message plus the failures behind it: what a failed check shows everywhere."""
+        text = reasons_text(self.reasons)
+        if not text or text in self.message:
+            return self.message
+        return f"{self.message}; failures: {reasons_text(self.reasons)}"
+
+
+TOP_REASONS = 3
+
+
+def top_reasons(stats: NameStats) -> tuple[tuple[str, int], ...]:
+    return tuple(stats.errors.most_common(TOP_REASONS))
+
+
+def reasons_text(reasons: Sequence[tuple[str, int]]) -> str:
+    """``401 invalid_client ×1555, 503 ×3`` (messages from ``protocol.judge``: no token values)."""
+    return ", ".join(f"{reason} ×{count}" for reason, count in reasons)
 
 
 def min_requests(slo: SLO) -> int:
@@ -79,6 +108,38 @@ def within_budget(bad: int, total: int, slo: SLO) -> bool:
 
 def gated(slos: Sequence[SLO]) -> list[SLO]:
     return [slo for slo in slos if slo.loadtest]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which request names a run sends, and why it sends none of the others."""
+
+    scenario: str
+    sent: frozenset[str]
+    unsent: dict[str, str]  # request name → why the run sent none
+
+
+@dataclass(frozen=True)
+class NotGated:
+    slo: str
+    service: str
+    reason: str
+
+
+def in_scope(slos: Sequence[SLO], scope: Scope | None) -> tuple[list[SLO], list[NotGated]]:
+    """SLOs to judge (they name a request the run sends) and the others, with why not."""
+    judged, skipped = [], []
+    for slo in gated(slos):
+        if scope is None or scope.sent.intersection(slo.loadtest):
+            judged.append(slo)
+            continue
+        why = "; ".join(scope.unsent.get(name, _not_sent(scope, name)) for name in slo.loadtest)
+        skipped.append(NotGated(slo.name, slo.service, why))
+    return judged, skipped
+
+
+def _not_sent(scope: Scope, name: str) -> str:
+    return f"scenario {scope.scenario} sends no {name} requests"
 
 
 def _combined(slo: SLO, recorder: Recorder) -> NameStats:
@@ -109,13 +170,30 @@ def client_check(slo: SLO, recorder: Recorder) -> Check:
         count=count,
         bad=bad,
         min_requests=needed,
+        reasons=top_reasons(stats),
     )
+    names = ", ".join(slo.loadtest)
+    if count == 0 and stats.requests:
+        message = (
+            f"all {stats.requests} requests named {names} failed "
+            f"({reasons_text(top_reasons(stats))}): no successful request to time"
+        )
+        return Check(**base, state="no_data", message=message)
     if count == 0:
-        names = ", ".join(slo.loadtest)
-        return Check(**base, state="no_data", message=f"no {kind} data: no requests named {names}")
+        why = f"no {kind} data: no requests named {names}"
+        if recorder.stopped:
+            why += " before the run stopped early"
+        return Check(**base, state="no_data", message=why)
     good = (count - bad) / count
     measured = f"{good * 100:.3f}% {what} ({bad} of {count} not)"
     objective = f"objective {slo.objective:g}%"
+    if count < needed and breach_certain(bad, count, slo.error_budget):
+        certain = (
+            f"{measured} < {objective}: a breach whatever the sample size "
+            f"(≥ {bad} of {count} is < {ALPHA:.0%} likely "
+            f"at a {slo.error_budget * 100:g}% error rate)"
+        )
+        return Check(**base, state="fail", measured=good, message=certain)
     if count < needed:
         return Check(
             **base,
@@ -132,8 +210,9 @@ def client_checks(slos: Sequence[SLO], recorder: Recorder) -> list[Check]:
     return [client_check(slo, recorder) for slo in gated(slos)]
 
 
-def _server_base(slo: SLO) -> dict:
-    """What every server-side check of ``slo`` says about itself."""
+def _server_base(slo: SLO, recorder: Recorder | None = None) -> dict:
+    """What every server-side check of ``slo`` says about itself (with the failures the
+    client saw on the same requests: the server's metrics carry no reasons)."""
     return dict(
         slo=slo.name,
         service=slo.service,
@@ -141,12 +220,15 @@ def _server_base(slo: SLO) -> dict:
         kind="burn_rate",
         objective=slo.objective,
         requests=slo.loadtest,
+        reasons=top_reasons(_combined(slo, recorder)) if recorder else (),
     )
 
 
-def server_check(slo: SLO, counts: WindowCounts | None, window: float) -> Check:
+def server_check(
+    slo: SLO, counts: WindowCounts | None, window: float, recorder: Recorder | None = None
+) -> Check:
     span = format_duration(window)
-    base = _server_base(slo)
+    base = _server_base(slo, recorder)
     if counts is None or counts.total is None:
         return Check(**base, state="no_data", message=f"no data over the test window ({span})")
     burn = window_burn(slo, counts)
@@ -160,9 +242,12 @@ def server_check(slo: SLO, counts: WindowCounts | None, window: float) -> Check:
 
 
 def server_checks(
-    slos: Sequence[SLO], counts: dict[str, WindowCounts | None], window: float
+    slos: Sequence[SLO],
+    counts: dict[str, WindowCounts | None],
+    window: float,
+    recorder: Recorder | None = None,
 ) -> list[Check]:
-    return [server_check(slo, counts.get(slo.name), window) for slo in gated(slos)]
+    return [server_check(slo, counts.get(slo.name), window, recorder) for slo in gated(slos)]
 
 
 def unreachable_checks(slos: Sequence[SLO], reason: str) -> list[Check]:
@@ -180,7 +265,10 @@ class Verdict:
     reason: str
 
 
-def verdict(checks: Sequence[Check]) -> Verdict:
+def verdict(checks: Sequence[Check], not_gated: Sequence[NotGated] = ()) -> Verdict:
+    if not checks and not_gated:
+        why = "no SLO names a request this run sent: nothing to gate"
+        return Verdict(EXIT_UNAVAILABLE, "unknown", why)
     if not checks:
         return Verdict(EXIT_UNAVAILABLE, "unknown", "no SLO has loadtest.requests: nothing to gate")
     failed = [c.name for c in checks if c.state == "fail"]

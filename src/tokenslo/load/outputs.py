@@ -16,7 +16,7 @@ from typing import Any
 
 from tokenslo.durations import format_duration
 from tokenslo.engine.evaluator import iso_time
-from tokenslo.load.gate import RULE, Check, Verdict
+from tokenslo.load.gate import RULE, Check, NotGated, Verdict
 from tokenslo.load.recorder import Recorder
 
 MARK = {"pass": "PASS", "fail": "FAIL", "insufficient_data": "INSUFFICIENT", "no_data": "NO DATA"}
@@ -35,6 +35,8 @@ class RunInfo:
     processes: int | None = None
     workers: dict[str, int] = field(default_factory=dict)  # worker → requests it reported
     pacing: str | None = None  # TOKENSLO_PACING value (throughput:X per user, between:A:B)
+    stopped: str | None = None  # why the run stopped before its duration (earlystop)
+    not_gated: tuple[NotGated, ...] = ()  # SLOs whose requests the run did not send
 
     @property
     def window(self) -> float | None:
@@ -57,8 +59,15 @@ def _requests(check: Check) -> str:
     return f"{check.count}/{check.min_requests}"
 
 
-def table(checks: Sequence[Check], verdict: Verdict) -> str:
-    """Fixed-width table for the terminal, then the verdict and the sample rule."""
+def _not_gated_lines(run: RunInfo | None, bullet: str = "  ") -> list[str]:
+    if run is None or not run.not_gated:
+        return []
+    return ["not gated:", *[f"{bullet}{n.slo}: {n.reason}" for n in run.not_gated]]
+
+
+def table(checks: Sequence[Check], verdict: Verdict, run: RunInfo | None = None) -> str:
+    """Fixed-width table for the terminal, then why the run stopped early (if it did),
+    every unpassed check's reasons, the SLOs not gated, the verdict and the sample rule."""
     header = ("SLO", "SIDE", "CHECK", "N/MIN", "MEASURED", "OBJECTIVE", "RESULT")
     rows = [
         (
@@ -76,12 +85,16 @@ def table(checks: Sequence[Check], verdict: Verdict) -> str:
     lines = [
         "  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)) for r in [header, *rows]
     ]
-    details = [f"  {c.name}: {c.message}" for c in checks if c.state != "pass"]
+    details = [f"  {c.name}: {c.detail}" for c in checks if c.state != "pass"]
+    stopped = ["", run.stopped] if run is not None and run.stopped else []
+    not_gated = _not_gated_lines(run)
     return (
         "\n".join(
             [
                 *lines,
+                *stopped,
                 *(["", *details] if details else []),
+                *(["", *not_gated] if not_gated else []),
                 "",
                 f"gate {verdict.result}: {verdict.reason}",
                 f"rule: {RULE}",
@@ -109,6 +122,8 @@ def junit(checks: Sequence[Check], verdict: Verdict, run: RunInfo) -> str:
         ("target", run.target),
         ("verdict", verdict.result),
         ("rule", RULE),
+        *([("stopped", run.stopped)] if run.stopped else []),
+        *[(f"not_gated.{n.slo}", n.reason) for n in run.not_gated],
     ):
         ET.SubElement(props, "property", name=key, value=str(value))
     for check in checks:
@@ -116,13 +131,13 @@ def junit(checks: Sequence[Check], verdict: Verdict, run: RunInfo) -> str:
             suite, "testcase", classname=f"tokenslo.gate.{check.service}", name=check.name, time="0"
         )
         if check.state == "fail":
-            ET.SubElement(
-                case, "failure", message=check.message, type="breach"
-            ).text = check.message
+            ET.SubElement(case, "failure", message=check.detail, type="breach").text = _why(
+                check, run
+            )
         elif check.state != "pass":
-            ET.SubElement(
-                case, "error", message=check.message, type=check.state
-            ).text = check.message
+            ET.SubElement(case, "error", message=check.detail, type=check.state).text = _why(
+                check, run
+            )
         ET.SubElement(
             case, "system-out"
         ).text = f"{check.kind} of {', '.join(check.requests)}: {check.message}"
@@ -130,6 +145,10 @@ def junit(checks: Sequence[Check], verdict: Verdict, run: RunInfo) -> str:
     root.append(suite)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _why(check: Check, run: RunInfo) -> str:
+    return check.detail + (f"\n{run.stopped}" if run.stopped else "")
 
 
 def to_json(checks: Sequence[Check], verdict: Verdict, run: RunInfo, recorder: Recorder) -> str:
@@ -143,7 +162,10 @@ def to_json(checks: Sequence[Check], verdict: Verdict, run: RunInfo, recorder: R
             "window_seconds": run.window,
             "total_requests": recorder.total,
         },
-        "checks": [{**asdict(c), "name": c.name, "requests": list(c.requests)} for c in checks],
+        "checks": [
+            {**asdict(c), "name": c.name, "detail": c.detail, "requests": list(c.requests)}
+            for c in checks
+        ],
         "requests": {
             name: {
                 "requests": s.requests,
@@ -162,7 +184,8 @@ def _md(text: str) -> str:
 
 def markdown(checks: Sequence[Check], verdict: Verdict, run: RunInfo, recorder: Recorder) -> str:
     icon = {"passed": "✅", "failed": "❌"}.get(verdict.result, "⚠️")
-    window = format_duration(round(run.window)) if run.window else "-"
+    window = "-" if run.window is None else format_duration(round(run.window))
+    window = "under 1s" if run.window is not None and run.window < 0.5 else window
     lines = [
         f"## {icon} Load-test gate {verdict.result}: `{run.scenario}`",
         "",
@@ -170,6 +193,7 @@ def markdown(checks: Sequence[Check], verdict: Verdict, run: RunInfo, recorder: 
         "",
         f"{run.users} users, {recorder.total} requests over {window} against `{run.target}`.",
         "",
+        *([f"**{_md(run.stopped)}**", ""] if run.stopped else []),
         "| SLO | side | check | requests / needed | measured | objective | result |",
         "|---|---|---|---:|---:|---:|---|",
     ]
@@ -180,7 +204,10 @@ def markdown(checks: Sequence[Check], verdict: Verdict, run: RunInfo, recorder: 
         )
     failing = [c for c in checks if c.state != "pass"]
     if failing:
-        lines += ["", *[f"- **{c.name}**: {_md(c.message)}" for c in failing]]
+        lines += ["", *[f"- **{c.name}**: {_md(c.detail)}" for c in failing]]
+    if run.not_gated:
+        lines += ["", "Not gated:", ""]
+        lines += [f"- `{n.slo}`: {_md(n.reason)}" for n in run.not_gated]
     lines += ["", "| request | count | failed |", "|---|---:|---:|"]
     lines += [f"| `{n}` | {s.requests} | {s.failures} |" for n, s in sorted(recorder.names.items())]
     lines += ["", f"_Minimum-sample rule: {RULE}._", ""]

@@ -82,6 +82,12 @@ class Recorder:
     first_start: float | None = None  # unix time the first request started
     last_end: float | None = None  # unix time the last request ended
     workers: Counter[str] = field(default_factory=Counter)  # worker id → requests it reported
+    unsent: dict[str, str] = field(default_factory=dict)  # name → why the target made it moot
+    stopped: str | None = None  # why the run stopped before its duration (earlystop)
+
+    def note_unsent(self, name: str, reason: str) -> None:
+        """The target cannot serve ``name`` (e.g. no refresh tokens): not the run's failure."""
+        self.unsent.setdefault(name, reason)
 
     def record(
         self, name: str, latency_ms: float, error: str | None, start: float | None = None
@@ -107,12 +113,15 @@ class Recorder:
         if worker is not None:
             self.workers[worker] += other.total
         self.workers.update(other.workers)
+        for name, reason in other.unsent.items():
+            self.note_unsent(name, reason)
+        self.stopped = self.stopped or other.stopped
 
     def drain(self) -> dict[str, Any]:
         """This recorder as JSON, then empty: what a worker sends in each report."""
         data = self.to_json()
         self.names, self.first_start, self.last_end = {}, None, None
-        self.workers = Counter()
+        self.workers, self.unsent, self.stopped = Counter(), {}, None
         return data
 
     def to_json(self) -> dict[str, Any]:
@@ -121,6 +130,8 @@ class Recorder:
             "first_start": self.first_start,
             "last_end": self.last_end,
             "workers": dict(self.workers),
+            "unsent": dict(self.unsent),
+            "stopped": self.stopped,
         }
 
     @classmethod
@@ -130,6 +141,8 @@ class Recorder:
             first_start=data.get("first_start"),
             last_end=data.get("last_end"),
             workers=Counter({str(k): int(v) for k, v in data.get("workers", {}).items()}),
+            unsent={str(k): str(v) for k, v in data.get("unsent", {}).items()},
+            stopped=data.get("stopped"),
         )
 
     def write(self, path: str | Path) -> None:

@@ -114,6 +114,7 @@ class LocustResult:
 
 def run_locust(spec: RunSpec, target: LoadTarget, workdir: Path) -> LocustResult:
     """Run the test and return the merged recorder; every process started is stopped by PID."""
+    workdir = workdir.resolve()  # Locust runs in it: a relative path would point elsewhere
     workdir.mkdir(parents=True, exist_ok=True)
     out, log = workdir / "recorder.json", workdir / "locust.log"
     out.unlink(missing_ok=True)

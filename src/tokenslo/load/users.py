@@ -30,7 +30,7 @@ from urllib.parse import urlencode
 from locust import FastHttpUser, events
 
 from tokenslo.errors import TokensloError
-from tokenslo.load import pacing, recorder
+from tokenslo.load import earlystop, pacing, preflight, recorder
 from tokenslo.load.protocol import (
     API,
     CC,
@@ -51,6 +51,7 @@ from tokenslo.target import discovery
 from tokenslo.target.loader import ENV_TARGET_FILE
 
 log = logging.getLogger("tokenslo.load")
+NO_REFRESH_TOKEN = "the IdP's client_credentials grants carry no refresh_token"
 
 # -- per-process runtime: resolved once when a test starts -------------------------------------
 
@@ -114,6 +115,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         with contextlib.suppress(TokensloError):
             environment.host = resolve_target(_option(environment, "target_file")).idp_url
     recorder.install(environment, _option(environment, "tokenslo_out"))
+    earlystop.install(environment)
 
 
 @events.test_start.add_listener
@@ -122,7 +124,19 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
 
     if isinstance(environment.runner, MasterRunner):
         return  # the master runs no users
-    start_runtime(_option(environment, "target_file"))
+    rt = start_runtime(_option(environment, "target_file"))
+    for scenario in _scenarios(environment):
+        roles = frozenset(rt.target.target.clients)
+        reason = preflight.problem(scenario, rt.endpoints, rt.target.api_url, roles)
+        if reason is not None:  # plain `locust -f`: refuse before the users start
+            earlystop.stop_run(environment, reason)
+            return
+
+
+def _scenarios(environment: Any) -> list[str]:
+    """The scenario names of the user classes this run uses."""
+    classes = set(getattr(environment, "user_classes", None) or ())
+    return [name for name, cls in SCENARIOS.items() if cls in classes]
 
 
 # -- users ------------------------------------------------------------------------------------
@@ -238,6 +252,7 @@ class TokenClient(FastHttpUser):
         if (self.tokens is None or not self.tokens.refresh_token) and self.issue() is None:
             return
         if self.tokens is None or not self.tokens.refresh_token:
+            self.environment.tokenslo_recorder.note_unsent(REFRESH, NO_REFRESH_TOKEN)
             return
         body = self._post_form(
             self.rt.endpoints.token_endpoint,

@@ -32,6 +32,11 @@ class Endpoints:
     metadata_url: str = ""  # the document these came from (what a discovery task re-fetches)
     documents: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
 
+    def get(self, name: str) -> str | None:
+        """An endpoint by its metadata name (``load.protocol.NEEDS`` lists them), or None."""
+        value = getattr(self, name, None)
+        return value if isinstance(value, str) and value else None
+
     def require(self, name: str) -> str:
         """The endpoint a caller needs; bad input when the IdP does not advertise it."""
         value = getattr(self, name)
