@@ -65,9 +65,10 @@ def _admin(resolved: targets.Targets, target: str) -> LabAdmin:
 
 def inject_http_fault(
     target: str,
-    path_prefix: str,
     effect: str,
     expires_in: float,
+    path: str = "",
+    path_prefix: str = "",
     status: int = 503,
     delay_seconds: float = 0.0,
     probability: float = 1.0,
@@ -76,23 +77,31 @@ def inject_http_fault(
     configuration: dict = None,
 ) -> dict:
     """Inject an HTTP fault on ``target`` (idp, gateway, proxy, or an admin base URL)
-    for requests under ``path_prefix``. ``effect``: status (answer ``status``), delay
+    for requests to exactly ``path`` or, with ``path_prefix``, to every path under it
+    (give exactly one). ``effect``: status (answer ``status``), delay
     (``delay_seconds`` then pass through), hang, drop (close the connection) or
     malformed (truncate the body). ``expires_in`` (seconds, required, > 0): the server
     removes the fault by itself then. Returns the fault id and expiry; the time of
     injection is recorded for the alert-timing probes unless ``mark_injection`` is false."""
+    if bool(path) == bool(path_prefix):
+        raise ValueError(
+            "give exactly one of path (exact match, e.g. /token) and path_prefix "
+            f"(prefix match); got path={path!r} path_prefix={path_prefix!r}"
+        )
     expiry = _expiry(expires_in)
     resolved, run = _context(configuration)
     admin = _admin(resolved, target)
     fault = admin.add_fault(
         effect,
         expiry,
-        path_prefix,
+        path_prefix or None,
+        path=path or None,
         method=method or None,
         status=status if effect == "status" else None,
         delay_seconds=delay_seconds if effect == "delay" else None,
         probability=probability,
     )
+    where = {"path": path} if path else {"path_prefix": path_prefix}
     now = time.time()
     run.record(
         Change(
@@ -102,7 +111,7 @@ def inject_http_fault(
             ref=str(fault["id"]),
             set_at=now,
             expires_at=fault.get("expires_at"),
-            detail={"effect": effect, "path_prefix": path_prefix},
+            detail={"effect": effect, **where},
         )
     )
     if mark_injection:
@@ -111,7 +120,7 @@ def inject_http_fault(
         "fault_id": fault["id"],
         "target": target,
         "effect": effect,
-        "path_prefix": path_prefix,
+        **where,
         "expires_at": fault.get("expires_at"),
         "injected_at": now,
     }
