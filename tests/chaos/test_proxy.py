@@ -8,7 +8,6 @@ import base64
 import http.client
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
+from support import ProxyProcess
 from tokenslo.errors import InputError
 from tokenslo.lab.faults import ADMIN_HEADER, LabAdmin
 from tokenslo.lab.idp.app import create_app
@@ -97,50 +97,12 @@ def idp() -> Iterator[Served]:
 @pytest.fixture(scope="module")
 def proxy(idp: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """``tokenslo proxy`` as a subprocess at debug log level; stopped by PID."""
-    port = free_port()
     log_path = tmp_path_factory.mktemp("proxy") / "proxy.log"
-    env = {**os.environ, "TOKENSLO_ADMIN_SECRET": ADMIN}
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tokenslo",
-                "proxy",
-                "--upstream",
-                idp.url,
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--log-level",
-                "debug",
-                "--timeout",
-                "5",
-            ],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
+    process = ProxyProcess(idp.url, ADMIN, log_path).start()
     try:
-        wait_until(lambda: _healthy(url, proc), 20, 0.1)
-        yield {"url": url, "proc": proc, "log": log_path}
+        yield {"url": process.url, "proc": process.proc, "log": log_path}
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-
-
-def _healthy(url: str, proc: subprocess.Popen) -> bool:
-    if proc.poll() is not None:
-        raise AssertionError(f"proxy exited with {proc.returncode}")
-    try:
-        return requests.get(url + "/-/healthz", timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
+        process.stop()
 
 
 @pytest.fixture
