@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
-from test_proxy import ADMIN, Served, metric
+from test_proxy import ADMIN, Served, ShortBody, metric
 
 from tokenslo.lab.faults import LabAdmin
 from tokenslo.proxy import FaultProxy
@@ -199,6 +199,7 @@ def published() -> Iterator[dict]:
         Route("/token", token, methods=["POST"]),
         Route("/token/introspection", token, methods=["POST"]),
         Route("/login", login),
+        Route("/.well-known/openid-configuration/short", ShortBody()),
     ]
     upstream = Served(Starlette(routes=routes))
     state["url"] = upstream.url
@@ -281,3 +282,12 @@ def test_an_exact_token_fault_leaves_introspection_alone_and_a_prefix_does_not(p
         assert [(f["match"], f["path_prefix"]) for f in listed] == [("prefix", "/token")]
     finally:
         admin.clear_faults()
+
+
+def test_a_document_cut_short_upstream_is_a_502_and_counted(published):
+    url = published["url"]
+    before = metric(url, "tokenslo_proxy_upstream_errors_total", reason="protocol")
+    response = requests.get(url + "/.well-known/openid-configuration/short", timeout=5)
+    assert response.status_code == 502
+    assert metric(url, "tokenslo_proxy_upstream_errors_total", reason="protocol") == before + 1
+    assert metric(url, "tokenslo_proxy_requests_total", path=WELL_KNOWN[1], code="502") >= 1

@@ -215,7 +215,13 @@ class Forwarder:
         """A discovery document: read whole (up to MAX_DOCUMENT_BYTES), upstream URLs moved
         to the proxy, Content-Length recomputed. Anything else is relayed unchanged."""
         content = upstream.content
-        body, whole = await read_capped(content, MAX_DOCUMENT_BYTES)
+        try:
+            body, whole = await read_capped(content, MAX_DOCUMENT_BYTES)
+        except (aiohttp.ClientError, TimeoutError):
+            # Nothing sent yet, so the client can still get a proper answer.
+            upstream.close()
+            await self._fail(send, scope, 502, "protocol", "upstream failed mid-response")
+            return
         rewritten = None
         if whole:
             encoding = next((v for n, v in headers if n == b"content-encoding"), b"")
