@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -192,6 +193,12 @@ def call(app, method: str, path: str, body: bytes = b"") -> tuple[int, dict]:
 
 APP = make_app()
 RUNNER = asyncio.Runner()  # one event loop for every example: a new loop each is the slow part
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_runner() -> Iterator[None]:
+    yield
+    RUNNER.close()
 
 
 def test_the_property_test_really_reaches_the_parser():
