@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
+import requests
 import uvicorn
 
 from tokenslo.lab.config import LabConfig, load_lab_config
-from tokenslo.prometheus.process import free_port
+from tokenslo.prometheus.process import free_port, stop_pid
 
 REPO = Path(__file__).resolve().parents[1]
 LAB_PORTS = ("idp", "gateway", "webhook", "prometheus", "alertmanager")
@@ -86,3 +90,45 @@ def target_variant(source: Path, dest: Path, **client_secrets: str) -> Path:
         document["clients"][role]["secret"] = {"env": env_name}
     dest.write_text(yaml.safe_dump(document))
     return dest
+
+
+class ProxyProcess:
+    """``tokenslo proxy`` (the real CLI, a subprocess) in front of ``upstream`` on a free
+    loopback port; ``start()`` waits until it answers ``/-/healthz``, ``stop()`` ends it
+    by PID. Its output (``--log-level debug``) goes to ``log``."""
+
+    def __init__(self, upstream: str, admin_secret: str, log: Path, timeout: float = 5.0):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.upstream, self.log, self.timeout = upstream, log, timeout
+        self._secret = admin_secret
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, wait: float = 20.0) -> ProxyProcess:
+        argv = [
+            sys.executable, "-m", "tokenslo", "proxy", "--upstream", self.upstream,
+            "--listen", f"127.0.0.1:{self.port}", "--log-level", "debug",
+            "--timeout", str(self.timeout),
+        ]  # fmt: skip
+        env = {**os.environ, "TOKENSLO_ADMIN_SECRET": self._secret}
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + wait
+        while not self._healthy():
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"proxy not healthy after {wait}s: {self.log.read_text()}")
+            time.sleep(0.1)
+        return self
+
+    def _healthy(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"proxy exited with {self.proc.returncode}: {self.log.read_text()}")
+        try:
+            return requests.get(self.url + "/-/healthz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            stop_pid(self.proc.pid, child=self.proc)

@@ -231,9 +231,16 @@ def test_valid_expiry_passes_and_a_missing_rollback_does_not(tmp_path):
 def test_action_refuses_a_bad_expiry_before_any_request(bad):
     nowhere = {"tokenslo_target_file": "/none/target.yaml"}
     with pytest.raises(ValueError, match="expires_in"):
-        actions.inject_http_fault("idp", "/token", "status", bad, configuration=nowhere)
+        actions.inject_http_fault("idp", "status", bad, path="/token", configuration=nowhere)
     with pytest.raises(ValueError, match="expires_in"):
         actions.rotate_signing_key(publish=False, expires_in=bad, configuration=nowhere)
+
+
+@pytest.mark.parametrize("where", [{}, {"path": "/token", "path_prefix": "/token"}])
+def test_action_needs_exactly_one_of_path_and_path_prefix(where):
+    nowhere = {"tokenslo_idp_url": "http://127.0.0.1:9", "tokenslo_admin_secret_file": "/none"}
+    with pytest.raises(ValueError, match="exactly one of path"):
+        actions.inject_http_fault("idp", "status", 30, **where, configuration=nowhere)
 
 
 def test_configuration_resolution_matches_chaos_toolkit():

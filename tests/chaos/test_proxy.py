@@ -8,7 +8,6 @@ import base64
 import http.client
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
+from support import ProxyProcess
 from tokenslo.errors import InputError
 from tokenslo.lab.faults import ADMIN_HEADER, LabAdmin
 from tokenslo.lab.idp.app import create_app
@@ -97,50 +97,12 @@ def idp() -> Iterator[Served]:
 @pytest.fixture(scope="module")
 def proxy(idp: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """``tokenslo proxy`` as a subprocess at debug log level; stopped by PID."""
-    port = free_port()
     log_path = tmp_path_factory.mktemp("proxy") / "proxy.log"
-    env = {**os.environ, "TOKENSLO_ADMIN_SECRET": ADMIN}
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tokenslo",
-                "proxy",
-                "--upstream",
-                idp.url,
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--log-level",
-                "debug",
-                "--timeout",
-                "5",
-            ],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
+    process = ProxyProcess(idp.url, ADMIN, log_path).start()
     try:
-        wait_until(lambda: _healthy(url, proc), 20, 0.1)
-        yield {"url": url, "proc": proc, "log": log_path}
+        yield {"url": process.url, "proc": process.proc, "log": log_path}
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-
-
-def _healthy(url: str, proc: subprocess.Popen) -> bool:
-    if proc.poll() is not None:
-        raise AssertionError(f"proxy exited with {proc.returncode}")
-    try:
-        return requests.get(url + "/-/healthz", timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
+        process.stop()
 
 
 @pytest.fixture
@@ -160,12 +122,17 @@ def token(url: str) -> requests.Response:
 
 
 def metric(url: str, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` with these labels (others summed over)."""
     text = requests.get(url + "/-/metrics", timeout=5).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return sample.value
-    raise KeyError(f"{name}{labels} not exported")
+    found = [
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    ]
+    if not found:
+        raise KeyError(f"{name}{labels} not exported")
+    return sum(found)
 
 
 # -- through the proxy to the lab IdP ---------------------------------------------------------
@@ -183,7 +150,7 @@ def test_token_issued_through_proxy_validates_against_jwks_through_proxy(proxy, 
 
 def test_503_fault_on_token_is_seen_by_clients_and_gone_after_expiry(proxy, admin):
     before = metric(proxy["url"], "tokenslo_proxy_requests_total", code="503")
-    fault = admin.add_fault("status", expires_in=1.5, path_prefix="/token", status=503)
+    fault = admin.add_fault("status", expires_in=1.5, path="/token", status=503)
     response = token(proxy["url"])
     assert response.status_code == 503
     assert response.json()["error"] == "fault_injected"
@@ -199,7 +166,7 @@ def test_503_fault_on_token_is_seen_by_clients_and_gone_after_expiry(proxy, admi
 
 
 def test_delay_fault_adds_latency_until_removed(proxy, admin):
-    fault = admin.add_fault("delay", expires_in=30, path_prefix="/jwks", delay_seconds=0.4)
+    fault = admin.add_fault("delay", expires_in=30, path="/jwks", delay_seconds=0.4)
     start = time.perf_counter()
     assert requests.get(proxy["url"] + "/jwks", timeout=5).status_code == 200
     assert time.perf_counter() - start >= 0.4
@@ -210,7 +177,7 @@ def test_delay_fault_adds_latency_until_removed(proxy, admin):
 
 
 def test_drop_fault_resets_the_connection(proxy, admin):
-    admin.add_fault("drop", expires_in=30, path_prefix="/token")
+    admin.add_fault("drop", expires_in=30, path="/token")
     with pytest.raises(requests.ConnectionError):
         token(proxy["url"])
     assert requests.get(proxy["url"] + "/healthz", timeout=5).status_code == 200
@@ -219,14 +186,14 @@ def test_drop_fault_resets_the_connection(proxy, admin):
 def test_drop_fault_finds_the_socket_even_when_the_client_claims_a_forwarded_address(proxy, admin):
     # uvicorn's proxy_headers would take this header as the peer address and ``drop``
     # would then look for a socket that does not exist (a 500 instead of a reset).
-    admin.add_fault("drop", expires_in=30, path_prefix="/jwks")
+    admin.add_fault("drop", expires_in=30, path="/jwks")
     with pytest.raises(requests.ConnectionError):
         requests.get(proxy["url"] + "/jwks", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=5)
 
 
 def test_hang_fault_holds_until_the_client_leaves_and_counts_499(proxy, admin):
     before = metric(proxy["url"], "tokenslo_proxy_requests_total", code="499")
-    admin.add_fault("hang", expires_in=30, path_prefix="/jwks")
+    admin.add_fault("hang", expires_in=30, path="/jwks")
     start = time.monotonic()
     with pytest.raises(requests.Timeout):
         requests.get(proxy["url"] + "/jwks", timeout=0.5)
@@ -240,7 +207,7 @@ def test_hang_fault_holds_until_the_client_leaves_and_counts_499(proxy, admin):
 
 def test_malformed_fault_truncates_json_with_consistent_length(proxy, admin):
     whole = requests.get(proxy["url"] + "/jwks", timeout=5).content
-    admin.add_fault("malformed", expires_in=30, path_prefix="/jwks")
+    admin.add_fault("malformed", expires_in=30, path="/jwks")
     response = requests.get(proxy["url"] + "/jwks", timeout=5)
     assert response.status_code == 200
     assert response.content == whole[: len(whole) // 2]
@@ -253,14 +220,14 @@ def test_admin_api_requires_the_secret(proxy):
     url = proxy["url"] + "/admin/faults"
     assert requests.get(url, timeout=5).status_code == 401
     assert requests.get(url, headers={ADMIN_HEADER: "wrong"}, timeout=5).status_code == 401
-    body = {"effect": "status", "status": 503, "path_prefix": "/token", "expires_in": 5}
+    body = {"effect": "status", "status": 503, "path": "/token", "expires_in": 5}
     assert requests.post(url, json=body, timeout=5).status_code == 401
     assert requests.get(url, headers={ADMIN_HEADER: ADMIN}, timeout=5).json()["faults"] == []
     assert token(proxy["url"]).status_code == 200  # the unauthenticated POST added nothing
 
 
 def test_fault_without_expiry_is_rejected_by_the_proxy(proxy):
-    body = {"effect": "status", "status": 503, "path_prefix": "/token"}
+    body = {"effect": "status", "status": 503, "path": "/token"}
     response = requests.post(
         proxy["url"] + "/admin/faults", json=body, headers={ADMIN_HEADER: ADMIN}, timeout=5
     )

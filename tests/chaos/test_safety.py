@@ -242,7 +242,7 @@ def test_fault_without_a_valid_expiry_is_refused_by_the_chaos_action(lab, bad):
     configuration = {"tokenslo_target_file": str(lab.state_dir / "target.yaml")}
     with pytest.raises(ValueError, match="expires_in"):
         actions.inject_http_fault(
-            "idp", "/token", "status", bad, status=503, configuration=configuration
+            "idp", "status", bad, path="/token", status=503, configuration=configuration
         )
     assert lab.admin("idp").list_faults()["faults"] == []
 

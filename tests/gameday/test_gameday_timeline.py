@@ -30,7 +30,7 @@ MATRIX = [
 RECORD = {
     "changes": [
         {"kind": "fault", "target": "idp", "ref": "f1", "set_at": 99.0, "cleared_at": 130.0,
-         "expires_at": 159.0, "detail": {"effect": "status", "path_prefix": "/token"}},
+         "expires_at": 159.0, "detail": {"effect": "status", "path": "/token"}},
         {"kind": "clock", "target": "idp", "ref": "clock", "set_at": 140.0, "cleared_at": None,
          "expires_at": 170.0, "detail": {"offset_seconds": 300.0}},
         {"kind": "rotation", "target": "idp", "ref": "k2", "set_at": 145.0, "cleared_at": 145.0,

@@ -48,7 +48,7 @@ def active(registry: CollectorRegistry) -> float:
     return registry.get_sample_value("tokenslo_faults_active", {"service": "idp"})
 
 
-STATUS_503 = {"path_prefix": "/jwks", "effect": "status", "status": 503, "expires_in": 30}
+STATUS_503 = {"path": "/jwks", "effect": "status", "status": 503, "expires_in": 30}
 
 
 def test_fault_expires_without_anyone_deleting_it(engine, clock, registry):
@@ -120,7 +120,7 @@ def test_cap_on_active_faults(engine, clock):
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"path_prefix": "/x", "effect": "status", "status": 503}, "expires_in"),
+        ({"path": "/x", "effect": "status", "status": 503}, "expires_in"),
         ({**STATUS_503, "expires_in": 0}, "expires_in"),
         ({**STATUS_503, "expires_in": -5}, "expires_in"),
         ({**STATUS_503, "expires_in": 601}, "expires_in"),
@@ -129,13 +129,31 @@ def test_cap_on_active_faults(engine, clock):
         ({**STATUS_503, "effect": "explode"}, "effect"),
         ({**STATUS_503, "status": 200}, "status"),
         ({**STATUS_503, "status": None}, "status"),
-        ({"effect": "delay", "expires_in": 5}, "delay_seconds"),
-        ({"effect": "delay", "delay_seconds": 0, "expires_in": 5}, "delay_seconds"),
-        ({"effect": "drop", "status": 503, "expires_in": 5}, "status"),
+        ({"path": "/x", "effect": "delay", "expires_in": 5}, "delay_seconds"),
+        ({"path": "/x", "effect": "delay", "delay_seconds": 0, "expires_in": 5}, "delay_seconds"),
+        ({"path": "/x", "effect": "drop", "status": 503, "expires_in": 5}, "status"),
         ({**STATUS_503, "probability": 0}, "probability"),
         ({**STATUS_503, "probability": 1.5}, "probability"),
-        ({**STATUS_503, "path_prefix": "jwks"}, "path_prefix"),
-        ({**STATUS_503, "path_prefix": "/admin/faults"}, "path_prefix"),
+        ({**STATUS_503, "path": "jwks"}, "path"),
+        ({**STATUS_503, "path": "/admin/faults"}, "path"),
+        ({"effect": "drop", "path_prefix": "jwks", "expires_in": 5}, "path_prefix"),
+        ({"effect": "drop", "path_prefix": "/admin", "expires_in": 5}, "path_prefix"),
+        ({"effect": "drop", "expires_in": 5}, "path"),  # neither path nor path_prefix
+        ({**STATUS_503, "path_prefix": "/jwks"}, "path"),  # both
+        ({**STATUS_503, "path": "/" + "a" * 2048}, "path"),
+        ({**STATUS_503, "path": "/token\nfault add id=forged"}, "path"),
+        ({**STATUS_503, "path": "/token?x=1"}, "path"),
+        ({**STATUS_503, "path": ["/token"]}, "path"),
+        ({**STATUS_503, "effect": ["status"]}, "effect"),
+        ({**STATUS_503, "expires_in": 10**400}, "expires_in"),
+        ({**STATUS_503, "status": 10**400}, "status"),
+        ({**STATUS_503, "status": -(10**400)}, "status"),
+        ({**STATUS_503, "probability": 10**400}, "probability"),
+        (
+            {"path": "/x", "effect": "delay", "delay_seconds": 10**400, "expires_in": 5},
+            "delay_seconds",
+        ),
+        ({**STATUS_503, "expires_in": 1e300}, "expires_in"),
         ({**STATUS_503, "method": "FETCH"}, "method"),
         ({**STATUS_503, "colour": "red"}, "colour"),
     ],
@@ -156,12 +174,52 @@ def test_validation_names_the_field(engine, registry, body, field):
         ({"expires_in": 60}, "offset_seconds"),
         ({"offset_seconds": 1e12, "expires_in": 60}, "offset_seconds"),
         ({"offset_seconds": 5, "expires_in": 10_000}, "expires_in"),
+        ({"offset_seconds": 10**400, "expires_in": 60}, "offset_seconds"),
+        ({"offset_seconds": 5, "expires_in": 10**400}, "expires_in"),
     ],
 )
 def test_clock_validation(engine, body, field):
     with pytest.raises(FaultError, match=f"^{field}:"):
         engine.set_clock(body)
     assert engine.clock_state() is None
+
+
+def test_exact_path_does_not_fault_the_paths_under_it(engine):
+    """oidc-provider serves /token/introspection and /token/revocation beside /token: a
+    token-endpoint outage must leave them alone (it faulted them while rules were prefixes)."""
+    fault = engine.add_fault({**STATUS_503, "path": "/token"})
+    assert (fault.match, fault.path, fault.path_prefix) == ("exact", "/token", None)
+    assert engine.match("POST", "/token") == fault
+    for other in ("/token/introspection", "/token/revocation", "/token/", "/tokens", "/"):
+        assert engine.match("POST", other) is None, other
+
+
+def test_prefix_rule_still_faults_every_path_under_it(engine):
+    fault = engine.add_fault({"path_prefix": "/token", "effect": "drop", "expires_in": 30})
+    assert (fault.match, fault.path_prefix) == ("prefix", "/token")
+    assert engine.match("POST", "/token") == fault
+    assert engine.match("POST", "/token/introspection") == fault
+
+
+def test_listing_logs_and_metrics_say_which_kind_of_match(engine, registry, caplog):
+    with caplog.at_level("INFO", logger="tokenslo.lab.faults"):
+        engine.add_fault(STATUS_503)
+        engine.add_fault({"path_prefix": "/token", "effect": "drop", "expires_in": 30})
+    listed = {(f["match"], f["path"], f["path_prefix"]) for f in engine.snapshot()["faults"]}
+    assert listed == {("exact", "/jwks", None), ("prefix", None, "/token")}
+    assert "path=/jwks " in caplog.text and "path_prefix=/token " in caplog.text
+    for kind in ("exact", "prefix"):
+        labels = {"service": "idp", "match": kind}
+        assert registry.get_sample_value("tokenslo_fault_rules_active", labels) == 1
+
+
+def test_rejected_bodies_change_nothing_and_log_no_input(engine, registry, caplog):
+    huge = "/" + "x" * 1_000_000
+    with caplog.at_level("DEBUG", logger="tokenslo.lab.faults"), pytest.raises(FaultError) as info:
+        engine.add_fault({**STATUS_503, "path": huge})
+    assert len(str(info.value)) < 200  # the message does not echo a megabyte back
+    assert caplog.text == ""
+    assert active(registry) == 0 and changes(registry, "add") == 0
 
 
 def test_matching_by_method_and_prefix(engine):

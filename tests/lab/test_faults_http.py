@@ -93,7 +93,7 @@ def metric(base: str, name: str, labels: dict[str, str]) -> float:
 
 def test_status_fault_returns_that_status_and_is_counted(service):
     base = service.url
-    add_fault(base, path_prefix="/jwks", effect="status", status=503)
+    add_fault(base, path="/jwks", effect="status", status=503)
     response = requests.get(f"{base}/jwks", timeout=5)
     assert response.status_code == 503
     assert response.json()["error"] == "fault_injected"
@@ -104,14 +104,14 @@ def test_status_fault_returns_that_status_and_is_counted(service):
 
 def test_method_filter(service):
     base = service.url
-    add_fault(base, method="POST", path_prefix="/echo", effect="status", status=500)
+    add_fault(base, method="POST", path="/echo", effect="status", status=500)
     assert requests.post(f"{base}/echo", data=b"x", timeout=5).status_code == 500
     assert requests.get(f"{base}/echo", timeout=5).status_code == 405  # the app's own answer
 
 
 def test_delay_fault_delays_then_passes_through(service):
     base = service.url
-    add_fault(base, path_prefix="/jwks", effect="delay", delay_seconds=0.6)
+    add_fault(base, path="/jwks", effect="delay", delay_seconds=0.6)
     started = time.monotonic()
     response = requests.get(f"{base}/jwks", timeout=5)
     assert time.monotonic() - started >= 0.6
@@ -120,7 +120,7 @@ def test_delay_fault_delays_then_passes_through(service):
 
 def test_hang_holds_until_client_timeout_and_counts_499(service, wait_until):
     base = service.url
-    add_fault(base, path_prefix="/jwks", effect="hang")
+    add_fault(base, path="/jwks", effect="hang")
     started = time.monotonic()
     with pytest.raises(requests.ReadTimeout):
         requests.get(f"{base}/jwks", timeout=1.0)
@@ -131,7 +131,7 @@ def test_hang_holds_until_client_timeout_and_counts_499(service, wait_until):
 
 def test_hang_ends_with_the_fault_and_keeps_the_request_body(service):
     base = service.url
-    add_fault(base, path_prefix="/echo", effect="hang", expires_in=1)
+    add_fault(base, path="/echo", effect="hang", expires_in=1)
     started = time.monotonic()
     response = requests.post(f"{base}/echo", data=b"x" * 5000, timeout=10)
     assert 0.9 <= time.monotonic() - started < 5
@@ -140,7 +140,7 @@ def test_hang_ends_with_the_fault_and_keeps_the_request_body(service):
 
 def test_drop_closes_the_connection_without_a_response(service):
     base = service.url
-    add_fault(base, path_prefix="/jwks", effect="drop")
+    add_fault(base, path="/jwks", effect="drop")
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{base}/jwks", timeout=5)
     # The server sent nothing, so its own request metrics count nothing, and it still serves.
@@ -152,7 +152,7 @@ def test_drop_closes_the_connection_without_a_response(service):
 def test_malformed_truncates_the_json_body(service):
     base = service.url
     full = requests.get(f"{base}/jwks", timeout=5).content
-    add_fault(base, path_prefix="/jwks", effect="malformed")
+    add_fault(base, path="/jwks", effect="malformed")
     response = requests.get(f"{base}/jwks", timeout=5)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
@@ -199,7 +199,7 @@ def test_bad_fault_is_a_400_naming_the_field(service):
     base = service.url
     response = requests.post(
         f"{base}/admin/faults",
-        json={"path_prefix": "/jwks", "effect": "status", "status": 503, "expires_in": 9999},
+        json={"path": "/jwks", "effect": "status", "status": 503, "expires_in": 9999},
         headers=AUTH,
         timeout=5,
     )
@@ -212,8 +212,8 @@ def test_bad_fault_is_a_400_naming_the_field(service):
 
 def test_delete_one_and_all(service):
     base = service.url
-    fault = add_fault(base, path_prefix="/jwks", effect="status", status=503)
-    add_fault(base, path_prefix="/now", effect="status", status=500)
+    fault = add_fault(base, path="/jwks", effect="status", status=503)
+    add_fault(base, path="/now", effect="status", status=500)
     url = f"{base}/admin/faults/{fault['id']}"
     assert requests.delete(url, headers=AUTH, timeout=5).status_code == 204
     assert requests.delete(url, headers=AUTH, timeout=5).status_code == 404
@@ -226,7 +226,7 @@ def test_delete_one_and_all(service):
 def test_metrics_count_changes(service):
     base = service.url
     labels = {"service": "idp"}
-    fault = add_fault(base, path_prefix="/jwks", effect="status", status=503)
+    fault = add_fault(base, path="/jwks", effect="status", status=503)
     assert metric(base, "tokenslo_fault_changes_total", {**labels, "action": "add"}) == 1
     assert metric(base, "tokenslo_faults_active", labels) == 1
     requests.delete(f"{base}/admin/faults/{fault['id']}", headers=AUTH, timeout=5)
@@ -242,7 +242,7 @@ def test_metrics_count_changes(service):
 
 def test_fault_gone_after_expiry_with_nobody_calling_delete(service, wait_until):
     base = service.url
-    fault = add_fault(base, path_prefix="/jwks", effect="status", status=503, expires_in=1)
+    fault = add_fault(base, path="/jwks", effect="status", status=503, expires_in=1)
     assert fault["expires_at"] == pytest.approx(time.time() + 1, abs=1)
     assert requests.get(f"{base}/jwks", timeout=5).status_code == 503
     # Nobody calls DELETE: the engine expires the fault by itself.

@@ -1,33 +1,29 @@
 """tokenslo against an OAuth 2.0 provider nobody here wrote: panva's oidc-provider
-(npm, OpenID Certified), started by this module on a free loopback port.
+(npm, OpenID Certified), started once per session on a free loopback port.
 
-Set-up: ``npm ci --prefix tests/realidp`` (CI does it). Skipped only when Node.js is
-missing; with node present but the package not installed the test fails, so CI can
-never silently pass without it. What differs from the lab is pinned here and written
-up in docs/prober.md.
+The provider is the ``realidp`` fixture (``conftest.py``). What differs from the lab is
+pinned here and written up in docs/prober.md.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
 
 from support import write_target
-from tokenslo.prober.config import Credentials, ProbeConfig
+from tokenslo.prober.config import ProbeConfig
 from tokenslo.prober.runner import Prober, serve_metrics
 from tokenslo.prober.transaction import run_transaction
-from tokenslo.prometheus.process import free_port, stop_pid
+
+if TYPE_CHECKING:
+    from conftest import RealIdP  # the fixture's type (tests/realidp/conftest.py)
 
 pytestmark = [pytest.mark.realidp, pytest.mark.slow]
 
@@ -35,56 +31,6 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 RESOURCE = "api://realidp"  # server.mjs issues JWT access tokens for this resource
 STEPS = ("discover", "token", "api", "introspect", "revoke", "propagation", "jwks", "transaction")
-
-
-@dataclass(frozen=True)
-class RealIdP:
-    url: str
-    credentials: Credentials
-    log: Path
-
-
-@pytest.fixture(scope="module")
-def realidp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealIdP]:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("Node.js is not installed; the real-provider test needs node (CI has it)")
-    if not (HERE / "node_modules" / "oidc-provider").is_dir():
-        pytest.fail("oidc-provider is not installed: run `npm ci --prefix tests/realidp`")
-    port = free_port()
-    creds = Credentials("tokenslo-prober", secrets.token_urlsafe(32))
-    env = {
-        **os.environ,
-        "REALIDP_PORT": str(port),
-        "REALIDP_CLIENT_ID": creds.client_id,
-        "REALIDP_CLIENT_SECRET": creds.client_secret,
-        "NODE_ENV": "test",
-    }
-    log = tmp_path_factory.mktemp("realidp") / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [node, "server.mjs"], cwd=HERE, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, proc, log, timeout=30)
-        yield RealIdP(url, creds, log)
-    finally:
-        stop_pid(proc.pid, child=proc)
-
-
-def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"oidc-provider exited ({proc.returncode}): {log.read_text()[-2000:]}")
-        try:
-            if requests.get(url + "/.well-known/openid-configuration", timeout=1).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"oidc-provider not ready after {timeout}s: {log.read_text()[-2000:]}")
 
 
 def _results(result) -> dict[str, str]:

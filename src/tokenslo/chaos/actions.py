@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from tokenslo.chaos import runstate, targets
 from tokenslo.chaos.runstate import Change
@@ -65,9 +66,11 @@ def _admin(resolved: targets.Targets, target: str) -> LabAdmin:
 
 def inject_http_fault(
     target: str,
-    path_prefix: str,
     effect: str,
     expires_in: float,
+    path: str = "",
+    path_prefix: str = "",
+    endpoint: str = "",
     status: int = 503,
     delay_seconds: float = 0.0,
     probability: float = 1.0,
@@ -75,24 +78,40 @@ def inject_http_fault(
     mark_injection: bool = True,
     configuration: dict = None,
 ) -> dict:
-    """Inject an HTTP fault on ``target`` (idp, gateway, proxy, or an admin base URL)
-    for requests under ``path_prefix``. ``effect``: status (answer ``status``), delay
-    (``delay_seconds`` then pass through), hang, drop (close the connection) or
-    malformed (truncate the body). ``expires_in`` (seconds, required, > 0): the server
-    removes the fault by itself then. Returns the fault id and expiry; the time of
-    injection is recorded for the alert-timing probes unless ``mark_injection`` is false."""
+    """Inject an HTTP fault on ``target`` (a fault injector of the target file — idp,
+    gateway — or an admin base URL) for requests to exactly ``path``, to every path under
+    ``path_prefix``, or to exactly the path of the discovered ``endpoint`` (a metadata
+    field: token_endpoint, jwks_uri, introspection_endpoint, revocation_endpoint — the same
+    experiment then works on any IdP); give exactly one. ``effect``: status (answer
+    ``status``), delay (``delay_seconds`` then pass through), hang, drop (close the
+    connection) or malformed (truncate the body). ``expires_in`` (seconds, required, > 0):
+    the server removes the fault by itself then. Returns the fault id and expiry; the time
+    of injection is recorded for the alert-timing probes unless ``mark_injection`` is
+    false."""
+    if sum(map(bool, (path, path_prefix, endpoint))) != 1:
+        raise ValueError(
+            "give exactly one of path (exact match, e.g. /token), path_prefix (prefix match) "
+            f"and endpoint (e.g. token_endpoint); got path={path!r} path_prefix="
+            f"{path_prefix!r} endpoint={endpoint!r}"
+        )
     expiry = _expiry(expires_in)
     resolved, run = _context(configuration)
+    if endpoint:
+        path = urlsplit(resolved.endpoints().require(endpoint)).path or "/"
     admin = _admin(resolved, target)
     fault = admin.add_fault(
         effect,
         expiry,
-        path_prefix,
+        path_prefix or None,
+        path=path or None,
         method=method or None,
         status=status if effect == "status" else None,
         delay_seconds=delay_seconds if effect == "delay" else None,
         probability=probability,
     )
+    where = {"path": path} if path else {"path_prefix": path_prefix}
+    if endpoint:
+        where["endpoint"] = endpoint
     now = time.time()
     run.record(
         Change(
@@ -102,7 +121,7 @@ def inject_http_fault(
             ref=str(fault["id"]),
             set_at=now,
             expires_at=fault.get("expires_at"),
-            detail={"effect": effect, "path_prefix": path_prefix},
+            detail={"effect": effect, **where},
         )
     )
     if mark_injection:
@@ -111,7 +130,7 @@ def inject_http_fault(
         "fault_id": fault["id"],
         "target": target,
         "effect": effect,
-        "path_prefix": path_prefix,
+        **where,
         "expires_at": fault.get("expires_at"),
         "injected_at": now,
     }

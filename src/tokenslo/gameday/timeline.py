@@ -77,7 +77,8 @@ def _describe(change: dict) -> str:
     if kind == "rotation":
         return f"{target} signing key rotated (published)"
     effect = detail.get("effect", "fault")
-    return f"{target} {detail.get('path_prefix', '/')} {effect}".strip()
+    where = detail.get("path") or f"{detail.get('path_prefix', '/')}*"
+    return f"{target} {where} {effect}".strip()
 
 
 def fault_events(experiment: str, record: dict) -> list[Event]:

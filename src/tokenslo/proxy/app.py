@@ -43,6 +43,7 @@ from tokenslo.lab.faults import (
     call_observed,
     check_admin,
 )
+from tokenslo.proxy.discovery import OTHER, WELL_KNOWN, PathLabels
 from tokenslo.proxy.forward import Forwarder, new_session
 
 log = logging.getLogger("tokenslo.proxy")
@@ -70,18 +71,27 @@ def is_control_path(path: str) -> bool:
 
 
 class ProxyMetrics:
-    """What clients of the proxy experienced, faults included (client-side SLIs)."""
+    """What clients of the proxy experienced, faults included (client-side SLIs).
 
-    def __init__(self, registry: CollectorRegistry):
+    ``path`` is bounded by ``PathLabels`` (well-known paths, endpoints learned from the
+    upstream's discovery documents, else ``other``): callers choose request paths, and
+    must not be able to grow the proxy's series.
+    """
+
+    def __init__(self, registry: CollectorRegistry, paths: PathLabels | None = None):
+        self.paths = paths or PathLabels()
         self.requests = Counter(
             "tokenslo_proxy_requests_total",
-            "Requests through the fault proxy by the HTTP status the client got.",
-            ["code"],
+            "Requests through the fault proxy by the HTTP status the client got, the endpoint "
+            "path and the metadata field that names it (bounded sets; 'other' for any path not "
+            "in the discovery documents).",
+            ["code", "path", "endpoint"],
             registry=registry,
         )
         self.duration = Histogram(
             "tokenslo_proxy_request_duration_seconds",
-            "Latency through the fault proxy (injected delays included).",
+            "Latency through the fault proxy (injected delays included), by endpoint path.",
+            ["path", "endpoint"],
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
@@ -92,16 +102,48 @@ class ProxyMetrics:
             registry=registry,
         )
         # Label children resolved once: ``labels()`` takes a lock and builds a key each call.
-        self._by_code = {code: self.requests.labels(code=code) for code in COMMON_CODES}
+        self._requests: dict[tuple[str, str], Any] = {}
+        self._durations: dict[str, Any] = {}
         for reason in UPSTREAM_ERRORS:
             self.upstream_errors.labels(reason=reason)
+        self.declare_paths((*WELL_KNOWN, OTHER))
 
-    def count(self, code: str, seconds: float) -> None:
-        child = self._by_code.get(code)
+    def declare_paths(self, paths: list[str] | tuple[str, ...]) -> None:
+        """Export zeros for the common codes of these paths, so rates exist before errors do."""
+        for path in paths:
+            for code in COMMON_CODES:
+                self._request_child(code, path)
+            self._duration_child(path)
+
+    def _request_child(self, code: str, path: str) -> Any:
+        child = self._requests.get((code, path))
         if child is None:
-            child = self._by_code.setdefault(code, self.requests.labels(code=code))
-        child.inc()
-        self.duration.observe(seconds)
+            endpoint = self.paths.endpoint(path)
+            child = self._requests.setdefault(
+                (code, path), self.requests.labels(code=code, path=path, endpoint=endpoint)
+            )
+        return child
+
+    def _duration_child(self, path: str) -> Any:
+        child = self._durations.get(path)
+        if child is None:
+            endpoint = self.paths.endpoint(path)
+            child = self._durations.setdefault(
+                path, self.duration.labels(path=path, endpoint=endpoint)
+            )
+        return child
+
+    def count(self, code: str, path: str, seconds: float) -> None:
+        label = self.paths.label(path)
+        self._request_child(code, label).inc()
+        self._duration_child(label).observe(seconds)
+
+    def learn_paths(self, paths: dict[str, str]) -> None:
+        """Endpoint paths seen in a discovery document become ``path`` label values."""
+        added = self.paths.learn(paths)
+        if added:
+            self.declare_paths(added)
+            log.info("proxy path labels learned: %s", " ".join(sorted(added)))
 
 
 class MetricsMiddleware:
@@ -120,7 +162,7 @@ class MetricsMiddleware:
 
         def record(code: str) -> None:
             elapsed = time.perf_counter() - start
-            self.metrics.count(code, elapsed)
+            self.metrics.count(code, scope["path"], elapsed)
             # Method and path only: headers and query strings may carry credentials.
             log.debug(
                 "proxy %s %s -> %s %.1fms", scope["method"], scope["path"], code, elapsed * 1000
@@ -155,6 +197,7 @@ class FaultProxy:
             upstream,
             lambda: new_session(timeout, max_connections),
             lambda reason: self.metrics.upstream_errors.labels(reason=reason).inc(),
+            self.metrics.learn_paths,
         )
         faulted = FaultMiddleware(self.forwarder, engine=self.engine, sweep_interval=sweep_interval)
         self.data = MetricsMiddleware(faulted, self.metrics)
@@ -200,6 +243,7 @@ class FaultProxy:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                await self.forwarder.learn_paths()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.aclose()

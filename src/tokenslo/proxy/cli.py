@@ -43,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="HTTP reverse proxy with the lab's fault engine, for real IdPs",
         description="Forward every request to --upstream, applying faults injected through "
         "/admin/faults (the same admin API and fault engine as the lab). Clients and gateways "
-        "point at the proxy; experiments point their fault actions at it. Admin secret: env "
+        "point at the proxy; experiments point their fault actions at it. Discovery documents "
+        "and Location headers are rewritten to the proxy's origin (issuer kept), so clients "
+        "that discover through the proxy stay behind it. Admin secret: env "
         f"{ADMIN_SECRET_ENV} or --admin-secret-file.",
     )
     p.add_argument("--upstream", required=True, metavar="URL", help="e.g. https://idp.example")

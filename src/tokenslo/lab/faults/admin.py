@@ -18,6 +18,8 @@ from starlette.routing import Route
 from tokenslo.lab.faults.engine import FaultEngine, FaultError
 
 ADMIN_HEADER = "X-Tokenslo-Admin-Secret"
+# A fault or clock request is a few hundred bytes; anything near this is not one.
+MAX_BODY_BYTES = 16 * 1024
 
 
 def check_admin(request: Request, admin_secret: str) -> Response | None:
@@ -31,13 +33,35 @@ def check_admin(request: Request, admin_secret: str) -> Response | None:
     )
 
 
-async def read_json(request: Request) -> tuple[Any, Response | None]:
-    """The JSON body, or a 400 response saying why it is not JSON."""
-    raw = await request.body()
+async def read_json(
+    request: Request, max_bytes: int = MAX_BODY_BYTES
+) -> tuple[Any, Response | None]:
+    """The JSON body, or a 4xx response saying why it is not usable JSON.
+
+    The body is read at most ``max_bytes`` far (413 beyond, whatever Content-Length
+    claims), and nesting too deep for the parser is a 400, not a RecursionError.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        return None, _too_large(max_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            return None, _too_large(max_bytes)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
         return (json.loads(raw) if raw else {}), None
+    except RecursionError:
+        return None, _bad_request("body: JSON nested too deeply")
     except (ValueError, UnicodeDecodeError) as exc:
-        return None, _bad_request(f"body: not valid JSON ({exc})")
+        return None, _bad_request(f"body: not valid JSON ({str(exc)[:200]})")
+
+
+def _too_large(max_bytes: int) -> JSONResponse:
+    return _bad_request(f"body: larger than {max_bytes} bytes", status=413)
 
 
 def _bad_request(message: str, status: int = 400) -> JSONResponse:

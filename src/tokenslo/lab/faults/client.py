@@ -45,21 +45,31 @@ class LabAdmin:
         self,
         effect: str,
         expires_in: float,
-        path_prefix: str = "/",
+        path_prefix: str | None = None,
         *,
+        path: str | None = None,
         method: str | None = None,
         status: int | None = None,
         delay_seconds: float | None = None,
         probability: float = 1.0,
     ) -> dict[str, Any]:
-        """Add a fault; returns it with its ``id`` and ``expires_at``."""
+        """Add a fault; returns it with its ``id`` and ``expires_at``.
+
+        ``path`` faults exactly that request path; ``path_prefix`` every path under it.
+        Give at most one; with neither the fault applies to every path (prefix ``/``).
+        """
+        if path is not None and path_prefix is not None:
+            raise InputError("give path (exact) or path_prefix, not both", field="path")
         body: dict[str, Any] = {
             "effect": effect,
             "expires_in": expires_in,
-            "path_prefix": path_prefix,
             "method": method,
             "probability": probability,
         }
+        if path is not None:
+            body["path"] = path
+        else:
+            body["path_prefix"] = "/" if path_prefix is None else path_prefix
         if status is not None:
             body["status"] = status
         if delay_seconds is not None:

@@ -27,6 +27,7 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 ACTIONS = ("add", "remove", "expire", "clear", "clock_set", "clock_clear")
 FAULT_FIELDS = (
     "method",
+    "path",
     "path_prefix",
     "effect",
     "status",
@@ -37,6 +38,11 @@ FAULT_FIELDS = (
 CLOCK_FIELDS = ("offset_seconds", "expires_in")
 MAX_DELAY_SECONDS = 300.0
 MAX_CLOCK_OFFSET = 10 * 365 * 86400.0
+MAX_PATH_LENGTH = 2048
+# Beyond this an integer cannot be a sensible number of seconds, a status or a probability;
+# refusing it before float() keeps a 400-digit integer from raising OverflowError.
+MAX_NUMBER = 1e15
+MATCH_KINDS = ("exact", "prefix")
 
 
 class FaultError(ValueError):
@@ -49,25 +55,45 @@ class FaultError(ValueError):
 
 @dataclass(frozen=True)
 class Fault:
+    """One active fault rule.
+
+    ``path`` is the request path it applies to; ``match`` says how: ``exact`` (the
+    request path equals ``path``) or ``prefix`` (it starts with ``path``). Exact is
+    what an endpoint means: oidc-provider serves ``/token/introspection`` beside
+    ``/token``, and a token-endpoint outage must not take introspection down too.
+    """
+
     id: str
     effect: str
-    path_prefix: str
+    path: str
     expires_at: float
     created_at: float
     method: str | None = None
     status: int | None = None
     delay_seconds: float | None = None
     probability: float = 1.0
+    match: str = "exact"
+
+    @property
+    def path_prefix(self) -> str | None:
+        """The prefix of a ``prefix`` rule, ``None`` for an exact one (the API's field)."""
+        return self.path if self.match == "prefix" else None
 
     def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method == method.upper()) and path.startswith(
-            self.path_prefix
-        )
+        if self.method is not None and self.method != method.upper():
+            return False
+        return path == self.path if self.match == "exact" else path.startswith(self.path)
+
+    def describe(self) -> str:
+        """``path=/token`` or ``path_prefix=/token``: the field the rule was given with."""
+        return f"{'path' if self.match == 'exact' else 'path_prefix'}={self.path}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "method": self.method,
+            "match": self.match,
+            "path": self.path if self.match == "exact" else None,
             "path_prefix": self.path_prefix,
             "effect": self.effect,
             "status": self.status,
@@ -91,6 +117,7 @@ class ClockOffset:
 class _Metrics:
     changes: Counter
     active: Gauge
+    rules: Gauge
     labels: dict[str, str] = field(default_factory=dict)
 
 
@@ -99,9 +126,43 @@ def _number(body: Mapping[str, Any], key: str, default: Any = None) -> float | N
     if value is None:
         return None
     # bool is an int in Python; {"expires_in": true} is a mistake, not 1 second.
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise FaultError(f"{key}: must be a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FaultError(f"{key}: must be a number, got {_short(value)}")
+    if isinstance(value, int) and abs(value) > MAX_NUMBER:
+        raise FaultError(f"{key}: out of range (an integer of {len(str(abs(value)))} digits)")
+    if not math.isfinite(value) or abs(value) > MAX_NUMBER:
+        raise FaultError(f"{key}: must be a finite number within ±{MAX_NUMBER:g}, got {value!r}")
     return float(value)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr`` cut to ``limit`` characters: error messages echo input, never a megabyte of it."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+def _check_path(body: Mapping[str, Any]) -> tuple[str, str]:
+    """``(path, match)`` from exactly one of ``path`` (exact) and ``path_prefix`` (prefix)."""
+    given = [key for key in ("path", "path_prefix") if body.get(key) is not None]
+    if len(given) != 1:
+        raise FaultError(
+            "path: give exactly one of path (exact match, e.g. /token) and path_prefix "
+            f"(prefix match), got {' and '.join(given) or 'neither'}"
+        )
+    key = given[0]
+    value = body[key]
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise FaultError(f"{key}: must be a path starting with '/', got {_short(value)}")
+    if len(value) > MAX_PATH_LENGTH:
+        raise FaultError(f"{key}: at most {MAX_PATH_LENGTH} characters, got {len(value)}")
+    if not value.isprintable() or any(c in value for c in " ?#"):
+        raise FaultError(
+            f"{key}: a URL path without spaces, control characters, query or fragment, "
+            f"got {_short(value)}"
+        )
+    if value.startswith("/admin"):
+        raise FaultError(f"{key}: /admin paths are never faulted (they are how faults are removed)")
+    return value, "exact" if key == "path" else "prefix"
 
 
 def _check_expires_in(body: Mapping[str, Any], max_expiry: float) -> float:
@@ -120,36 +181,34 @@ def _check_unknown(body: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
         raise FaultError("body: must be a JSON object")
     unknown = sorted(set(body) - set(allowed))
     if unknown:
-        raise FaultError(f"{unknown[0]}: unknown field (allowed: {', '.join(allowed)})")
+        name = unknown[0] if unknown[0].isprintable() and len(unknown[0]) <= 60 else None
+        raise FaultError(
+            f"{name or _short(unknown[0])}: unknown field (allowed: {', '.join(allowed)})"
+        )
 
 
 def parse_fault(body: Mapping[str, Any], *, now: float, max_expiry: float, fault_id: str) -> Fault:
     """Validate an admin request body into a ``Fault``; ``FaultError`` names the field."""
     _check_unknown(body, FAULT_FIELDS)
     effect = body.get("effect")
-    if effect not in EFFECTS:
-        raise FaultError(f"effect: must be one of {', '.join(EFFECTS)}, got {effect!r}")
+    if not isinstance(effect, str) or effect not in EFFECTS:
+        raise FaultError(f"effect: must be one of {', '.join(EFFECTS)}, got {_short(effect)}")
     method = body.get("method")
     if method is not None:
         if not isinstance(method, str) or method.upper() not in METHODS:
-            raise FaultError(f"method: must be null or one of {', '.join(METHODS)}, got {method!r}")
+            raise FaultError(
+                f"method: must be null or one of {', '.join(METHODS)}, got {_short(method)}"
+            )
         method = method.upper()
-    prefix = body.get("path_prefix", "/")
-    if not isinstance(prefix, str) or not prefix.startswith("/"):
-        raise FaultError(f"path_prefix: must be a path starting with '/', got {prefix!r}")
-    if prefix.startswith("/admin"):
-        raise FaultError(
-            "path_prefix: /admin paths are never faulted (they are how faults are removed)"
-        )
+    path, match = _check_path(body)
     probability = _number(body, "probability", 1.0)
     if not 0 < probability <= 1:
         raise FaultError(f"probability: must be > 0 and <= 1, got {probability:g}")
     status = _number(body, "status")
     if effect == "status":
         if status is None or not status.is_integer() or not 400 <= status <= 599:
-            raise FaultError(
-                f"status: effect 'status' needs an HTTP status 400-599, got {body.get('status')!r}"
-            )
+            got = _short(body.get("status"))
+            raise FaultError(f"status: effect 'status' needs an HTTP status 400-599, got {got}")
     elif status is not None:
         raise FaultError(f"status: only valid with effect 'status', not {effect!r}")
     delay = _number(body, "delay_seconds")
@@ -157,7 +216,7 @@ def parse_fault(body: Mapping[str, Any], *, now: float, max_expiry: float, fault
         if delay is None or not 0 < delay <= MAX_DELAY_SECONDS:
             raise FaultError(
                 f"delay_seconds: effect 'delay' needs 0 < delay_seconds <= {MAX_DELAY_SECONDS:g}, "
-                f"got {body.get('delay_seconds')!r}"
+                f"got {_short(body.get('delay_seconds'))}"
             )
     elif delay is not None:
         raise FaultError(f"delay_seconds: only valid with effect 'delay', not {effect!r}")
@@ -165,7 +224,8 @@ def parse_fault(body: Mapping[str, Any], *, now: float, max_expiry: float, fault
     return Fault(
         id=fault_id,
         effect=effect,
-        path_prefix=prefix,
+        path=path,
+        match=match,
         method=method,
         status=int(status) if status is not None else None,
         delay_seconds=delay,
@@ -233,7 +293,17 @@ class FaultEngine:
         )
         # Computed at scrape time, so expiry shows in Prometheus even with no traffic.
         active.labels(service=self.service).set_function(self.active_count)
-        return _Metrics(changes=changes, active=active)
+        rules = Gauge(
+            "tokenslo_fault_rules_active",
+            "Active request fault rules by how they match the path (exact or prefix).",
+            ["service", "match"],
+            registry=self.registry,
+        )
+        for kind in MATCH_KINDS:
+            rules.labels(service=self.service, match=kind).set_function(
+                lambda kind=kind: sum(f.match == kind for f in self.active_faults())
+            )
+        return _Metrics(changes=changes, active=active, rules=rules)
 
     # -- time -----------------------------------------------------------------
 
@@ -264,7 +334,7 @@ class FaultEngine:
         self._changed(
             "add",
             f"id={fault.id} effect={fault.effect} method={fault.method or '*'} "
-            f"path_prefix={fault.path_prefix} probability={fault.probability:g} "
+            f"{fault.describe()} probability={fault.probability:g} "
             f"expires_in={fault.expires_at - fault.created_at:g}s",
         )
         return fault
@@ -378,7 +448,7 @@ class FaultEngine:
         expired = [f for f in self._faults.values() if f.expires_at <= now]
         for fault in expired:
             del self._faults[fault.id]
-            self._changed("expire", f"id={fault.id} effect={fault.effect}")
+            self._changed("expire", f"id={fault.id} effect={fault.effect} {fault.describe()}")
         count = len(expired)
         if self._clock_offset is not None and self._clock_offset.expires_at <= now:
             self._clock_offset = None
