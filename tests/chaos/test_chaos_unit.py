@@ -20,6 +20,8 @@ from tokenslo.spec.model import SLO, Alerting, EventsSLI
 
 REPO = Path(__file__).resolve().parents[2]
 EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml"))
+REAL_IDP_EXPERIMENTS = sorted((REPO / "experiments" / "real-idp").glob("*.yaml"))
+ALL_EXPERIMENTS = EXPERIMENTS + REAL_IDP_EXPERIMENTS
 CHAOS = Path(sys.executable).with_name("chaos")
 HOUR = 3600.0
 
@@ -295,7 +297,8 @@ def test_every_bundled_experiment_declares_the_target_keys(tmp_path):
     """Chaos Toolkit passes --var only to declared keys: an external target reaches an
     experiment only through tokenslo_target_file (and the SLO paths, time scale)."""
     path = _proxy_target(tmp_path, prometheus={"url": "http://127.0.0.1:3"})
-    for experiment in EXPERIMENTS:
+    assert REAL_IDP_EXPERIMENTS  # the bundled ones for an IdP behind the proxy count too
+    for experiment in ALL_EXPERIMENTS:
         doc = runner.load_experiment(experiment)
         declared = doc.data.get("configuration") or {}
         assert {targets.TARGET_FILE_KEY, targets.SLO_PATHS_KEY} <= set(declared), experiment
@@ -354,7 +357,7 @@ def test_experiment_files_exist():
     } <= names  # fmt: skip
 
 
-@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", ALL_EXPERIMENTS, ids=lambda p: p.stem)
 def test_chaos_validate_and_our_prechecks_pass(path):
     runner.precheck(path, {}, {})
     result = subprocess.run(
