@@ -30,6 +30,7 @@ from tokenslo.lab.idp.config import IdPConfig
 from tokenslo.lab.idp.keys import KeyStore, SigningKey
 from tokenslo.lab.idp.metrics import STATE_KEY, IdPMetrics, MetricsMiddleware
 from tokenslo.lab.idp.tokens import SWEEP_INTERVAL, OAuthError, TokenService, token_ref
+from tokenslo.lab.logsafe import clean
 
 log = logging.getLogger("tokenslo.lab.idp")
 
@@ -100,8 +101,8 @@ class IdP:
         self.metrics.issued(grant, issued.access_token, issued.expires_in)
         log.debug(
             "token issued client=%s grant=%s token=%s",
-            client.client_id,
-            grant,
+            clean(client.client_id),
+            clean(grant),
             token_ref(issued.access_token),
         )
         body = {
@@ -141,7 +142,10 @@ class IdP:
             return _oauth_error(exc)
         if kind != "unknown":
             log.info(
-                "token revoked client=%s kind=%s token=%s", client.client_id, kind, token_ref(token)
+                "token revoked client=%s kind=%s token=%s",
+                clean(client.client_id),
+                kind,
+                token_ref(token),
             )
         return Response(status_code=200, headers=NO_STORE)
 
@@ -302,8 +306,8 @@ class IdP:
         if client is None:
             log.info(
                 "client authentication failed client_id=%s path=%s",
-                client_id[:64],
-                request.url.path,
+                clean(client_id, 64),
+                clean(request.url.path),
             )
             raise OAuthError("invalid_client", "client authentication failed", 401)
         if introspection and not client.introspect:

@@ -26,6 +26,7 @@ from joserfc import jwk, jwt
 from joserfc.errors import SecurityWarning
 
 from tokenslo.errors import InputError
+from tokenslo.lab.ecdsa import to_low_s
 
 PUBLISHED_KEEP = 2
 RETAINED = 5
@@ -170,7 +171,8 @@ class KeyStore:
         self.publish_due()
         key = self.current
         full = {**header, "alg": key.alg, "kid": key.kid}
-        return jwt.encode(full, claims, key.key, algorithms=[key.alg], default_type=None)
+        token = jwt.encode(full, claims, key.key, algorithms=[key.alg], default_type=None)
+        return _canonical_signature(token, key.alg)
 
     def verify(self, token: str) -> jwt.Token | None:
         """Decode a token signed by any retained key; None if it is not ours or is bad."""
@@ -233,6 +235,16 @@ class KeyStore:
             json.dump(data, fh)
         os.chmod(tmp, 0o600)
         os.replace(tmp, self._file)
+
+
+def _canonical_signature(token: str, alg: str) -> str:
+    """The token with its ECDSA signature in low-S form: gateways refuse the high-S twin."""
+    signing_input, _, signature_b64 = token.rpartition(".")
+    signature = base64.urlsafe_b64decode(signature_b64 + "=" * (-len(signature_b64) % 4))
+    low = to_low_s(alg, signature)
+    if low == signature:
+        return token
+    return signing_input + "." + base64.urlsafe_b64encode(low).rstrip(b"=").decode("ascii")
 
 
 def _optional_float(value: object) -> float | None:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 from tokenslo.lab.idp.clients import Client
 from tokenslo.lab.idp.keys import KeyStore
+from tokenslo.lab.logsafe import clean
 
 log = logging.getLogger("tokenslo.lab.idp")
 
@@ -201,7 +202,7 @@ class TokenService:
                     "refresh token reuse detected: token=%s client=%s; family revoked "
                     "(%d live access tokens)",
                     token_ref(refresh_token),
-                    client.client_id,
+                    clean(client.client_id),
                     count,
                 )
                 raise OAuthError("invalid_grant", "refresh token was already used")
