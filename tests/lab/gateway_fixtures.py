@@ -125,6 +125,7 @@ def write_idp_files(directory: Path, issuer_port: int, alg: str = "ES256") -> di
                 "port": issuer_port,
                 "signing_alg": alg,
                 "keys_file": str(directory / "idp-keys.json"),
+                "revocations_file": str(directory / "idp-revocations.json"),
                 "clients_file": str(directory / "clients.yaml"),
             }
         )

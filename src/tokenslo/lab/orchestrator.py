@@ -296,6 +296,7 @@ def idp_config(config: LabConfig, state_dir: Path) -> dict[str, Any]:
         "port": config.ports.idp,
         "issuer": issuer_url(config),
         "keys_file": str(state_dir / "idp-keys.json"),
+        "revocations_file": str(state_dir / "idp-revocations.json"),
         "clients_file": str(state_dir / CLIENTS_FILE),
     }
 

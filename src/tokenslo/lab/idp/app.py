@@ -66,7 +66,9 @@ class IdP:
             real_now=engine.real_now,
             on_publish=self._key_published,
         )
-        self.tokens = TokenService(self.issuer, self.keys, now=engine.now)
+        self.tokens = TokenService(
+            self.issuer, self.keys, now=engine.now, revocations_file=config.revocations_file
+        )
         # an unpublished key is an injected fault: it shows in tokenslo_faults_active
         engine.add_active_source(lambda: len(self.keys.pending()))
         self._stop = threading.Event()

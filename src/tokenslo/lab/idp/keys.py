@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import threading
 import time
 import warnings
@@ -27,6 +26,7 @@ from joserfc.errors import SecurityWarning
 
 from tokenslo.errors import InputError
 from tokenslo.lab.ecdsa import to_low_s
+from tokenslo.lab.private_file import write_private
 
 PUBLISHED_KEEP = 2
 RETAINED = 5
@@ -228,13 +228,7 @@ class KeyStore:
                 for k in self._keys
             ]
         }
-        self._file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._file.with_name(self._file.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self._file)
+        write_private(self._file, json.dumps(data))
 
 
 def _canonical_signature(token: str, alg: str) -> str:
