@@ -23,6 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tokenslo.lab.serving import server_options
+
 log = logging.getLogger("tokenslo.lab.webhook")
 
 NOTIFICATIONS_FILE = "notifications.jsonl"
@@ -143,7 +145,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--host must be a loopback address")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # uvicorn handles SIGTERM: it stops accepting, finishes in-flight requests, exits 0.
-    uvicorn.run(create_app(args.state_dir), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(
+        create_app(args.state_dir),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        **server_options(),
+    )
     return 0
 
 

@@ -18,6 +18,7 @@ import uvicorn
 from tokenslo.errors import EXIT_USAGE, TokensloError
 from tokenslo.lab.gateway.app import create_app
 from tokenslo.lab.gateway.config import ADMIN_SECRET_ENV, load_credentials, load_gateway_config
+from tokenslo.lab.serving import server_options
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=config.host,
         port=config.port,
         workers=1,
+        **server_options(),
         access_log=False,
         log_config=None,
         log_level=args.log_level,

@@ -19,6 +19,7 @@ import uvicorn
 from tokenslo.errors import EXIT_USAGE, TokensloError
 from tokenslo.lab.idp.app import create_app
 from tokenslo.lab.idp.config import load_idp_config
+from tokenslo.lab.serving import server_options
 
 ADMIN_SECRET_ENV = "TOKENSLO_ADMIN_SECRET"
 
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             host=config.host,
             port=config.port,
             workers=1,
+            **server_options(),
             access_log=False,  # one line per event comes from our own loggers
             log_level="warning" if args.log_level != "debug" else "info",
             timeout_graceful_shutdown=5,
