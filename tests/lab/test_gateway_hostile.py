@@ -39,8 +39,8 @@ DEPTH = 2_500  # the issue's reproducer: about 7 KB once base64url-encoded
 
 
 def nested(depth: int = DEPTH) -> bytes:
-    """``{"a":{"a":…{}…}}``: a JSON object nested ``depth`` levels deep."""
-    return ('{"a":' * depth + "{}" + "}" * depth).encode()
+    """``{"a":[[…]]}``: a JSON object nested ``depth`` levels deep (2 bytes a level)."""
+    return ('{"a":' + "[" * depth + "]" * depth + "}").encode()
 
 
 FORGED_UNKNOWN_KID = ".".join(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import requests
@@ -73,7 +74,7 @@ def test_anonymous_flood_beside_real_traffic_pages_nobody(lab, wait_until) -> No
     # Prometheus has scraped all of it, and the rules have evaluated over it since.
     unconfirmed = 'gateway_token_validations_total{result="unknown_kid_unconfirmed"}'
     wait_until(lambda: (prom_value(lab, unconfirmed) or 0) >= SECONDS, timeout=30)
-    evaluated = prom_value(lab, "time()") or 0
+    evaluated = time.time()  # Prometheus runs on this machine's clock
     wait_until(
         lambda: any(
             _evaluated_after(group, evaluated)
@@ -103,3 +104,38 @@ def _rule_groups(lab) -> list[dict]:
 
 def _evaluated_after(group: dict, when: float) -> bool:
     return datetime.fromisoformat(group["lastEvaluation"]).timestamp() > when
+
+
+def test_lab_services_get_their_secrets_as_files_not_in_the_environment(lab) -> None:
+    secret = lab.admin_secret()
+    for name in ("idp", "gateway", "webhook"):
+        pid = lab.components[name].pid
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        assert b"TOKENSLO_ADMIN_SECRET" not in environ and secret.encode() not in environ
+    for name in ("idp", "gateway"):
+        cmdline = Path(f"/proc/{lab.components[name].pid}/cmdline").read_bytes().split(b"\0")
+        assert b"--admin-secret-file" in cmdline and secret.encode() not in b" ".join(cmdline)
+
+
+def test_the_webhook_records_alertmanager_but_refuses_a_forged_post(lab, wait_until) -> None:
+    url = lab.urls["webhook"]
+    # Alertmanager authenticates with the state dir's secret: the test alert arrives
+    wait_until(
+        lambda: requests.get(
+            url + "/notifications", params={"alertname": "TokensloLabAlwaysFiring"}, timeout=5
+        ).json()["notifications"],
+        timeout=60,
+        interval=1,
+    )
+    forged = {"alerts": [{"status": "firing", "labels": {"alertname": "ForgedPage"}}]}
+    assert requests.post(url + "/alerts", json=forged, timeout=5).status_code == 401
+    recorded = requests.get(url + "/notifications", params={"alertname": "ForgedPage"}, timeout=5)
+    assert recorded.json()["notifications"] == []
+
+
+def test_prometheus_admin_and_lifecycle_apis_are_off(lab) -> None:
+    prometheus = lab.urls["prometheus"]
+    assert requests.post(prometheus + "/-/reload", timeout=5).status_code != 200
+    snapshot = requests.post(prometheus + "/api/v1/admin/tsdb/snapshot", timeout=5)
+    assert snapshot.status_code != 200
+    assert requests.get(prometheus + "/-/healthy", timeout=5).status_code == 200  # control

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import stat
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -116,6 +118,28 @@ def test_alertmanager_routes_everything_to_the_webhook():
     assert receiver["webhook_configs"] == [
         {"url": "http://127.0.0.1:9999/alerts", "send_resolved": True}
     ]
+
+
+def test_alertmanager_authenticates_to_the_webhook_with_a_file(tmp_path):
+    """The installed Alertmanager accepts the keys (``amtool check-config``); the secret
+    itself stays in its 0600 file and never enters alertmanager.yml."""
+    secret_file = orch.ensure_secret(tmp_path, orch.WEBHOOK_SECRET_FILE)
+    assert stat.S_IMODE(os.stat(secret_file).st_mode) == 0o600
+    am = orch.alertmanager_config(load_lab_config(), secret_file)
+    webhook = am["receivers"][0]["webhook_configs"][0]
+    assert webhook["http_config"] == {
+        "authorization": {"type": "Bearer", "credentials_file": str(secret_file)}
+    }
+    config_path = tmp_path / "alertmanager.yml"
+    config_path.write_text(yaml.safe_dump(am))
+    assert secret_file.read_text().strip() not in config_path.read_text()
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.skip("amtool (Debian prometheus-alertmanager) is not installed")
+    check = subprocess.run(
+        [amtool, "check-config", str(config_path)], capture_output=True, text=True, timeout=30
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_credentials_are_private_stable_and_only_hashed_in_the_registry(tmp_path):
