@@ -154,13 +154,21 @@ def parse_jwt(token: str) -> ParsedJWT:
 
 
 def _b64decode(segment: str, name: str) -> bytes:
-    """Strict base64url without padding (RFC 7515 §2)."""
+    """Strict, canonical base64url without padding (RFC 7515 §2).
+
+    The decoder ignores the unused low bits of the last character, so one token
+    has up to 16 spellings (``...A`` and ``...B`` decode alike); only the
+    canonical one is accepted, so a copy cannot pose as a distinct token.
+    """
     if not _B64URL.match(segment) or len(segment) % 4 == 1:
         raise Rejected(MALFORMED, f"{name} is not base64url")
     try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
     except (binascii.Error, ValueError):
         raise Rejected(MALFORMED, f"{name} is not base64url") from None
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != segment:
+        raise Rejected(MALFORMED, f"{name} is not canonical base64url")
+    return raw
 
 
 def _json_segment(segment: str, name: str) -> dict[str, Any]:
