@@ -17,7 +17,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from starlette.requests import Request
 
-from tokenslo.lab.idp.app import _basic_credentials, _form
+from tokenslo.lab.idp.app import MAX_FORM_BYTES, _basic_credentials, _form
 from tokenslo.lab.idp.tokens import OAuthError
 
 EXAMPLES = 200
@@ -43,6 +43,12 @@ def form_request(body: bytes, content_type: str = FORM) -> Request:
         "headers": [(b"content-type", content_type.encode("latin-1"))],
     }
     return Request(scope, receive)
+
+
+def test_an_oversized_form_is_refused_unread() -> None:
+    with pytest.raises(OAuthError) as error:
+        parse(b"a=" + b"x" * MAX_FORM_BYTES)
+    assert (error.value.error, error.value.status) == ("invalid_request", 413)
 
 
 def parse(body: bytes, content_type: str = FORM) -> dict[str, str]:

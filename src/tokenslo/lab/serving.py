@@ -18,6 +18,7 @@ import logging
 from typing import Any
 
 import h11
+from starlette.requests import Request
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 MAX_HEADER_BYTES = 16 * 1024
@@ -101,3 +102,26 @@ def server_options(request_read_seconds: float = REQUEST_READ_SECONDS) -> dict[s
         "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
         "timeout_keep_alive": KEEP_ALIVE_SECONDS,
     }
+
+
+class BodyTooLarge(Exception):
+    """The request body is (declared or turned out) larger than the endpoint accepts."""
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The body, refused (``BodyTooLarge``) as soon as it is known to exceed ``limit``.
+
+    ``request.body()`` buffers everything first; this stops at the declared
+    Content-Length or, for chunked bodies, at the first chunk past the limit.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)

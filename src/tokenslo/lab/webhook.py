@@ -34,7 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tokenslo.lab.logsafe import clean
-from tokenslo.lab.serving import server_options
+from tokenslo.lab.serving import BodyTooLarge, read_limited, server_options
 
 log = logging.getLogger("tokenslo.lab.webhook")
 
@@ -83,25 +83,6 @@ def read_notifications(path: Path, limit: int = MAX_RETURNED) -> list[dict[str, 
     return records
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_limited(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The body, refusing (``BodyTooLarge``) as soon as it is known to exceed ``limit``."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def authorized(request: Request, secret: str) -> bool:
     """``Authorization: Bearer <secret>``, compared in constant time."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
@@ -144,7 +125,7 @@ def create_app(state_dir: Path, *, secret: str, clock=time.time) -> Starlette:
                 headers={"WWW-Authenticate": 'Bearer realm="tokenslo-webhook"'},
             )
         try:
-            raw = await read_limited(request)
+            raw = await read_limited(request, MAX_BODY_BYTES)
         except BodyTooLarge:
             refused.labels(reason="too_large").inc()
             return JSONResponse({"error": "body too large"}, status_code=413)

@@ -31,6 +31,7 @@ from tokenslo.lab.idp.keys import KeyStore, SigningKey
 from tokenslo.lab.idp.metrics import STATE_KEY, IdPMetrics, MetricsMiddleware
 from tokenslo.lab.idp.tokens import SWEEP_INTERVAL, OAuthError, TokenService, token_ref
 from tokenslo.lab.logsafe import clean
+from tokenslo.lab.serving import BodyTooLarge, read_limited
 
 log = logging.getLogger("tokenslo.lab.idp")
 
@@ -39,6 +40,7 @@ AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 FAULT_MAX_EXPIRY = 3600.0
 HOUSEKEEPING_INTERVAL = 1.0  # seconds: how late a pending key may publish itself at most
 ROTATE_FIELDS = ("publish", "expires_in")
+MAX_FORM_BYTES = 64 * 1024  # OAuth forms are a few hundred bytes; anyone can send more
 
 
 class IdP:
@@ -414,7 +416,10 @@ async def _form(request: Request, allow_get: bool = False) -> dict[str, str]:
     if request.method == "GET" and allow_get:
         return {}
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await request.body()
+    try:
+        body = await read_limited(request, MAX_FORM_BYTES)
+    except BodyTooLarge:
+        raise OAuthError("invalid_request", "request body too large", 413) from None
     if not body:
         return {}
     if content_type != "application/x-www-form-urlencoded":
