@@ -158,6 +158,12 @@ def test_credentials_are_private_stable_and_only_hashed_in_the_registry(tmp_path
     assert by_id["gateway"]["introspect"] is True
 
 
+def test_the_lab_idp_keeps_its_revocations_in_the_state_dir(tmp_path):
+    idp = orch.idp_config(load_lab_config(), tmp_path)
+    assert idp["revocations_file"] == str(tmp_path / "idp-revocations.json")
+    orch.check_pass_through(load_lab_config(), tmp_path)  # the IdP config accepts the key
+
+
 def test_admin_secret_is_private_and_kept(tmp_path):
     path = orch.ensure_admin_secret(tmp_path)
     secret = path.read_text()

@@ -1,14 +1,15 @@
-"""How every lab service is served: uvicorn's h11 protocol with bounded reads.
+"""How every lab service is served: uvicorn's httptools protocol with bounded reads.
 
 uvicorn bounds neither how long a client may take to send a request nor, with
 httptools, how large its header may be: a 16 MB header was parsed, and a
 slowloris client (a header line every few seconds, or a body that never
-arrives) held its connection for as long as it liked. So the lab serves with
-h11, a header limit (``MAX_HEADER_BYTES``; larger is answered 400 and closed),
-a keep-alive limit, and a request-read deadline: from the moment the server is
-ready for a request, the whole request (line, headers, body) must arrive within
-``REQUEST_READ_SECONDS`` or the connection is closed. Handling time does not
-count: the deadline ends as soon as the request is complete.
+arrives) held its connection for as long as it liked. So every lab service
+runs with a header limit (``MAX_HEADER_BYTES``; larger is answered 400 and
+closed), a keep-alive limit, and a request-read deadline: from the moment the
+server is ready for a request, the whole request (line, headers, body) must
+arrive within ``REQUEST_READ_SECONDS`` or the connection is closed. Handling
+time does not count: the deadline ends as soon as the request is complete.
+httptools (the C parser uvicorn picks by default) is kept for its speed.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ import asyncio
 import logging
 from typing import Any
 
-import h11
 from starlette.requests import Request
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEADER_BYTES = 16 * 1024
 KEEP_ALIVE_SECONDS = 5
@@ -28,29 +28,18 @@ REQUEST_READ_SECONDS = 10.0
 log = logging.getLogger("tokenslo.lab.serving")
 
 
-class _BoundedConnection(h11.Connection):
-    """h11 bounds a header only while it is incomplete; one large read arrives complete."""
-
-    def next_event(self) -> Any:
-        event = super().next_event()
-        if isinstance(event, h11.Request):
-            size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
-            if size > MAX_HEADER_BYTES:
-                raise h11.RemoteProtocolError("request header too large", error_status_hint=431)
-        return event
+class HeaderTooLarge(Exception):
+    """Raised inside a parser callback; httptools turns it into a parser error (400)."""
 
 
-class BoundedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol plus a header limit and a deadline for reading each request."""
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol plus a header limit and a deadline per request."""
 
     request_read_seconds = REQUEST_READ_SECONDS
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.conn = _BoundedConnection(h11.SERVER, MAX_HEADER_BYTES)
-
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._read_deadline: asyncio.TimerHandle | None = None
+        self._header_bytes = 0
         super().connection_made(transport)
         self._arm()
 
@@ -58,14 +47,30 @@ class BoundedH11Protocol(H11Protocol):
         self._disarm()
         super().connection_lost(exc)
 
-    def handle_events(self) -> None:
-        super().handle_events()
-        if self.conn.their_state is not h11.IDLE and self.conn.their_state is not h11.SEND_BODY:
-            self._disarm()  # the request is complete (or the connection is over)
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def on_message_complete(self) -> None:
+        self._disarm()  # the whole request is in: handling time is not ours to bound
+        super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        self._arm()  # before super(): it may read a pipelined request and complete it
+        self._arm()  # before super(): it may start a pipelined request
         super().on_response_complete()
+
+    def _count(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > MAX_HEADER_BYTES:
+            raise HeaderTooLarge
 
     def _arm(self) -> None:
         self._disarm()
@@ -86,11 +91,11 @@ class BoundedH11Protocol(H11Protocol):
             self.transport.close()
 
 
-def bounded_protocol(request_read_seconds: float) -> type[BoundedH11Protocol]:
+def bounded_protocol(request_read_seconds: float) -> type[BoundedHttpToolsProtocol]:
     """The protocol class with another read deadline (tests use short ones)."""
     return type(
-        "BoundedH11Protocol",
-        (BoundedH11Protocol,),
+        "BoundedHttpToolsProtocol",
+        (BoundedHttpToolsProtocol,),
         {"request_read_seconds": request_read_seconds},
     )
 
@@ -99,7 +104,6 @@ def server_options(request_read_seconds: float = REQUEST_READ_SECONDS) -> dict[s
     """Keyword arguments for ``uvicorn.run``/``uvicorn.Config`` shared by every lab service."""
     return {
         "http": bounded_protocol(request_read_seconds),
-        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
         "timeout_keep_alive": KEEP_ALIVE_SECONDS,
     }
 
