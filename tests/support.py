@@ -35,7 +35,8 @@ class ServedApp:
     revocation poller, fault sweepers) behave as they do under ``python -m``.
     """
 
-    def __init__(self, app, port: int | None = None):
+    def __init__(self, app, port: int | None = None, **options):
+        """``options``: more ``uvicorn.Config`` settings (the lab's limits, for instance)."""
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
@@ -46,6 +47,7 @@ class ServedApp:
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=2,
+            **options,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

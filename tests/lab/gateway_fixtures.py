@@ -29,6 +29,7 @@ from joserfc.jws import JWSRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from support import ServedApp
+from tokenslo.lab.ecdsa import to_low_s
 from tokenslo.lab.gateway.app import create_app as create_gateway
 from tokenslo.lab.gateway.config import ClientCredentials, GatewayConfig
 from tokenslo.lab.idp.app import create_app as create_idp
@@ -124,6 +125,7 @@ def write_idp_files(directory: Path, issuer_port: int, alg: str = "ES256") -> di
                 "port": issuer_port,
                 "signing_alg": alg,
                 "keys_file": str(directory / "idp-keys.json"),
+                "revocations_file": str(directory / "idp-revocations.json"),
                 "clients_file": str(directory / "clients.yaml"),
             }
         )
@@ -307,12 +309,17 @@ def forge(
     alg: str | None = None,
     signature: bytes | None = None,
 ) -> str:
-    """A JWS compact token with exactly these header/payload bytes, signed as asked."""
+    """A JWS compact token with exactly these header/payload bytes, signed as asked.
+
+    ECDSA signatures come out in canonical low-S form, as the IdP signs them
+    (the gateway refuses the high-S twin: ``tokenslo.lab.ecdsa``).
+    """
     signing_input = f"{segment(header)}.{segment(claims)}"
     if signature is None:
         signature = b""
         if key is not None:
             signature = JWSRegistry.algorithms[alg].sign(signing_input.encode(), key)
+            signature = to_low_s(alg or "", signature)
     return f"{signing_input}.{b64(signature)}"
 
 

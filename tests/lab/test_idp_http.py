@@ -19,6 +19,7 @@ from tokenslo.lab.idp.app import create_app
 from tokenslo.lab.idp.clients import Client, ClientRegistry, hash_secret
 from tokenslo.lab.idp.config import IdPConfig
 from tokenslo.lab.idp.tokens import token_ref
+from tokenslo.lab.logsafe import clean
 
 pytestmark = pytest.mark.lab
 
@@ -596,3 +597,40 @@ def test_no_secret_or_token_in_logs(lab_idp, caplog):
     for token in (first["access_token"], first["refresh_token"], opaque):
         assert token not in text
     assert '"d"' not in text  # no private key material
+
+
+# -- log injection (issue 11, item 9) --------------------------------------------------------
+
+
+def test_a_newline_in_client_id_cannot_forge_a_log_line(lab_idp, caplog):
+    caplog.set_level(logging.INFO, logger="tokenslo")
+    forged = "x\n2026-12-02 06:00:00 INFO tokenslo.lab.idp token issued client=admin\x1b[2K"
+    response = requests.post(
+        lab_idp.url + "/token",
+        data={"grant_type": "client_credentials", "client_id": forged, "client_secret": "no"},
+        timeout=5,
+    )
+    assert response.status_code == 401
+    lines = [r.getMessage() for r in caplog.records if "authentication failed" in r.getMessage()]
+    assert len(lines) == 1
+    assert "\n" not in lines[0] and "\x1b" not in lines[0]
+    assert "client_id=x\\n2026-12-02" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("plain", "plain"),
+        ("a\nb\rc", "a\\nb\\rc"),
+        ("\x1b[31mred", "\\u001b[31mred"),
+        ('say "hi"', 'say \\"hi\\"'),
+        ("ünï", "\\u00fcn\\u00ef"),
+    ],
+)
+def test_clean_escapes_what_could_forge_or_rewrite_a_line(value, expected):
+    assert clean(value) == expected
+
+
+def test_clean_bounds_the_length():
+    out = clean("\n" * 10_000, limit=100)
+    assert out.endswith("...(truncated)") and len(out) <= 100 * 6 + len("...(truncated)")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import stat
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -118,6 +120,28 @@ def test_alertmanager_routes_everything_to_the_webhook():
     ]
 
 
+def test_alertmanager_authenticates_to_the_webhook_with_a_file(tmp_path):
+    """The installed Alertmanager accepts the keys (``amtool check-config``); the secret
+    itself stays in its 0600 file and never enters alertmanager.yml."""
+    secret_file = orch.ensure_secret(tmp_path, orch.WEBHOOK_SECRET_FILE)
+    assert stat.S_IMODE(os.stat(secret_file).st_mode) == 0o600
+    am = orch.alertmanager_config(load_lab_config(), secret_file)
+    webhook = am["receivers"][0]["webhook_configs"][0]
+    assert webhook["http_config"] == {
+        "authorization": {"type": "Bearer", "credentials_file": str(secret_file)}
+    }
+    config_path = tmp_path / "alertmanager.yml"
+    config_path.write_text(yaml.safe_dump(am))
+    assert secret_file.read_text().strip() not in config_path.read_text()
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.skip("amtool (Debian prometheus-alertmanager) is not installed")
+    check = subprocess.run(
+        [amtool, "check-config", str(config_path)], capture_output=True, text=True, timeout=30
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
 def test_credentials_are_private_stable_and_only_hashed_in_the_registry(tmp_path):
     creds = orch.ensure_credentials(tmp_path)
     assert set(creds) == {"loadtest", "gateway", "prober", "opaque-client"}
@@ -132,6 +156,12 @@ def test_credentials_are_private_stable_and_only_hashed_in_the_registry(tmp_path
     assert by_id["loadtest"]["grant_types"] == ["client_credentials", "refresh_token"]
     assert by_id["opaque-client"]["token_format"] == "opaque"
     assert by_id["gateway"]["introspect"] is True
+
+
+def test_the_lab_idp_keeps_its_revocations_in_the_state_dir(tmp_path):
+    idp = orch.idp_config(load_lab_config(), tmp_path)
+    assert idp["revocations_file"] == str(tmp_path / "idp-revocations.json")
+    orch.check_pass_through(load_lab_config(), tmp_path)  # the IdP config accepts the key
 
 
 def test_admin_secret_is_private_and_kept(tmp_path):

@@ -47,6 +47,7 @@ log = logging.getLogger("tokenslo.lab")
 HOST = "127.0.0.1"
 STATE_FILE = "state.json"
 ADMIN_SECRET_FILE = "admin-secret"
+WEBHOOK_SECRET_FILE = "webhook-secret"  # Alertmanager's bearer credential for the webhook
 CREDENTIALS_FILE = "credentials.yaml"
 CLIENTS_FILE = "clients.yaml"
 NOTIFICATIONS_FILE = "notifications.jsonl"
@@ -246,7 +247,12 @@ def _locked(state_dir: Path) -> Iterator[None]:
 
 
 def ensure_admin_secret(state_dir: Path) -> Path:
-    path = state_dir / ADMIN_SECRET_FILE
+    return ensure_secret(state_dir, ADMIN_SECRET_FILE)
+
+
+def ensure_secret(state_dir: Path, name: str) -> Path:
+    """A random secret in ``state_dir/name`` (0600), made once and then reused."""
+    path = state_dir / name
     if not path.exists() or not path.read_text(encoding="utf-8").strip():
         _atomic_write(path, secrets.token_urlsafe(32) + "\n", mode=0o600)
     return path
@@ -312,6 +318,7 @@ def idp_config(config: LabConfig, state_dir: Path) -> dict[str, Any]:
         "port": config.ports.idp,
         "issuer": issuer_url(config),
         "keys_file": str(state_dir / "idp-keys.json"),
+        "revocations_file": str(state_dir / "idp-revocations.json"),
         "clients_file": str(state_dir / CLIENTS_FILE),
     }
 
@@ -356,8 +363,23 @@ def prometheus_config(config: LabConfig) -> dict[str, Any]:
     }
 
 
-def alertmanager_config(config: LabConfig) -> dict[str, Any]:
-    """Route every alert, each in its own group, to the webhook receiver without delay."""
+def alertmanager_config(
+    config: LabConfig, webhook_secret_file: Path | None = None
+) -> dict[str, Any]:
+    """Route every alert, each in its own group, to the webhook receiver without delay.
+
+    With ``webhook_secret_file`` Alertmanager authenticates to the webhook with it
+    as a bearer credential (prometheus/common ``http_config.authorization``; the
+    file is read by Alertmanager, the secret never enters its config).
+    """
+    webhook: dict[str, Any] = {
+        "url": f"http://{HOST}:{config.ports.webhook}/alerts",
+        "send_resolved": True,
+    }
+    if webhook_secret_file is not None:
+        webhook["http_config"] = {
+            "authorization": {"type": "Bearer", "credentials_file": str(webhook_secret_file)}
+        }
     return {
         "route": {
             "receiver": "tokenslo-webhook",
@@ -369,9 +391,7 @@ def alertmanager_config(config: LabConfig) -> dict[str, Any]:
         "receivers": [
             {
                 "name": "tokenslo-webhook",
-                "webhook_configs": [
-                    {"url": f"http://{HOST}:{config.ports.webhook}/alerts", "send_resolved": True}
-                ],
+                "webhook_configs": [webhook],
             }
         ],
     }
@@ -491,12 +511,12 @@ def _spawn(
 
 
 def _python_service(
-    name: str, module: str, args: list[str], state_dir: Path, port: int, secret: str | None = None
+    name: str, module: str, args: list[str], state_dir: Path, port: int
 ) -> ManagedProcess:
+    """A lab service as ``python -m``; secrets reach it as file paths in ``args``, never
+    in the environment (which every child inherits and ``/proc/PID/environ`` shows)."""
     env = dict(os.environ)
     env.pop(ADMIN_SECRET_ENV, None)
-    if secret is not None:
-        env[ADMIN_SECRET_ENV] = secret
     argv = [sys.executable, "-m", module, *args]
     return _spawn(name, argv, state_dir, f"http://{HOST}:{port}", env)
 
@@ -532,7 +552,10 @@ def _start_all(
             _python_service(
                 "webhook",
                 "tokenslo.lab.webhook",
-                ["--port", str(ports.webhook), "--state-dir", str(state_dir)],
+                [
+                    *("--port", str(ports.webhook), "--state-dir", str(state_dir)),
+                    *("--secret-file", str(ensure_secret(state_dir, WEBHOOK_SECRET_FILE))),
+                ],
                 state_dir,
                 ports.webhook,
             ),
@@ -540,10 +563,14 @@ def _start_all(
         )
         for name, port in (("idp", ports.idp), ("gateway", ports.gateway)):
             args = ["--config", str(state_dir / f"{name}.yaml")]
+            args += ["--admin-secret-file", str(state_dir / ADMIN_SECRET_FILE)]
             module = f"tokenslo.lab.{name}"
-            launch(name, _python_service(name, module, args, state_dir, port, secret), port)
+            launch(name, _python_service(name, module, args, state_dir, port), port)
         am = start_alertmanager(
-            alertmanager_config(config), state_dir / "alertmanager", ports.alertmanager, wait=False
+            alertmanager_config(config, state_dir / WEBHOOK_SECRET_FILE),
+            state_dir / "alertmanager",
+            ports.alertmanager,
+            wait=False,
         )
         launch("alertmanager", am, ports.alertmanager)
         prom = start_prometheus(

@@ -3,14 +3,24 @@
 The game-day backtest compares these arrival times with the fault timeline
 (detection time), so each alert of a notification becomes one JSON line in
 ``notifications.jsonl`` with ``received_at``. Run as
-``python -m tokenslo.lab.webhook --port 9402 --state-dir DIR``.
+``python -m tokenslo.lab.webhook --port 9402 --state-dir DIR --secret-file FILE``.
+
+A recorded notification is evidence (the ``alert_delivered`` probe and a game
+day's verdict rest on it), so ``POST /alerts`` takes nobody's word: it needs
+``Authorization: Bearer <secret>``, the secret ``lab up`` writes to
+``webhook-secret`` in the state dir (0600) and hands to Alertmanager through
+``http_config.authorization.credentials_file``. Anything else is 401 and not
+recorded. The 1 MB body limit is enforced while reading, before anything is
+buffered beyond it.
 """
 
 from __future__ import annotations
 
 import argparse
+import hmac
 import json
 import logging
+import sys
 import threading
 import time
 from pathlib import Path
@@ -22,6 +32,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tokenslo.lab.logsafe import clean
+from tokenslo.lab.serving import BodyTooLarge, read_limited, server_options
 
 log = logging.getLogger("tokenslo.lab.webhook")
 
@@ -70,7 +83,17 @@ def read_notifications(path: Path, limit: int = MAX_RETURNED) -> list[dict[str, 
     return records
 
 
-def create_app(state_dir: Path, clock=time.time) -> Starlette:
+def authorized(request: Request, secret: str) -> bool:
+    """``Authorization: Bearer <secret>``, compared in constant time."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        value.strip().encode("utf-8"), secret.encode("utf-8")
+    )
+
+
+def create_app(state_dir: Path, *, secret: str, clock=time.time) -> Starlette:
+    if not secret:
+        raise ValueError("a webhook secret is required")
     path = Path(state_dir) / NOTIFICATIONS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     registry = CollectorRegistry()
@@ -82,19 +105,39 @@ def create_app(state_dir: Path, clock=time.time) -> Starlette:
     )
     for status in ("firing", "resolved"):
         counter.labels(status=status)
+    refused = Counter(
+        "tokenslo_webhook_refused",
+        "POST /alerts requests refused before recording, by reason.",
+        ["reason"],
+        registry=registry,
+    )
+    for reason in ("unauthorized", "too_large", "invalid"):
+        refused.labels(reason=reason)
     lock = threading.Lock()
 
     async def alerts(request: Request) -> Response:
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
+        if not authorized(request, secret):
+            refused.labels(reason="unauthorized").inc()
+            log.warning("notification refused: not authenticated")
+            return JSONResponse(
+                {"error": "unauthorized"},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="tokenslo-webhook"'},
+            )
+        try:
+            raw = await read_limited(request, MAX_BODY_BYTES)
+        except BodyTooLarge:
+            refused.labels(reason="too_large").inc()
             return JSONResponse({"error": "body too large"}, status_code=413)
         try:
             payload = json.loads(raw)
             if not isinstance(payload, dict):
                 raise ValueError("body: must be a JSON object")
             records = alert_records(payload, clock())
-        except ValueError as exc:
-            return JSONResponse({"error": f"invalid notification: {exc}"}, status_code=400)
+        except (ValueError, RecursionError) as exc:
+            refused.labels(reason="invalid").inc()
+            reason = exc if isinstance(exc, ValueError) else "nested too deeply"
+            return JSONResponse({"error": f"invalid notification: {reason}"}, status_code=400)
         with lock, path.open("a", encoding="utf-8") as fh:
             for record in records:
                 fh.write(json.dumps(record, sort_keys=True) + "\n")
@@ -102,9 +145,9 @@ def create_app(state_dir: Path, clock=time.time) -> Starlette:
             counter.labels(status=str(record["status"])).inc()
             log.info(
                 "alert %s status=%s startsAt=%s",
-                record["labels"].get("alertname", "?"),
-                record["status"],
-                record["startsAt"],
+                clean(record["labels"].get("alertname", "?")),
+                clean(record["status"]),
+                clean(record["startsAt"]),
             )
         return JSONResponse({"recorded": len(records)})
 
@@ -138,12 +181,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9402)
     parser.add_argument("--state-dir", type=Path, default=Path(".tokenslo/lab"))
+    parser.add_argument(
+        "--secret-file", type=Path, required=True, help="bearer secret Alertmanager must send"
+    )
     args = parser.parse_args(argv)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("--host must be a loopback address")
+    try:
+        secret = args.secret_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        print(f"tokenslo webhook: {args.secret_file}: cannot read: {exc.strerror}", file=sys.stderr)
+        return 2
+    if not secret:
+        print(f"tokenslo webhook: {args.secret_file}: is empty", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # uvicorn handles SIGTERM: it stops accepting, finishes in-flight requests, exits 0.
-    uvicorn.run(create_app(args.state_dir), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(
+        create_app(args.state_dir, secret=secret),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        **server_options(),
+    )
     return 0
 
 

@@ -189,8 +189,8 @@ def start_prometheus(
         f"--config.file={config_path}",
         f"--storage.tsdb.path={workdir / 'data'}",
         f"--web.listen-address=127.0.0.1:{port}",
-        "--web.enable-lifecycle",
-        "--web.enable-admin-api",
+        # No --web.enable-admin-api / --web.enable-lifecycle: nothing here deletes series,
+        # snapshots or reloads, and anyone reaching the port could otherwise do all three.
         *(extra_args or []),
     ]
     proc = spawn("prometheus", argv, workdir, f"http://127.0.0.1:{port}")

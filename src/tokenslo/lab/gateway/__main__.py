@@ -1,40 +1,42 @@
 """``python -m tokenslo.lab.gateway --config FILE.yaml`` — the process the orchestrator starts.
 
-Reads the admin secret from ``TOKENSLO_ADMIN_SECRET`` (refuses to start
-without it), logs to stderr one line per event, serves on the configured
-loopback address with one uvicorn worker and exits cleanly on SIGTERM.
+Reads the admin secret from ``--admin-secret-file`` (what ``lab up`` passes)
+or else ``TOKENSLO_ADMIN_SECRET`` (refuses to start without one), logs to
+stderr one line per event, serves on the configured loopback address with one
+uvicorn worker and exits cleanly on SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
 import uvicorn
 
-from tokenslo.errors import EXIT_USAGE, TokensloError
+from tokenslo.errors import TokensloError
 from tokenslo.lab.gateway.app import create_app
 from tokenslo.lab.gateway.config import ADMIN_SECRET_ENV, load_credentials, load_gateway_config
+from tokenslo.lab.serving import server_options
+from tokenslo.proxy.cli import read_admin_secret
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tokenslo.lab.gateway")
     parser.add_argument("--config", required=True, help="gateway YAML config")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    parser.add_argument(
+        "--admin-secret-file", metavar="FILE", help=f"admin secret (else ${ADMIN_SECRET_ENV})"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         stream=sys.stderr,
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    secret = os.environ.get(ADMIN_SECRET_ENV, "")
-    if not secret:
-        print(f"tokenslo gateway: {ADMIN_SECRET_ENV} must be set", file=sys.stderr)
-        return EXIT_USAGE
     try:
+        secret = read_admin_secret(args.admin_secret_file)
         config = load_gateway_config(args.config)
         credentials = None
         if config.credentials_file:
@@ -49,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=config.host,
         port=config.port,
         workers=1,
+        **server_options(),
         access_log=False,
         log_config=None,
         log_level=args.log_level,

@@ -32,7 +32,15 @@ from tokenslo.lab.gateway.idp_client import CachedIntrospector, IdPClient, IdPUn
 from tokenslo.lab.gateway.jwks_cache import JWKSCache
 from tokenslo.lab.gateway.metrics import GatewayMetrics, RequestMetricsMiddleware, create_metrics
 from tokenslo.lab.gateway.revocation import IntrospectionCache, RevocationList, token_fingerprint
-from tokenslo.lab.gateway.validator import MALFORMED, Outcome, TokenValidator, is_b64token
+from tokenslo.lab.gateway.validator import (
+    INTERNAL_ERROR,
+    MALFORMED,
+    Outcome,
+    TokenBucket,
+    TokenValidator,
+    is_b64token,
+)
+from tokenslo.lab.logsafe import clean
 
 log = logging.getLogger("tokenslo.lab.gateway")
 
@@ -140,9 +148,17 @@ def _build_gateway(
         keys=jwks,
         is_revoked=revocations.is_revoked,
         now=engine.now,
-        introspector=CachedIntrospector(idp, cache) if credentials else None,
+        introspector=_introspector(config, idp, cache) if credentials else None,
+        max_token_lifetime=config.max_token_lifetime or None,
     )
     return Gateway(config, engine, metrics, idp, jwks, revocations, cache, validator)
+
+
+def _introspector(
+    config: GatewayConfig, idp: IdPClient, cache: IntrospectionCache
+) -> CachedIntrospector:
+    rate = config.introspection_rate_limit
+    return CachedIntrospector(idp, cache, TokenBucket(rate, burst=max(1.0, 2 * rate)))
 
 
 @contextlib.asynccontextmanager
@@ -228,7 +244,7 @@ async def _api_resource(request: Request) -> Response:
     if problem is not None:
         if problem.counted:
             gateway.metrics.validation(MALFORMED)
-            log.info("request rejected result=malformed reason=%r", problem.description)
+            log.info("request rejected result=malformed reason=%s", clean(problem.description))
         return _challenge(problem.status, problem.error, problem.description)
     assert token is not None
     started = time.perf_counter()
@@ -241,17 +257,21 @@ async def _api_resource(request: Request) -> Response:
             status_code=503,
             headers={"Retry-After": "1"},
         )
+    except Exception as exc:  # noqa: BLE001 - no token may turn into a 500 and a traceback
+        outcome = Outcome(INTERNAL_ERROR, f"token could not be validated ({type(exc).__name__})")
     finally:
         gateway.metrics.validation_duration.observe(time.perf_counter() - started)
     gateway.metrics.validation(outcome.result)
     if not outcome.valid:
-        log.info(
-            "token %s rejected result=%s reason=%r",
+        log.log(
+            logging.ERROR if outcome.result == INTERNAL_ERROR else logging.INFO,
+            "token %s rejected result=%s reason=%s",
             token_fingerprint(token),
             outcome.result,
-            outcome.description,
+            clean(outcome.description),
         )
-        return _challenge(401, "invalid_token", outcome.description)
+        public = outcome.description if outcome.result != INTERNAL_ERROR else "token not accepted"
+        return _challenge(401, "invalid_token", public)
     return await _respond(gateway, request, _resource_body("protected", outcome))
 
 

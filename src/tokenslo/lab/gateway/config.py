@@ -39,6 +39,10 @@ class GatewayConfig:
     allowed_algs: tuple[str, ...] = ("ES256", "RS256", "EdDSA")
     revocation_poll_interval: float = 2.0
     introspection_cache_ttl: float = 5.0
+    # IdP introspection calls per second (burst: twice that); anyone can cause them.
+    introspection_rate_limit: float = 50.0
+    # Tokens whose exp - iat exceeds this are refused (seconds; 0 = no maximum).
+    max_token_lifetime: float = 86400.0
     credentials_file: str | None = ".tokenslo/lab/credentials.yaml"
     upstream: str | None = None
     # Not in the contract's example but needed to keep the IdP calls bounded.
@@ -56,6 +60,8 @@ _NUMBER_FIELDS = {
     "leeway": (0.0, True),
     "revocation_poll_interval": (0.0, False),
     "introspection_cache_ttl": (0.0, True),
+    "introspection_rate_limit": (0.0, False),
+    "max_token_lifetime": (0.0, True),
     "http_timeout": (0.0, False),
 }
 _KNOWN = {f.name for f in fields(GatewayConfig)}

@@ -17,6 +17,7 @@ import httpx
 
 from tokenslo.lab.gateway.config import ClientCredentials, GatewayConfig
 from tokenslo.lab.gateway.revocation import IntrospectionCache
+from tokenslo.lab.gateway.validator import IntrospectionThrottled, TokenBucket
 
 
 class IdPUnavailable(Exception):
@@ -95,16 +96,26 @@ def _json_body(response: httpx.Response, what: str) -> Mapping[str, Any]:
 
 
 class CachedIntrospector:
-    """Introspection through the short cache; only real answers are cached, not errors."""
+    """Introspection through the short cache and a rate budget; only real answers are cached.
 
-    def __init__(self, client: IdPClient, cache: IntrospectionCache):
+    Every uncached token costs one IdP call, and anyone can send uncached tokens
+    (random opaque strings, forged unknown kids), so calls beyond the budget's
+    rate raise ``IntrospectionThrottled`` instead of reaching the IdP.
+    """
+
+    def __init__(
+        self, client: IdPClient, cache: IntrospectionCache, budget: TokenBucket | None = None
+    ):
         self.client = client
         self.cache = cache
+        self.budget = budget
 
     async def introspect(self, token: str) -> Mapping[str, Any]:
         cached = self.cache.get(token)
         if cached is not None:
             return cached
+        if self.budget is not None and not self.budget.take():
+            raise IntrospectionThrottled("introspection budget spent")
         response = await self.client.introspect(token)
         self.cache.put(token, response)
         return response

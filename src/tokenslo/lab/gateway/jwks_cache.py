@@ -19,6 +19,8 @@ from typing import Any
 from joserfc.errors import JoseError
 from joserfc.jwk import Key, import_key
 
+from tokenslo.lab.logsafe import clean
+
 log = logging.getLogger("tokenslo.lab.gateway")
 
 _ASYMMETRIC = frozenset({"RSA", "EC", "OKP"})
@@ -144,7 +146,7 @@ class JWKSCache:
             self._keys = keys
             self._loaded_at = self._clock()
             self._on_refresh("success")
-            log.info("jwks refreshed: %d keys, kids=%s", len(keys), ",".join(sorted(keys)))
+            log.info("jwks refreshed: %d keys, kids=%s", len(keys), clean(",".join(sorted(keys))))
             return True
 
 

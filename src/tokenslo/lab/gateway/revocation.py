@@ -22,11 +22,19 @@ log = logging.getLogger("tokenslo.lab.gateway")
 
 
 class RevocationList:
-    """Revoked JWT ids from the IdP, replaced wholesale on every successful poll."""
+    """Revoked JWT ids from the IdP, merged with what we knew on every successful poll.
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic):
+    An entry the IdP no longer lists stays until its token's ``exp``: an IdP
+    that lost its list (a restart without its revocations file) must not make
+    a revoked, unexpired token valid again. Revocation is never undone in OAuth.
+    """
+
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time
+    ):
         self._revoked: dict[str, float | None] = {}
         self._clock = clock
+        self._wall = wall
         self._updated_at: float | None = None
 
     def __contains__(self, jti: object) -> bool:
@@ -39,8 +47,13 @@ class RevocationList:
         return jti in self._revoked
 
     def replace(self, document: Any) -> int:
-        """Install the IdP's ``{"revoked": [{"jti", "exp"}]}``; returns the entry count."""
-        self._revoked = parse_revocation_list(document)
+        """Merge in the IdP's ``{"revoked": [{"jti", "exp"}]}``; returns the entry count."""
+        listed = parse_revocation_list(document)
+        now = self._wall()
+        for jti, exp in self._revoked.items():
+            if jti not in listed and exp is not None and exp > now:
+                listed[jti] = exp
+        self._revoked = listed
         self._updated_at = self._clock()
         return len(self._revoked)
 
@@ -59,8 +72,19 @@ def parse_revocation_list(document: Any) -> dict[str, float | None]:
         jti = entry.get("jti") if isinstance(entry, Mapping) else entry
         if isinstance(jti, str) and jti:
             exp = entry.get("exp") if isinstance(entry, Mapping) else None
-            revoked[jti] = float(exp) if isinstance(exp, int | float) else None
+            revoked[jti] = _timestamp(exp)
     return revoked
+
+
+def _timestamp(value: Any) -> float | None:
+    """A finite float exp, or None (unknown: kept only while the IdP lists it)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def token_fingerprint(token: str) -> str:

@@ -8,6 +8,21 @@ skew). The checks are pure functions; ``TokenValidator`` composes them with the
 two pieces of state that need I/O (the JWKS cache and the revocation list/
 introspection), which are injected so the order is testable without HTTP.
 
+Some results feed the ``token-validation-success`` SLO, so a result may only
+say "our infrastructure failed" when something an anonymous caller cannot
+produce vouches for the token (docs/slo-spec.md, "Who can move an SLO"):
+
+* an unknown ``kid`` is ``unknown_kid`` only once the IdP confirms, by
+  introspection, that a token with that kid is really its own (then the kid is
+  remembered for a while); otherwise it is ``unknown_kid_unconfirmed``.
+  Introspection calls share one rate budget, so a flood cannot amplify into
+  IdP load;
+* ``expired`` counts each genuine (signature-verified) token once; presenting
+  the same expired token again is ``expired_replayed`` (a leaked token replayed
+  forever burns nothing);
+* anything the code did not foresee is ``internal_error`` or ``malformed``,
+  never an HTTP 500.
+
 Header parameters that point at keys (``jku``, ``x5u``, ``jwk``, ``x5c``) are
 never read: keys come only from the configured issuer's JWKS.
 """
@@ -16,15 +31,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
+import math
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from joserfc.errors import JoseError
 from joserfc.jwk import Key
 from joserfc.jws import JWSRegistry
+
+from tokenslo.lab.ecdsa import is_high_s
 
 VALID = "valid"
 EXPIRED = "expired"
@@ -36,6 +57,12 @@ WRONG_ISSUER = "wrong_issuer"
 REVOKED = "revoked"
 MALFORMED = "malformed"
 DISALLOWED_ALG = "disallowed_alg"
+# Results that exist so that anonymous input has a label of its own, outside the SLI.
+UNKNOWN_KID_UNCONFIRMED = "unknown_kid_unconfirmed"
+EXPIRED_REPLAYED = "expired_replayed"
+INACTIVE = "inactive"  # opaque token the IdP does not call active (unknown, revoked, expired)
+INTROSPECTION_THROTTLED = "introspection_throttled"
+INTERNAL_ERROR = "internal_error"
 RESULTS = (
     VALID,
     EXPIRED,
@@ -47,7 +74,14 @@ RESULTS = (
     REVOKED,
     MALFORMED,
     DISALLOWED_ALG,
+    UNKNOWN_KID_UNCONFIRMED,
+    EXPIRED_REPLAYED,
+    INACTIVE,
+    INTROSPECTION_THROTTLED,
+    INTERNAL_ERROR,
 )
+# JSON numbers beyond this are no timestamps; they would overflow float arithmetic.
+MAX_NUMERIC_CLAIM = 2**53
 
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 # Extensions we implement and may therefore accept in ``crit``: none.
@@ -120,13 +154,21 @@ def parse_jwt(token: str) -> ParsedJWT:
 
 
 def _b64decode(segment: str, name: str) -> bytes:
-    """Strict base64url without padding (RFC 7515 §2)."""
+    """Strict, canonical base64url without padding (RFC 7515 §2).
+
+    The decoder ignores the unused low bits of the last character, so one token
+    has up to 16 spellings (``...A`` and ``...B`` decode alike); only the
+    canonical one is accepted, so a copy cannot pose as a distinct token.
+    """
     if not _B64URL.match(segment) or len(segment) % 4 == 1:
         raise Rejected(MALFORMED, f"{name} is not base64url")
     try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
     except (binascii.Error, ValueError):
         raise Rejected(MALFORMED, f"{name} is not base64url") from None
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != segment:
+        raise Rejected(MALFORMED, f"{name} is not canonical base64url")
+    return raw
 
 
 def _json_segment(segment: str, name: str) -> dict[str, Any]:
@@ -139,6 +181,8 @@ def _json_segment(segment: str, name: str) -> dict[str, Any]:
         )
     except _DuplicateKey:
         raise Rejected(MALFORMED, f"{name} has duplicate members") from None
+    except RecursionError:
+        raise Rejected(MALFORMED, f"{name} is nested too deeply") from None
     except (UnicodeDecodeError, ValueError):
         raise Rejected(MALFORMED, f"{name} is not JSON") from None
     if not isinstance(value, dict):
@@ -215,6 +259,8 @@ def verify_signature(parsed: ParsedJWT, alg: str, key: Key) -> None:
     algorithm, so an RSA key can never be fed to HMAC or an ES384 key to ES256.
     """
     model = JWSRegistry.algorithms[alg]
+    if is_high_s(alg, parsed.signature):
+        raise Rejected(BAD_SIGNATURE, "non-canonical (high-S) ECDSA signature")
     try:
         model.check_key(key)
         ok = model.verify(parsed.signing_input, parsed.signature, key)
@@ -239,9 +285,15 @@ def check_required_claims(claims: Mapping[str, Any]) -> None:
         raise Rejected(MALFORMED, "claim exp missing")
     for name in ("exp", "iat", "nbf"):
         if name in claims and not _is_number(claims[name]):
-            raise Rejected(MALFORMED, f"claim {name} is not a number")
+            raise Rejected(MALFORMED, f"claim {name} is not a number in range")
     if "iat" not in claims:
         raise Rejected(MALFORMED, "claim iat missing")
+
+
+def check_lifetime(claims: Mapping[str, Any], maximum: float | None) -> None:
+    """A token living longer than policy allows is refused however well it is signed."""
+    if maximum is not None and claims["exp"] - claims["iat"] > maximum:
+        raise Rejected(MALFORMED, f"token lifetime exceeds {maximum:g} seconds")
 
 
 def check_issuer(claims: Mapping[str, Any], issuer: str) -> None:
@@ -283,7 +335,8 @@ def check_introspection(
         exp = response.get("exp")
         if _is_number(exp) and now >= exp:
             raise Rejected(EXPIRED, "token expired")
-        raise Rejected(REVOKED, "token is not active")
+        # RFC 7662 §2.2 does not say why: unknown, revoked and expired all look alike.
+        raise Rejected(INACTIVE, "token is not active")
     token_type = response.get("token_type")
     if token_type is not None and str(token_type).lower() not in ("access_token", "bearer"):
         raise Rejected(MALFORMED, "token is not an access token")
@@ -294,7 +347,12 @@ def check_introspection(
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A JSON number usable as a timestamp: finite and small enough for float arithmetic."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(value, int):  # compare as ints: float(10**400) itself overflows
+        return abs(value) <= MAX_NUMERIC_CLAIM
+    return math.isfinite(value) and abs(value) <= MAX_NUMERIC_CLAIM
 
 
 # ---------------------------------------------------------------- composition
@@ -306,6 +364,66 @@ class KeySource(Protocol):
 
 class Introspector(Protocol):
     async def introspect(self, token: str) -> Mapping[str, Any]: ...
+
+
+class IntrospectionThrottled(Exception):
+    """The introspection budget is spent: the token is not judged, the IdP is spared."""
+
+
+class TokenBucket:
+    """``rate`` events per second with bursts up to ``burst``; bounds calls anyone can cause."""
+
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic):
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._tokens = burst
+        self._at = clock()
+
+    def take(self) -> bool:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+
+class Recent:
+    """A bounded set of keys, each remembered for ``ttl`` seconds (oldest evicted first)."""
+
+    def __init__(
+        self, ttl: float, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ):
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[str, float] = OrderedDict()
+
+    def __contains__(self, key: object) -> bool:
+        seen = self._entries.get(key)  # type: ignore[call-overload]
+        if seen is None:
+            return False
+        if self._clock() - seen >= self.ttl:
+            del self._entries[key]  # type: ignore[arg-type]
+            return False
+        return True
+
+    def add(self, key: str) -> None:
+        self._entries[key] = self._clock()
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+# A kid the IdP vouched for stays "ours but unpublished" this long (then it is re-confirmed).
+CONFIRMED_KID_TTL = 600.0
+# An expired token counts once per this period; it cannot matter after its own expiry window.
+EXPIRED_SEEN_TTL = 24 * 3600.0
 
 
 @dataclass
@@ -325,6 +443,9 @@ class TokenValidator:
     is_revoked: Callable[[str], bool]
     now: Callable[[], float]
     introspector: Introspector | None = None
+    max_token_lifetime: float | None = None
+    confirmed_kids: Recent = field(default_factory=lambda: Recent(CONFIRMED_KID_TTL, 256))
+    expired_seen: Recent = field(default_factory=lambda: Recent(EXPIRED_SEEN_TTL))
 
     async def validate(self, token: str) -> Outcome:
         try:
@@ -347,24 +468,64 @@ class TokenValidator:
         kid = header_kid(parsed.header)
         key = await self.keys.get(kid)
         if key is None:
-            raise Rejected(UNKNOWN_KID, "signing key not found")
+            await self._judge_unknown_kid(token, kid)
         verify_signature(parsed, alg, key)
         claims = parsed.claims
         check_required_claims(claims)
+        check_lifetime(claims, self.max_token_lifetime)
         check_issuer(claims, self.issuer)
         check_audience(claims, self.audience)
-        check_times(claims, self.now(), self.leeway)
+        self._count_expiry_once(claims["jti"], lambda: check_times(claims, self.now(), self.leeway))
         check_not_revoked(claims, self.is_revoked)
         return claims
 
+    async def _judge_unknown_kid(self, token: str, kid: str | None) -> NoReturn:
+        """Always raises: ``unknown_kid`` only when the IdP vouches for the token's kid.
+
+        Anyone can write any kid into a header; only the IdP can say the token is
+        its own. One confirmed token vouches for its kid for ``CONFIRMED_KID_TTL``,
+        so a real unpublished rotation costs one introspection, not one per request.
+        """
+        if kid is not None and kid in self.confirmed_kids:
+            raise Rejected(UNKNOWN_KID, "signing key not found")
+        if self.introspector is not None:
+            try:
+                response = await self.introspector.introspect(token)
+            except Exception:  # noqa: BLE001 - unreachable or throttled: nobody vouched
+                response = {}
+            if response.get("active") is True and response.get("iss") == self.issuer:
+                if kid is not None:
+                    self.confirmed_kids.add(kid)
+                raise Rejected(UNKNOWN_KID, "signing key not found")
+        raise Rejected(UNKNOWN_KID_UNCONFIRMED, "signing key not found")
+
+    def _count_expiry_once(self, identity: str, check: Callable[[], None]) -> None:
+        """Run a time check; the second ``expired`` verdict on one token is a replay."""
+        try:
+            check()
+        except Rejected as rejected:
+            if rejected.result != EXPIRED:
+                raise
+            key = hashlib.sha256(identity.encode("utf-8")).hexdigest()
+            if key in self.expired_seen:
+                raise Rejected(EXPIRED_REPLAYED, rejected.description) from None
+            self.expired_seen.add(key)
+            raise
+
     async def _validate_opaque(self, token: str) -> Mapping[str, Any]:
         assert self.introspector is not None
-        response = await self.introspector.introspect(token)
-        check_introspection(
-            response,
-            issuer=self.issuer,
-            audience=self.audience,
-            now=self.now(),
-            leeway=self.leeway,
+        try:
+            response = await self.introspector.introspect(token)
+        except IntrospectionThrottled:
+            raise Rejected(INTROSPECTION_THROTTLED, "token cannot be checked now") from None
+        self._count_expiry_once(
+            token,
+            lambda: check_introspection(
+                response,
+                issuer=self.issuer,
+                audience=self.audience,
+                now=self.now(),
+                leeway=self.leeway,
+            ),
         )
         return response

@@ -1,7 +1,9 @@
 """``python -m tokenslo.lab.idp --config FILE.yaml``: run the lab IdP under uvicorn.
 
-The admin secret comes from ``TOKENSLO_ADMIN_SECRET`` (required: the admin API can
-inject faults and rotate keys, so it never runs unprotected). Logs go to stderr;
+The admin secret comes from ``--admin-secret-file`` (what ``lab up`` passes: a file
+in the state dir, never the environment, which child processes inherit) or else
+``TOKENSLO_ADMIN_SECRET``; one is required, because the admin API can inject
+faults and rotate keys, so it never runs unprotected. Logs go to stderr;
 SIGTERM stops uvicorn gracefully.
 """
 
@@ -9,29 +11,32 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 from types import FrameType
 
 import uvicorn
 
-from tokenslo.errors import EXIT_USAGE, TokensloError
+from tokenslo.errors import TokensloError
 from tokenslo.lab.idp.app import create_app
 from tokenslo.lab.idp.config import load_idp_config
-
-ADMIN_SECRET_ENV = "TOKENSLO_ADMIN_SECRET"
+from tokenslo.lab.serving import server_options
+from tokenslo.proxy.cli import ADMIN_SECRET_ENV, read_admin_secret
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tokenslo.lab.idp", description=__doc__)
     parser.add_argument("--config", required=True, help="IdP config YAML")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    parser.add_argument(
+        "--admin-secret-file", metavar="FILE", help=f"admin secret (else ${ADMIN_SECRET_ENV})"
+    )
     args = parser.parse_args(argv)
-    admin_secret = os.environ.get(ADMIN_SECRET_ENV, "")
-    if not admin_secret:
-        print(f"tokenslo idp: {ADMIN_SECRET_ENV} must be set (admin API secret)", file=sys.stderr)
-        return EXIT_USAGE
+    try:
+        admin_secret = read_admin_secret(args.admin_secret_file)
+    except TokensloError as exc:
+        print(f"tokenslo idp: {exc}", file=sys.stderr)
+        return exc.exit_code
     logging.basicConfig(
         stream=sys.stderr,
         level=args.log_level.upper(),
@@ -59,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             host=config.host,
             port=config.port,
             workers=1,
+            **server_options(),
             access_log=False,  # one line per event comes from our own loggers
             log_level="warning" if args.log_level != "debug" else "info",
             timeout_graceful_shutdown=5,

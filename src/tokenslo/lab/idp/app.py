@@ -30,6 +30,8 @@ from tokenslo.lab.idp.config import IdPConfig
 from tokenslo.lab.idp.keys import KeyStore, SigningKey
 from tokenslo.lab.idp.metrics import STATE_KEY, IdPMetrics, MetricsMiddleware
 from tokenslo.lab.idp.tokens import SWEEP_INTERVAL, OAuthError, TokenService, token_ref
+from tokenslo.lab.logsafe import clean
+from tokenslo.lab.serving import BodyTooLarge, read_limited
 
 log = logging.getLogger("tokenslo.lab.idp")
 
@@ -38,6 +40,7 @@ AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 FAULT_MAX_EXPIRY = 3600.0
 HOUSEKEEPING_INTERVAL = 1.0  # seconds: how late a pending key may publish itself at most
 ROTATE_FIELDS = ("publish", "expires_in")
+MAX_FORM_BYTES = 64 * 1024  # OAuth forms are a few hundred bytes; anyone can send more
 
 
 class IdP:
@@ -65,7 +68,9 @@ class IdP:
             real_now=engine.real_now,
             on_publish=self._key_published,
         )
-        self.tokens = TokenService(self.issuer, self.keys, now=engine.now)
+        self.tokens = TokenService(
+            self.issuer, self.keys, now=engine.now, revocations_file=config.revocations_file
+        )
         # an unpublished key is an injected fault: it shows in tokenslo_faults_active
         engine.add_active_source(lambda: len(self.keys.pending()))
         self._stop = threading.Event()
@@ -100,8 +105,8 @@ class IdP:
         self.metrics.issued(grant, issued.access_token, issued.expires_in)
         log.debug(
             "token issued client=%s grant=%s token=%s",
-            client.client_id,
-            grant,
+            clean(client.client_id),
+            clean(grant),
             token_ref(issued.access_token),
         )
         body = {
@@ -141,7 +146,10 @@ class IdP:
             return _oauth_error(exc)
         if kind != "unknown":
             log.info(
-                "token revoked client=%s kind=%s token=%s", client.client_id, kind, token_ref(token)
+                "token revoked client=%s kind=%s token=%s",
+                clean(client.client_id),
+                kind,
+                token_ref(token),
             )
         return Response(status_code=200, headers=NO_STORE)
 
@@ -302,8 +310,8 @@ class IdP:
         if client is None:
             log.info(
                 "client authentication failed client_id=%s path=%s",
-                client_id[:64],
-                request.url.path,
+                clean(client_id, 64),
+                clean(request.url.path),
             )
             raise OAuthError("invalid_client", "client authentication failed", 401)
         if introspection and not client.introspect:
@@ -408,7 +416,10 @@ async def _form(request: Request, allow_get: bool = False) -> dict[str, str]:
     if request.method == "GET" and allow_get:
         return {}
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await request.body()
+    try:
+        body = await read_limited(request, MAX_FORM_BYTES)
+    except BodyTooLarge:
+        raise OAuthError("invalid_request", "request body too large", 413) from None
     if not body:
         return {}
     if content_type != "application/x-www-form-urlencoded":

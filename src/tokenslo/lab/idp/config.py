@@ -17,7 +17,15 @@ import yaml
 from tokenslo.errors import InputError
 
 SIGNING_ALGS = ("ES256", "RS256", "EdDSA")
-_FIELDS = ("host", "port", "issuer", "signing_alg", "keys_file", "clients_file")
+_FIELDS = (
+    "host",
+    "port",
+    "issuer",
+    "signing_alg",
+    "keys_file",
+    "clients_file",
+    "revocations_file",
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,7 @@ class IdPConfig:
     signing_alg: str = "ES256"
     keys_file: Path | None = None  # None → keys live in memory only
     clients_file: Path | None = None
+    revocations_file: Path | None = None  # None → revocations are forgotten on restart
 
     @property
     def effective_issuer(self) -> str:
@@ -121,6 +130,7 @@ def parse_idp_config(doc: YamlDoc) -> IdPConfig:
         signing_alg=alg,
         keys_file=_path(doc, data, "keys_file"),
         clients_file=_path(doc, data, "clients_file"),
+        revocations_file=_path(doc, data, "revocations_file"),
     )
 
 

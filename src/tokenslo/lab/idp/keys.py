@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import threading
 import time
 import warnings
@@ -26,6 +25,8 @@ from joserfc import jwk, jwt
 from joserfc.errors import SecurityWarning
 
 from tokenslo.errors import InputError
+from tokenslo.lab.ecdsa import to_low_s
+from tokenslo.lab.private_file import write_private
 
 PUBLISHED_KEEP = 2
 RETAINED = 5
@@ -170,7 +171,8 @@ class KeyStore:
         self.publish_due()
         key = self.current
         full = {**header, "alg": key.alg, "kid": key.kid}
-        return jwt.encode(full, claims, key.key, algorithms=[key.alg], default_type=None)
+        token = jwt.encode(full, claims, key.key, algorithms=[key.alg], default_type=None)
+        return _canonical_signature(token, key.alg)
 
     def verify(self, token: str) -> jwt.Token | None:
         """Decode a token signed by any retained key; None if it is not ours or is bad."""
@@ -226,13 +228,17 @@ class KeyStore:
                 for k in self._keys
             ]
         }
-        self._file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._file.with_name(self._file.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self._file)
+        write_private(self._file, json.dumps(data))
+
+
+def _canonical_signature(token: str, alg: str) -> str:
+    """The token with its ECDSA signature in low-S form: gateways refuse the high-S twin."""
+    signing_input, _, signature_b64 = token.rpartition(".")
+    signature = base64.urlsafe_b64decode(signature_b64 + "=" * (-len(signature_b64) % 4))
+    low = to_low_s(alg, signature)
+    if low == signature:
+        return token
+    return signing_input + "." + base64.urlsafe_b64encode(low).rstrip(b"=").decode("ascii")
 
 
 def _optional_float(value: object) -> float | None:

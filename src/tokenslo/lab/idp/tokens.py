@@ -28,6 +28,7 @@ engine's clock, so clock-skew faults move iat/exp).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import secrets
 import sys
@@ -35,9 +36,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from tokenslo.errors import InputError
 from tokenslo.lab.idp.clients import Client
 from tokenslo.lab.idp.keys import KeyStore
+from tokenslo.lab.logsafe import clean
+from tokenslo.lab.private_file import write_private
 
 log = logging.getLogger("tokenslo.lab.idp")
 
@@ -116,10 +121,20 @@ class _Refresh:
 
 
 class RevocationList:
-    """Revoked access-token jtis with their exp, so entries can be dropped once expired."""
+    """Revoked access-token jtis with their exp, so entries can be dropped once expired.
 
-    def __init__(self) -> None:
+    With a ``path`` the list survives restarts: a revoked JWT stays valid by its
+    signature until ``exp``, so forgetting the revocation (any IdP restart, also
+    the one ``lab up`` does when it recovers a lab) would make it valid again.
+    Every change rewrites the file (atomic, 0600); entries past their exp are
+    dropped on load and on write. Callers hold the token service's lock.
+    """
+
+    def __init__(self, path: Path | None = None, now: float | None = None) -> None:
         self._entries: dict[str, int] = {}
+        self._path = path
+        if path is not None:
+            self._entries = load_revocations(path, time.time() if now is None else now)
 
     def add(self, jti: str, exp: int) -> None:
         self._entries[jti] = exp
@@ -136,6 +151,34 @@ class RevocationList:
     def prune(self, now: float) -> None:
         for jti in [j for j, e in self._entries.items() if e <= now]:
             del self._entries[jti]
+
+    def save(self, now: float) -> None:
+        """Persist the live entries (no-op without a path)."""
+        if self._path is None:
+            return
+        self.prune(now)
+        write_private(self._path, json.dumps({"revoked": self.snapshot(now)}))
+
+
+def load_revocations(path: Path, now: float) -> dict[str, int]:
+    """The live entries of a revocations file; a missing file is an empty list."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        entries = {
+            str(item["jti"]): int(item["exp"])
+            for item in data["revoked"]
+            if isinstance(item.get("jti"), str) and int(item["exp"]) > now
+        }
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(
+            f"cannot load revocations ({type(exc).__name__}); the file must hold "
+            '{"revoked": [{"jti": ..., "exp": ...}]}',
+            file=str(path),
+            field="revocations_file",
+        ) from None
+    return entries
 
 
 def grant_scope(requested: str | None, allowed: tuple[str, ...]) -> tuple[str, ...]:
@@ -161,11 +204,17 @@ def pick_audience(requested: str | None, client: Client) -> str | list[str]:
 
 
 class TokenService:
-    def __init__(self, issuer: str, keys: KeyStore, now: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        issuer: str,
+        keys: KeyStore,
+        now: Callable[[], float] = time.time,
+        revocations_file: Path | None = None,
+    ):
         self.issuer = issuer
         self.keys = keys
         self.now = now
-        self.revoked = RevocationList()
+        self.revoked = RevocationList(revocations_file, now())
         self._lock = threading.Lock()
         self._opaque: dict[bytes, _Opaque] = {}
         self._refresh: dict[bytes, _Refresh] = {}
@@ -201,7 +250,7 @@ class TokenService:
                     "refresh token reuse detected: token=%s client=%s; family revoked "
                     "(%d live access tokens)",
                     token_ref(refresh_token),
-                    client.client_id,
+                    clean(client.client_id),
                     count,
                 )
                 raise OAuthError("invalid_grant", "refresh token was already used")
@@ -251,6 +300,7 @@ class TokenService:
         for jti, exp in live:
             self.revoked.add(jti, exp)  # opaque tokens check the list too
         family.access = None
+        self.revoked.save(self.now())
         return len(live)
 
     # -- introspection and revocation -----------------------------------------------------
@@ -322,6 +372,7 @@ class TokenService:
                 self._check_owner(client, opaque.client_id)
                 opaque.revoked = True
                 self.revoked.add(opaque.jti, opaque.exp)
+                self.revoked.save(self.now())
                 return "access_token"
         decoded = self.keys.verify(token)
         if decoded is None or not isinstance(decoded.claims.get("jti"), str):
@@ -329,6 +380,7 @@ class TokenService:
         self._check_owner(client, decoded.claims.get("client_id"))
         with self._lock:
             self.revoked.add(decoded.claims["jti"], int(decoded.claims.get("exp", 0)))
+            self.revoked.save(self.now())
         return "access_token"
 
     @staticmethod
