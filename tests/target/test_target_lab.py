@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import json
 import stat
+import time
 
 import pytest
+import requests
 
 from support import free_ports_lab_config
 from tokenslo.cli import main
 from tokenslo.target.loader import load_target
 
 pytestmark = [pytest.mark.lab, pytest.mark.prometheus]
+
+
+def wait_for_two_scrapes(prometheus: str, timeout: float = 30.0) -> None:
+    """Until every scrape target has been scraped at least twice (a condition, not a sleep)."""
+    query = "min(count_over_time(up[5m]))"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = requests.get(f"{prometheus}/api/v1/query", params={"query": query}, timeout=5)
+        result = body.json()["data"]["result"]
+        if result and float(result[0]["value"][1]) >= 2:
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"Prometheus did not scrape every target twice within {timeout:g} s")
 
 
 def test_lab_up_writes_its_target_and_target_check_is_green(lab, capsys):
@@ -28,6 +43,7 @@ def test_lab_up_writes_its_target_and_target_check_is_green(lab, capsys):
     assert lab.admin_secret() not in text
     assert stat.S_IMODE(target.client("load").secret.file.stat().st_mode) == 0o600
 
+    wait_for_two_scrapes(lab.urls["prometheus"])  # rate() needs two samples of every series
     assert main(["target", "check", str(path), "--format", "json"]) == 0
     findings = json.loads(capsys.readouterr().out)["findings"]
     statuses = {f["check"]: f["status"] for f in findings}
