@@ -58,3 +58,19 @@ class ServedApp:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def alias_bomb(levels: int = 7, fan_out: int = 9) -> str:
+    """A "billion laughs" YAML file (~260 bytes at 7 levels): ``fan_out ** levels`` strings
+    once aliases are expanded, which a copying loader pays for in time and memory."""
+    names = "abcdefghijklmnopqrstuvwxyz"
+    lines = [f"{names[0]}: &{names[0]} [{', '.join(['x'] * fan_out)}]"]
+    for level in range(1, levels):
+        prev, name = names[level - 1], names[level]
+        lines.append(f"{name}: &{name} [{','.join([f'*{prev}'] * fan_out)}]")
+    return "\n".join(lines) + "\n"
+
+
+def deep_yaml(depth: int = 5000) -> str:
+    """A value nested ``depth`` flow sequences deep (two bytes per level)."""
+    return "a: " + "[" * depth + "]" * depth + "\n"

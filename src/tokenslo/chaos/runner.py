@@ -34,7 +34,7 @@ from tokenslo.chaos import journal as journal_mod
 from tokenslo.chaos import targets
 from tokenslo.chaos.runstate import RUN_ID_ENV
 from tokenslo.errors import InputError, UnavailableError
-from tokenslo.spec.yamlpos import Document, load_documents
+from tokenslo.spec.yamlpos import Document, load_documents, read_text
 
 ROLLBACK_STRATEGY = "always"
 STATE_DIR_ENV = "TOKENSLO_LAB_STATE_DIR"
@@ -66,11 +66,7 @@ class RunResult:
 
 def load_experiment(path: str | Path) -> Document:
     file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read experiment: {exc.strerror}", file=file) from None
-    docs = load_documents(text, file)
+    docs = load_documents(read_text(path), file)
     if len(docs) != 1 or not isinstance(docs[0].data, dict):
         raise InputError("an experiment is one YAML/JSON mapping", file=file)
     doc = docs[0]

@@ -40,6 +40,7 @@ from tokenslo.prometheus.process import (
     start_prometheus,
     stop_pid,
 )
+from tokenslo.spec.yamlpos import read_document
 
 log = logging.getLogger("tokenslo.lab")
 
@@ -237,12 +238,9 @@ def ensure_admin_secret(state_dir: Path) -> Path:
 
 
 def read_credentials(path: Path) -> dict[str, str]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
+    if not path.exists():
         return {}
-    except yaml.YAMLError:
-        raise InputError("credentials file is not valid YAML", file=str(path)) from None
+    data = read_document(path).data or {}
     entries = data.get("clients", []) if isinstance(data, dict) else []
     return {
         e["client_id"]: e["client_secret"]

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-import yaml
-
 from tokenslo.errors import InputError
+from tokenslo.spec.yamlpos import read_document
 
 ENV_ID = "TOKENSLO_CLIENT_ID"
 ENV_SECRET = "TOKENSLO_CLIENT_SECRET"
@@ -75,17 +74,7 @@ def _entry(entry: dict, file: str) -> Credentials:
 
 
 def from_file(path: str | Path, client_id: str = DEFAULT_CLIENT) -> Credentials:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read credentials: {exc.strerror}", file=str(path)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise InputError("not valid YAML", file=str(path), line=line) from None
-    return from_mapping(data, client_id, str(path))
+    return from_mapping(read_document(path).data, client_id, str(path))
 
 
 def load_credentials(

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import yaml
-
 from tokenslo.errors import InputError
+from tokenslo.spec.yamlpos import read_document
 
 CLIENT_ID_ENV = "TOKENSLO_CLIENT_ID"
 CLIENT_SECRET_ENV = "TOKENSLO_CLIENT_SECRET"
@@ -105,14 +104,7 @@ def load_credentials(
 
 
 def _from_file(path: Path, wanted: str | None) -> Credentials:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read credentials: {exc.strerror}", file=str(path)) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise InputError("not valid YAML", file=str(path), line=line) from None
+    data = read_document(path).data
     if not isinstance(data, dict):
         raise InputError(
             "expected a mapping with client_id/client_secret or clients", file=str(path)
