@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import requests
 import uvicorn
 
 from tokenslo.lab.config import LabConfig, load_lab_config
@@ -74,3 +76,19 @@ def alias_bomb(levels: int = 7, fan_out: int = 9) -> str:
 def deep_yaml(depth: int = 5000) -> str:
     """A value nested ``depth`` flow sequences deep (two bytes per level)."""
     return "a: " + "[" * depth + "]" * depth + "\n"
+
+
+def wait_until(check: Callable[[], object], timeout: float, interval: float = 0.25) -> object:
+    """Poll ``check`` until it returns something truthy; bounded by ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except (requests.RequestException, KeyError, IndexError, ValueError) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last result: {last!r}")

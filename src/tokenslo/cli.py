@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from tokenslo import __version__
 from tokenslo.errors import EXIT_USAGE, TokensloError
+from tokenslo.signals import interrupts_raise
 
 # group → (help, modules providing register(subparsers) for its subcommands)
 GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -81,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return int(handler(args) or 0)
+        with interrupts_raise():  # SIGTERM/SIGHUP clean up exactly like Ctrl-C
+            return int(handler(args) or 0)
     except TokensloError as exc:
         print(f"tokenslo: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
 import time
@@ -22,6 +21,8 @@ from collections import Counter
 from pathlib import Path
 
 import requests
+
+from tokenslo.signals import handle_stop_signals
 
 MAX_DURATION = 3600.0
 REQUEST_TIMEOUT = 2.0
@@ -144,9 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     if not secret:
         parser.error(f"no credentials for client {args.client_id!r}")
     flows = Flows(args.idp, args.gateway, args.client_id, secret, args.rate)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: flows.stop.set())
-    summary = run(flows, args.duration)
+    with handle_stop_signals(lambda *_: flows.stop.set()):
+        summary = run(flows, args.duration)
     if args.stats:
         args.stats.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -34,6 +34,7 @@ from tokenslo.chaos import journal as journal_mod
 from tokenslo.chaos import targets
 from tokenslo.chaos.runstate import RUN_ID_ENV
 from tokenslo.errors import InputError, UnavailableError
+from tokenslo.signals import interrupts_ignored, interrupts_raise
 from tokenslo.spec.yamlpos import Document, load_documents, read_text
 
 ROLLBACK_STRATEGY = "always"
@@ -342,24 +343,20 @@ def _supervise(argv: list[str], env: dict, timeout: float, capture: bool) -> tup
         start_new_session=True,
         preexec_fn=_die_with_parent,
     )
-    previous = signal.getsignal(signal.SIGTERM)
-    if _in_main_thread():
-        signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        try:
+        with interrupts_raise():
             output, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired:
+        with interrupts_ignored():
             _interrupt(proc)
             output, _ = proc.communicate()
-            return proc.returncode, (output or "") + f"\n[tokenslo] timed out after {timeout:g}s"
-        except KeyboardInterrupt:
+        return proc.returncode, (output or "") + f"\n[tokenslo] timed out after {timeout:g}s"
+    except KeyboardInterrupt:
+        with interrupts_ignored():
             _interrupt(proc)  # the journal then says "interrupted", after the rollbacks
             output, _ = proc.communicate()
-            return proc.returncode, (output or "") + "\n[tokenslo] interrupted"
-        return proc.returncode, output or ""
-    finally:
-        if _in_main_thread():
-            signal.signal(signal.SIGTERM, previous)
+        return proc.returncode, (output or "") + "\n[tokenslo] interrupted"
+    return proc.returncode, output or ""
 
 
 def _die_with_parent() -> None:
@@ -368,16 +365,6 @@ def _die_with_parent() -> None:
 
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def _interrupt(proc: subprocess.Popen) -> None:

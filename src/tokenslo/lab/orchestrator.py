@@ -40,6 +40,7 @@ from tokenslo.prometheus.process import (
     start_prometheus,
     stop_pid,
 )
+from tokenslo.signals import interrupts_ignored
 from tokenslo.spec.yamlpos import read_document
 
 log = logging.getLogger("tokenslo.lab")
@@ -122,6 +123,9 @@ class LabState:
     audience: str
     already_running: bool = False
     notes: list[str] = field(default_factory=list)
+    # False while ``up`` is still starting components: the state names every process started
+    # so far, so ``down`` finds them even if ``up`` was killed half way.
+    complete: bool = True
 
     @property
     def urls(self) -> dict[str, str]:
@@ -147,6 +151,7 @@ class LabState:
             "credentials_file": str(self.credentials_file),
             "notifications_file": str(self.notifications_file),
             "components": {name: asdict(c) for name, c in self.components.items()},
+            "complete": self.complete,
         }
 
     @classmethod
@@ -160,6 +165,7 @@ class LabState:
             notifications_file=Path(data["notifications_file"]),
             issuer=data["issuer"],
             audience=data["audience"],
+            complete=bool(data.get("complete", True)),
         )
 
 
@@ -495,17 +501,18 @@ def _component(name: str, managed: ManagedProcess, port: int) -> Component:
     )
 
 
-def _start_all(
-    config: LabConfig, state_dir: Path, secret: str, rules: dict[str, str]
-) -> dict[str, Component]:
+def _start_all(config: LabConfig, state: LabState, secret: str, rules: dict[str, str]) -> None:
+    """Start every component in ``ORDER``, recording each in ``state.json`` as soon as it is
+    spawned; on any failure or interrupt, stop what was started and re-raise."""
     started: list[ManagedProcess] = []
-    components: dict[str, Component] = {}
+    state_dir = state.state_dir
     ports = config.ports
 
     def launch(name: str, managed: ManagedProcess, port: int) -> None:
         started.append(managed)
+        state.components[name] = _component(name, managed, port)
+        write_state(state)
         managed.wait_ready(READY_PATHS[name], timeout=config.startup_timeout)
-        components[name] = _component(name, managed, port)
         log.info("lab: %s ready at %s (pid %d)", name, managed.url, managed.pid)
 
     try:
@@ -546,11 +553,12 @@ def _start_all(
                     f"see {managed.log_path}"
                 )
     except BaseException:
-        for managed in reversed(started):
-            if managed.proc.poll() is None:  # never signal a PID we already reaped
-                managed.stop()
+        with interrupts_ignored():  # a second SIGTERM must not cut the clean-up short
+            for managed in reversed(started):
+                if managed.proc.poll() is None:  # never signal a PID we already reaped
+                    managed.stop()
+            (state_dir / STATE_FILE).unlink(missing_ok=True)
         raise
-    return components
 
 
 def wait_wired(prometheus_url: str, jobs: list[str], timeout: float) -> None:
@@ -594,7 +602,7 @@ def _running_state(state_dir: Path) -> LabState | None:
     state = read_state(state_dir)
     if state is None:
         return None
-    if all(c.is_ours_and_alive() for c in state.components.values()):
+    if state.complete and all(c.is_ours_and_alive() for c in state.components.values()):
         return state
     _stop_components(state)  # a partial lab: stop what is left, then start afresh
     (state_dir / STATE_FILE).unlink(missing_ok=True)
@@ -620,15 +628,9 @@ def lab_up(config: LabConfig, state_dir: str | Path) -> LabState:
         creds = ensure_credentials(state_dir)
         _write_configs(config, state_dir, creds)
         secret = secret_path.read_text(encoding="utf-8").strip()
-        try:
-            components = _start_all(config, state_dir, secret, rules)
-        except UnavailableError as exc:
-            raise UnavailableError(
-                f"lab up failed, everything started was stopped: {exc}"
-            ) from None
         state = LabState(
             state_dir=state_dir,
-            components=components,
+            components={},
             started_at=time.time(),
             admin_secret_file=secret_path,
             credentials_file=state_dir / CREDENTIALS_FILE,
@@ -636,11 +638,20 @@ def lab_up(config: LabConfig, state_dir: str | Path) -> LabState:
             issuer=issuer_url(config),
             audience=gateway_audience(config),
             notes=notes,
+            complete=False,
         )
+        try:
+            _start_all(config, state, secret, rules)
+        except UnavailableError as exc:
+            raise UnavailableError(
+                f"lab up failed, everything started was stopped: {exc}"
+            ) from None
+        state.complete = True
         try:
             write_state(state)
         except BaseException:
             _stop_components(state)
+            (state_dir / STATE_FILE).unlink(missing_ok=True)
             raise
         return state
 
