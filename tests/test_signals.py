@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -55,3 +57,13 @@ def test_ignored_block_and_nohup_are_respected():
             assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def test_processes_started_during_clean_up_can_still_be_stopped():
+    """Ignoring is a Python handler, not SIG_IGN, so children do not inherit it."""
+    probe = "import signal; print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)"
+    with interrupts_ignored():
+        done = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
+        )
+    assert done.stdout.strip() == "True"

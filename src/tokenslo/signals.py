@@ -26,12 +26,18 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    """Ignore a signal. A Python handler rather than SIG_IGN: an ignored disposition would
+    be inherited by every process started during the clean-up, which then could not be
+    stopped with SIGTERM; a handler is reset to the default at exec."""
+
+
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     """First SIGTERM/SIGHUP: interrupt like Ctrl-C. Repeats are ignored, so a supervisor that
     signals twice cannot cut the clean-up short (a second Ctrl-C still can)."""
     for sig in STOP_SIGNALS[1:]:
         if signal.getsignal(sig) is _raise_interrupt:
-            signal.signal(sig, signal.SIG_IGN)
+            signal.signal(sig, _ignore)
     raise KeyboardInterrupt
 
 
@@ -62,5 +68,5 @@ def interrupts_raise() -> contextlib.AbstractContextManager[None]:
 @contextlib.contextmanager
 def interrupts_ignored() -> Iterator[None]:
     """No stop signal can interrupt the block (a roll-back or a report being written)."""
-    with handle_stop_signals(signal.SIG_IGN):  # type: ignore[arg-type]
+    with handle_stop_signals(_ignore):
         yield
