@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tokenslo.cli import main
-from tokenslo.lab.orchestrator import STATE_FILE, port_busy
+from tokenslo.lab.orchestrator import STATE_FILE, load_state, port_busy
 
 pytestmark = [pytest.mark.lab, pytest.mark.prometheus, pytest.mark.slow]
 
@@ -86,6 +86,7 @@ def test_lab_down_finds_what_a_killed_lab_up_started(
         left = lab_pids(state_dir)
         assert left, "the killed lab up leaves its components running"
         assert json.loads((state_dir / STATE_FILE).read_text())["complete"] is False
+        assert load_state(state_dir) is None  # users of a lab never see a half-started one
         assert main(["lab", "down", "--state-dir", str(state_dir)]) == 0
         stopped = capsys.readouterr().out
         assert stopped.startswith("stopped: ") and "webhook" in stopped and "idp" in stopped

@@ -194,11 +194,15 @@ def proc_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-def read_state(state_dir: Path) -> LabState | None:
+def read_state(state_dir: Path, *, partial: bool = False) -> LabState | None:
+    """The recorded lab; None when there is none, or (unless ``partial``) while ``up`` is
+    still starting it or was killed half way: callers that need its URLs must not see a
+    lab without all of its components. ``down`` and ``up`` itself read partial states."""
     path = Path(state_dir) / STATE_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return LabState.from_json(Path(state_dir), data)
+        state = LabState.from_json(Path(state_dir), data)
+        return state if partial or state.complete else None
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError) as exc:
@@ -599,7 +603,7 @@ def _write_configs(config: LabConfig, state_dir: Path, creds: dict[str, str]) ->
 
 def _running_state(state_dir: Path) -> LabState | None:
     """The recorded lab if every one of its processes is still ours and alive."""
-    state = read_state(state_dir)
+    state = read_state(state_dir, partial=True)
     if state is None:
         return None
     if state.complete and all(c.is_ours_and_alive() for c in state.components.values()):
@@ -680,7 +684,7 @@ def lab_down(state_dir: str | Path) -> list[str]:
     if not (state_dir / STATE_FILE).exists():
         return []
     with _locked(state_dir):
-        state = read_state(state_dir)
+        state = read_state(state_dir, partial=True)
         if state is None:
             return []
         stopped = _stop_components(state)
