@@ -3,13 +3,12 @@
 A ~260-byte alias bomb (7 levels, 9**7 strings once expanded) and a 5,000-deep file are
 each given to ``tokenslo slo validate`` in a fresh process; the loader must refuse them
 (exit 2, one line) in under 1 s and 100 MB. Reported per file: the whole process (wall
-time and peak RSS from ``wait4``, interpreter start-up and imports included, beside
-``tokenslo --version`` as the baseline every command pays) and the refusal alone,
-in-process (``load_result`` on the file, median of 5). The limits apply to the refusal
-and to the process's time over the baseline, and to the whole process's peak RSS.
+time and peak RSS from ``wait4``, interpreter start-up and imports included; the
+limits apply to these) and the refusal alone, in-process (``load_result`` on the file,
+median of 5). On a loaded machine the process time is mostly start-up and imports.
 
 Run: .venv/bin/python benchmarks/bench_yaml_hostile.py
-Prints lines like ``bomb bytes=254 exit=2 process_s=0.61 max_rss_mb=48.1 refusal_ms=0.21``.
+Prints lines like ``bomb bytes=244 exit=2 process_s=0.71 max_rss_mb=40.2 refusal_ms=0.83``.
 """
 
 from __future__ import annotations
@@ -61,8 +60,6 @@ def refusal_ms(path: Path) -> float:
 
 def main() -> int:
     ok = True
-    _, baseline, base_rss, _ = run_cli("--version")
-    print(f"baseline tokenslo --version process_s={baseline:.2f} max_rss_mb={base_rss:.1f}")
     with tempfile.TemporaryDirectory() as tmp:
         for name, text in (("bomb", alias_bomb()), ("deep", deep_yaml(5000))):
             path = Path(tmp) / f"{name}.yaml"
@@ -70,11 +67,10 @@ def main() -> int:
             code, seconds, rss, stderr = run_cli("slo", "validate", str(path))
             lines = stderr.splitlines()
             refusal = refusal_ms(path)
-            ok &= code == 2 and len(lines) == 1 and rss < LIMIT_MB
-            ok &= refusal / 1000 < LIMIT_SECONDS and seconds - baseline < LIMIT_SECONDS
+            ok &= code == 2 and len(lines) == 1 and rss < LIMIT_MB and seconds < LIMIT_SECONDS
             print(
                 f"{name} bytes={len(text.encode())} exit={code} process_s={seconds:.2f} "
-                f"over_baseline_s={seconds - baseline:.2f} max_rss_mb={rss:.1f} "
+                f"max_rss_mb={rss:.1f} "
                 f"refusal_ms={refusal:.2f} message={lines!r}"
             )
     print("within limits" if ok else f"OVER LIMITS ({LIMIT_SECONDS:g} s, {LIMIT_MB:g} MB)")

@@ -168,3 +168,20 @@ def test_experiment_refuses_aliases(tmp_path):
     exp.write_text(json.dumps({"title": "t", "method": []}).replace('"t"', "&t x") + "\n")
     with pytest.raises(InputError, match="anchor &t"):
         load_experiment(exp)
+
+
+def test_slo_validate_imports_only_its_own_command_modules(tmp_path):
+    """The refusal costs nothing, so start-up dominates: `slo validate` must not import the
+    proxy's aiohttp, the lab or Locust (measured in benchmarks/bench_yaml_hostile.py)."""
+    path = tmp_path / "bomb.yaml"
+    path.write_text(alias_bomb())
+    code = (
+        "import sys\n"
+        "from tokenslo.cli import main\n"
+        f"assert main(['slo', 'validate', {str(path)!r}]) == 2\n"
+        "print(sorted(m for m in ('aiohttp', 'locust', 'tokenslo.lab.orchestrator', "
+        "'tokenslo.proxy.app', 'uvicorn') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
