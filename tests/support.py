@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -134,3 +135,35 @@ class ProxyProcess:
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             stop_pid(self.proc.pid, child=self.proc)
+
+
+def alias_bomb(levels: int = 7, fan_out: int = 9) -> str:
+    """A "billion laughs" YAML file (~260 bytes at 7 levels): ``fan_out ** levels`` strings
+    once aliases are expanded, which a copying loader pays for in time and memory."""
+    names = "abcdefghijklmnopqrstuvwxyz"
+    lines = [f"{names[0]}: &{names[0]} [{', '.join(['x'] * fan_out)}]"]
+    for level in range(1, levels):
+        prev, name = names[level - 1], names[level]
+        lines.append(f"{name}: &{name} [{','.join([f'*{prev}'] * fan_out)}]")
+    return "\n".join(lines) + "\n"
+
+
+def deep_yaml(depth: int = 5000) -> str:
+    """A value nested ``depth`` flow sequences deep (two bytes per level)."""
+    return "a: " + "[" * depth + "]" * depth + "\n"
+
+
+def wait_until(check: Callable[[], object], timeout: float, interval: float = 0.25) -> object:
+    """Poll ``check`` until it returns something truthy; bounded by ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except (requests.RequestException, KeyError, IndexError, ValueError) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last result: {last!r}")

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from tokenslo import __version__
 from tokenslo.errors import EXIT_USAGE, TokensloError
+from tokenslo.signals import interrupts_raise
 
 # group → (help, modules providing register(subparsers) for its subcommands)
 GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -32,13 +33,13 @@ GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "report": ("render SLO and game-day reports", ("tokenslo.render.reports_cli",)),
 }
 
-# Modules whose register(subparsers) adds commands directly at the top level
+# command → module whose register(subparsers) adds it directly at the top level
 # (commands without subcommands, such as `tokenslo probe`).
-TOP_LEVEL: tuple[str, ...] = (
-    "tokenslo.prober.cli",
-    "tokenslo.proxy.cli",
-    "tokenslo.gameday.cli",
-)
+TOP_LEVEL: dict[str, str] = {
+    "probe": "tokenslo.prober.cli",
+    "proxy": "tokenslo.proxy.cli",
+    "gameday": "tokenslo.gameday.cli",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,7 +49,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or, given ``command`` (a group or top-level command), one whose
+    other groups have no subcommands: each command only imports its own modules, so a
+    command that refuses bad input does so without first importing aiohttp, Locust's
+    helpers or the lab (half the start-up time)."""
     parser = _Parser(
         prog="tokenslo",
         description="SLO monitoring and chaos testing for token infrastructure.",
@@ -59,11 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
         group = groups.add_parser(name, help=help_text, description=help_text)
         group.set_defaults(handler=_group_help(group))
         leaves = group.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", parser_class=_Parser)
-        for module in modules:
-            importlib.import_module(module).register(leaves)
-    for module in TOP_LEVEL:
-        importlib.import_module(module).register(groups)
+        if command in (None, name):
+            for module in modules:
+                importlib.import_module(module).register(leaves)
+    for name, module in TOP_LEVEL.items():
+        if command in (None, name):
+            importlib.import_module(module).register(groups)
     return parser
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The group or top-level command ``argv`` starts with, if it names one."""
+    first = argv[0] if argv else None
+    return first if first in GROUPS or first in TOP_LEVEL else None
 
 
 def _group_help(group: argparse.ArgumentParser):
@@ -75,14 +88,16 @@ def _group_help(group: argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return int(handler(args) or 0)
+        with interrupts_raise():  # SIGTERM/SIGHUP clean up exactly like Ctrl-C
+            return int(handler(args) or 0)
     except TokensloError as exc:
         print(f"tokenslo: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -7,14 +7,12 @@ on free ports in a temporary state dir and always brings it down.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
-from support import ServedApp, free_ports_lab_config
+from support import ServedApp, free_ports_lab_config, wait_until
 from tokenslo.lab.config import LabConfig
 from tokenslo.prometheus.process import pid_alive
 
@@ -32,22 +30,6 @@ def serve_app() -> Iterator[Callable[..., ServedApp]]:
     yield start
     for server in served:
         server.stop()
-
-
-def wait_until(check: Callable[[], object], timeout: float, interval: float = 0.25) -> object:
-    """Poll ``check`` until it returns something truthy; bounded by ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (requests.RequestException, KeyError, IndexError, ValueError) as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s; last result: {last!r}")
 
 
 @pytest.fixture(name="wait_until")

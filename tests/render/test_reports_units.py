@@ -220,16 +220,56 @@ def test_same_model_renders_the_same_bytes():
 
 def test_markdown_is_github_tables_without_html():
     md = render_markdown(_model())
-    assert "# Game <day> & report" in md
+    assert "# Game &lt;day&gt; &amp; report" in md  # HTML in a title is text, not markup
     assert "| api-availability | api | 99.9% | 30d | 99.950% | ok |" in md
     assert "IdP 503 \\| half" in md  # a pipe in a cell is escaped
     assert "| idp-outage | passed | page 1h/5m | page 1h/5m | 20.0s | 18.5s | 2.10% | 1m30s |" in md
-    assert not re.search(r"</?[a-z]+[ >]", md.replace("Game <day>", ""))
+    assert not re.search(r"</?[a-z]+[ >]", md)
     for line in md.splitlines():
         if line.startswith("|"):
             assert line.endswith("|")
     rows = [line for line in md.splitlines() if line.startswith("| api-availability | page")]
     assert len(rows) == 2  # one backtest, one Prometheus alert
+
+
+HOSTILE = (
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(2)>",
+    "![t](http://evil.example/t.png)",
+    "[click](javascript:alert(3))",
+    "`code` *bold* _em_ ~~del~~ | pipe \\ back",
+)
+
+
+def _hostile_model(evil: str) -> ReportModel:
+    model = _model(title=f"t {evil}")
+    model.statuses = [
+        SLOStatus(**{**_status(f"s {evil}").__dict__, "state": f"st {evil}", "reason": evil})
+    ]
+    model.faults = [FaultInterval(T0, T0 + 5, f"f {evil}")]
+    model.alerts = [AlertSpan(f"s {evil}", f"sev {evil}", f"w {evil}", T0, T0 + 5, evil)]
+    model.experiments = [
+        Experiment(f"e {evil}", f"st {evil}", (evil,), (evil,), 1.0, 1.0, 0.1, 1.0, f"n {evil}")
+    ]
+    model.notes = [f"note {evil}"]
+    model.source = f"host {evil}"
+    return model
+
+
+def _live_markup(md: str) -> list[str]:
+    """Markup characters not neutralised by a backslash (outside the template's own)."""
+    return re.findall(r"(?<!\\)[*_~\[\]`|]", md.replace("\\\\", ""))
+
+
+@pytest.mark.parametrize("evil", HOSTILE)
+def test_markdown_escapes_every_untrusted_value(evil):
+    """Issue 11 item 10: title, SLO name/state/reason, fault label, experiment name, status,
+    alerts and notes, note lines and the source all come out as inert text."""
+    md = render_markdown(_hostile_model(evil))
+    assert "<" not in md.replace("&lt;", "")  # no raw HTML anywhere
+    assert "](" not in md.replace("\\](", "")  # no link or image syntax survives
+    # the only live markup is the template's own: the same as with a harmless value
+    assert _live_markup(md) == _live_markup(render_markdown(_hostile_model("x")))
 
 
 def test_free_text_is_scrubbed_of_tokens():

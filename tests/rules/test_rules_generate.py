@@ -101,10 +101,11 @@ def test_alerting_labels_and_annotations_are_carried_but_cannot_override_ours():
     assert err.value.exit_code == EXIT_USAGE
 
 
-def test_no_data_alert_watches_the_5m_event_count():
+def test_no_data_alert_watches_the_5m_event_and_error_counts():
     (no_data,) = [r for r in rules_of(events_bad()) if r.get("alert") == c.NO_DATA_ALERT]
     assert no_data["expr"] == (
         'absent(tokenslo:slo_events:5m{slo="token-issuance-availability", service="idp"})'
+        ' or absent(tokenslo:slo_errors:5m{slo="token-issuance-availability", service="idp"})'
     )
     assert no_data["for"] == "10m"
     assert no_data["labels"]["severity"] == "ticket"
@@ -143,8 +144,8 @@ def test_recording_rules_in_order_then_alerts():
          '(sum(increase(gateway_token_validations_total{result="valid"}[30m])) or vector(0))'),
         (latency(), "tokenslo:slo_errors:5m",
          'sum(increase(idp_token_request_duration_seconds_count{grant_type="client_credentials"}'
-         "[5m])) - (sum(increase(idp_token_request_duration_seconds_bucket"
-         '{grant_type="client_credentials", le="0.25"}[5m])) or vector(0))'),
+         "[5m])) - sum(increase(idp_token_request_duration_seconds_bucket"
+         '{grant_type="client_credentials", le="0.25"}[5m]))'),
         (events_bad(), "tokenslo:slo_error_ratio:6h",
          'tokenslo:slo_errors:6h{slo="token-issuance-availability", service="idp"}'
          ' / tokenslo:slo_events:6h{slo="token-issuance-availability", service="idp"}'),

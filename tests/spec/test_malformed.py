@@ -33,9 +33,9 @@ def slo(**replace: str) -> str:
 
 # (id, file text, line, field path or None, words the message must contain)
 CASES = [
-    ("yaml-syntax", HEAD + "  - name: [unclosed\n", 5, None, "YAML syntax error"),
-    ("yaml-bad-indent", "version: tokenslo/v1\n  service: idp\n", 2, None, "YAML syntax error"),
-    ("tab-indent", "version: tokenslo/v1\nslos:\n\t- name: x\n", 3, None, "YAML syntax error"),
+    ("yaml-syntax", HEAD + "  - name: [unclosed\n", 5, None, "invalid YAML"),
+    ("yaml-bad-indent", "version: tokenslo/v1\n  service: idp\n", 2, None, "invalid YAML"),
+    ("tab-indent", "version: tokenslo/v1\nslos:\n\t- name: x\n", 3, None, "invalid YAML"),
     ("empty-file", "", 1, None, "empty file"),
     ("only-comments", "# nothing here\n", 1, None, "empty file"),
     ("not-a-mapping", "- a\n- b\n", 1, None, "not a mapping"),

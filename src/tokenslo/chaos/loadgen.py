@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 import requests
 
 from tokenslo.errors import TokensloError
+from tokenslo.signals import handle_stop_signals
 from tokenslo.target.credentials import credentials
 from tokenslo.target.discovery import Endpoints, discover
 from tokenslo.target.loader import load_target
@@ -160,9 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     except TokensloError as exc:
         print(f"loadgen: {exc}", file=sys.stderr)
         return exc.exit_code
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: flows.stop.set())
-    summary = run(flows, args.duration)
+    with handle_stop_signals(lambda *_: flows.stop.set()):
+        summary = run(flows, args.duration)
     if args.stats:
         args.stats.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -34,7 +34,8 @@ from tokenslo.chaos import journal as journal_mod
 from tokenslo.chaos import targets
 from tokenslo.chaos.runstate import RUN_ID_ENV
 from tokenslo.errors import InputError, UnavailableError
-from tokenslo.spec.yamlpos import Document, load_documents
+from tokenslo.signals import interrupts_ignored, interrupts_raise
+from tokenslo.spec.yamlpos import Document, load_documents, read_text
 
 ROLLBACK_STRATEGY = "always"
 TARGET_FILE_ENV = "TOKENSLO_TARGET_FILE"  # what the experiments' tokenslo_target_file reads
@@ -66,11 +67,7 @@ class RunResult:
 
 def load_experiment(path: str | Path) -> Document:
     file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read experiment: {exc.strerror}", file=file) from None
-    docs = load_documents(text, file)
+    docs = load_documents(read_text(path), file)
     if len(docs) != 1 or not isinstance(docs[0].data, dict):
         raise InputError("an experiment is one YAML/JSON mapping", file=file)
     doc = docs[0]
@@ -340,24 +337,20 @@ def _supervise(argv: list[str], env: dict, timeout: float, capture: bool) -> tup
         start_new_session=True,
         preexec_fn=_die_with_parent,
     )
-    previous = signal.getsignal(signal.SIGTERM)
-    if _in_main_thread():
-        signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        try:
+        with interrupts_raise():
             output, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired:
+        with interrupts_ignored():
             _interrupt(proc)
             output, _ = proc.communicate()
-            return proc.returncode, (output or "") + f"\n[tokenslo] timed out after {timeout:g}s"
-        except KeyboardInterrupt:
+        return proc.returncode, (output or "") + f"\n[tokenslo] timed out after {timeout:g}s"
+    except KeyboardInterrupt:
+        with interrupts_ignored():
             _interrupt(proc)  # the journal then says "interrupted", after the rollbacks
             output, _ = proc.communicate()
-            return proc.returncode, (output or "") + "\n[tokenslo] interrupted"
-        return proc.returncode, output or ""
-    finally:
-        if _in_main_thread():
-            signal.signal(signal.SIGTERM, previous)
+        return proc.returncode, (output or "") + "\n[tokenslo] interrupted"
+    return proc.returncode, output or ""
 
 
 def _die_with_parent() -> None:
@@ -366,16 +359,6 @@ def _die_with_parent() -> None:
 
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def _interrupt(proc: subprocess.Popen) -> None:

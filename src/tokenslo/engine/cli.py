@@ -22,6 +22,7 @@ from tokenslo.engine import backtest as bt
 from tokenslo.engine import evaluator
 from tokenslo.errors import InputError, UnavailableError
 from tokenslo.prometheus.client import PromClient
+from tokenslo.render.markdown import md_table
 from tokenslo.target import options as target_options
 
 NONE = "-"
@@ -116,12 +117,9 @@ def render_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def render_markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A GitHub-flavoured Markdown table (pipes in cells escaped)."""
-
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-    return "\n".join([line(header), line(["---"] * len(header)), *(line(r) for r in rows)])
+    """A GitHub-flavoured Markdown table; SLO names and reasons come from files, so every
+    cell is escaped (HTML and Markdown markup)."""
+    return md_table(header, rows)
 
 
 def backtest_rows(result: bt.Backtest) -> tuple[list[str], list[list[str]]]:

@@ -15,8 +15,9 @@ Evaluation is three steps, the middle one the only I/O:
 
 States, most severe first:
 
-* ``no_data`` — the total series is absent for the period or an alert window:
-  we cannot tell whether the SLO holds, and "no data never passes a gate".
+* ``no_data`` — the total series is absent for the period or an alert window, or a
+  latency SLI's bucket is (its threshold is not a bucket boundary): we cannot tell
+  whether the SLO holds, and "no data never passes a gate".
 * ``no_traffic`` — the total is present but 0 over the period: nothing was
   measured. It is its own state (not ``ok``) so a dead service or a broken
   scrape never passes silently; commands exit 3 for it, like ``no_data``.
@@ -40,7 +41,7 @@ from tokenslo.engine import burnrate
 from tokenslo.engine.promql import sli_exprs
 from tokenslo.errors import CheckFailed, InputError, TokensloError, UnavailableError
 from tokenslo.prometheus.client import PromClient, sample_value
-from tokenslo.spec.model import SLO, BurnWindow
+from tokenslo.spec.model import SLO, BurnWindow, LatencySLI
 
 SLO_LABEL = "tokenslo_slo"
 KIND_LABEL = "tokenslo_kind"
@@ -276,6 +277,8 @@ def _state(
     missing = sorted(w for w in status_windows(slo) if _missing(counts.get(w)))
     if missing:
         spans = ", ".join(format_duration(w) for w in missing)
+        if all(counts.get(w) is not None and counts[w].total is not None for w in missing):
+            return "no_data", f"no data: {_errors_series(slo)} absent over {spans}"
         return "no_data", f"no data: total series absent over {spans}"
     period_total = counts[slo.window].total
     if period_total is not None and period_total <= 0:
@@ -285,6 +288,16 @@ def _state(
         if firing:
             return severity, f"{severity}: " + "; ".join(_describe(a) for a in firing)  # type: ignore[return-value]
     return "ok", "no alert condition holds"
+
+
+def _errors_series(slo: SLO) -> str:
+    """What an absent errors term beside a present total means, for the reason text."""
+    if isinstance(slo.sli, LatencySLI):
+        return (
+            f"bucket le={slo.sli.threshold:g} of {slo.sli.metric} (is the threshold a bucket "
+            "boundary? `slo validate --prometheus` checks)"
+        )
+    return "errors series"
 
 
 def _describe(alert: AlertStatus) -> str:

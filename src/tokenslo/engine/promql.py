@@ -46,8 +46,12 @@ def _matchers(selector: str, *extra: str) -> str:
 def sli_exprs(sli: SLI, window: str) -> tuple[str, str]:
     """``(errors, total)`` PromQL over ``window``.
 
-    ``errors`` falls back to 0 when its series are absent (a healthy service often
-    has no 5xx series at all), so only a missing ``total`` means "no data".
+    For events SLIs ``errors`` falls back to 0 when its series are absent (a healthy
+    service often has no 5xx series at all), so only a missing ``total`` means "no data".
+    A latency SLI's bucket has no such fallback: a histogram exports every bucket as soon
+    as it has a count, so a bucket missing beside a present count means the threshold is
+    not a bucket boundary. Read as zero good events it would page on a healthy service;
+    absent, it makes the SLO ``no_data`` and fires ``SLONoData`` instead.
     """
     if isinstance(sli, EventsSLI):
         total = f"sum({render_window(sli.total, window)})"
@@ -61,6 +65,6 @@ def sli_exprs(sli: SLI, window: str) -> tuple[str, str]:
         count = f"{sli.metric}_count{_matchers(sli.selector)}"
         bucket = f"{sli.metric}_bucket{_matchers(sli.selector, le_matcher(sli.threshold))}"
         total = f"sum(increase({count}[{window}]))"
-        errors = f"{total} - (sum(increase({bucket}[{window}])) or vector(0))"
+        errors = f"{total} - sum(increase({bucket}[{window}]))"
         return errors, total
     raise TypeError(f"unknown SLI type: {type(sli).__name__}")

@@ -16,7 +16,7 @@ from typing import Any
 
 from tokenslo.durations import parse_duration
 from tokenslo.errors import InputError
-from tokenslo.spec.yamlpos import Document, load_documents
+from tokenslo.spec.yamlpos import Document, load_documents, read_text
 
 DEFAULT_FILE = "default.yaml"
 VERSION = 1
@@ -93,11 +93,7 @@ def load_plan(path: str | Path | None = None) -> GameDayPlan:
     if path is None:
         ref = resources.files("tokenslo.gameday").joinpath(DEFAULT_FILE)
         return parse_plan(ref.read_text(encoding="utf-8"), "<default>")
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read game day file: {exc.strerror}", file=str(path)) from None
-    return parse_plan(text, str(path))
+    return parse_plan(read_text(path), str(path))
 
 
 # ---------------------------------------------------------------- parsing (pure)

@@ -5,11 +5,11 @@ The I/O of the game day; everything it decides is delegated to pure modules
 orchestrator, the chaos runner (``--rollback-strategy always``), the chaos
 background load, the engine (budgets, recovery) and the report renderers.
 
-Interrupts: SIGINT and SIGTERM become ``KeyboardInterrupt``. The chaos runner
+Interrupts: SIGINT, SIGTERM and SIGHUP become ``KeyboardInterrupt``. The chaos runner
 forwards it to ``chaos`` so the experiment's rollbacks run; then the game day
 clears every fault on every target service (belt and braces), stops its load,
 writes a partial report marked interrupted, stops what it started and exits 130.
-While it cleans up, further SIGINT/SIGTERM are ignored (every step is bounded).
+While it cleans up, further stop signals are ignored (every step is bounded).
 """
 
 from __future__ import annotations
@@ -18,10 +18,7 @@ import contextlib
 import json
 import math
 import os
-import signal
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +38,7 @@ from tokenslo.render.report_data import collect, scale_slo, source_of
 from tokenslo.render.report_model import ReportModel
 from tokenslo.render.reports import write_report
 from tokenslo.rules import conventions as conv
+from tokenslo.signals import interrupts_ignored, interrupts_raise
 from tokenslo.spec.loader import load_paths
 from tokenslo.spec.model import SLO
 from tokenslo.target.loader import load_target
@@ -167,7 +165,7 @@ def run_gameday(options: Options) -> Outcome:
         slos = load_paths(list(plan.slo_paths))
         prepared = prepare(plan.selected(options.include_extended), {s.name for s in slos}, plan)
         gd = holder["gd"] = GameDay(options=options, slos=slos, prepared=prepared)
-        with _interrupts_raise():
+        with interrupts_raise():
             try:
                 _run(gd, progress)
             except KeyboardInterrupt:
@@ -176,7 +174,7 @@ def run_gameday(options: Options) -> Outcome:
             except TokensloError as exc:
                 gd.error = exc  # raised again by the CLI after the table: one line, its exit code
             finally:
-                with _interrupts_ignored():
+                with interrupts_ignored():
                     outcome = _finish(gd, progress)
     finally:
         progress.close()
@@ -766,36 +764,3 @@ def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
-
-
-# ---------------------------------------------------------------- signals
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def _interrupts_raise() -> Iterator[None]:
-    """SIGTERM like Ctrl-C, so both roll back and write the partial report."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers belong to the main thread; an embedding caller owns them
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def _interrupts_ignored() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -41,6 +41,9 @@ from tokenslo.prometheus.process import (
     start_prometheus,
     stop_pid,
 )
+from tokenslo.signals import interrupts_ignored
+from tokenslo.spec.yamlpos import read_text
+from tokenslo.target.credentials import secrets_in
 
 log = logging.getLogger("tokenslo.lab")
 
@@ -123,6 +126,9 @@ class LabState:
     audience: str
     already_running: bool = False
     notes: list[str] = field(default_factory=list)
+    # False while ``up`` is still starting components: the state names every process started
+    # so far, so ``down`` finds them even if ``up`` was killed half way.
+    complete: bool = True
 
     @property
     def urls(self) -> dict[str, str]:
@@ -148,6 +154,7 @@ class LabState:
             "credentials_file": str(self.credentials_file),
             "notifications_file": str(self.notifications_file),
             "components": {name: asdict(c) for name, c in self.components.items()},
+            "complete": self.complete,
         }
 
     @classmethod
@@ -161,6 +168,7 @@ class LabState:
             notifications_file=Path(data["notifications_file"]),
             issuer=data["issuer"],
             audience=data["audience"],
+            complete=bool(data.get("complete", True)),
         )
 
 
@@ -189,11 +197,15 @@ def proc_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-def read_state(state_dir: Path) -> LabState | None:
+def read_state(state_dir: Path, *, partial: bool = False) -> LabState | None:
+    """The recorded lab; None when there is none, or (unless ``partial``) while ``up`` is
+    still starting it or was killed half way: callers that need its URLs must not see a
+    lab without all of its components. ``down`` and ``up`` itself read partial states."""
     path = Path(state_dir) / STATE_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return LabState.from_json(Path(state_dir), data)
+        state = LabState.from_json(Path(state_dir), data)
+        return state if partial or state.complete else None
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError) as exc:
@@ -259,18 +271,12 @@ def ensure_secret(state_dir: Path, name: str) -> Path:
 
 
 def read_credentials(path: Path) -> dict[str, str]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
+    """client_id → secret of the lab's credentials file (empty when there is none yet)."""
+    if not path.exists():
         return {}
-    except yaml.YAMLError:
-        raise InputError("credentials file is not valid YAML", file=str(path)) from None
-    entries = data.get("clients", []) if isinstance(data, dict) else []
-    return {
-        e["client_id"]: e["client_secret"]
-        for e in entries
-        if isinstance(e, dict) and e.get("client_id") and e.get("client_secret")
-    }
+    found = secrets_in(read_text(path), str(path))
+    found.pop("", None)  # the lab's file lists clients; a bare secret names none
+    return found
 
 
 def ensure_credentials(state_dir: Path) -> dict[str, str]:
@@ -533,17 +539,18 @@ def _component(name: str, managed: ManagedProcess, port: int) -> Component:
     )
 
 
-def _start_all(
-    config: LabConfig, state_dir: Path, secret: str, rules: dict[str, str]
-) -> dict[str, Component]:
+def _start_all(config: LabConfig, state: LabState, secret: str, rules: dict[str, str]) -> None:
+    """Start every component in ``ORDER``, recording each in ``state.json`` as soon as it is
+    spawned; on any failure or interrupt, stop what was started and re-raise."""
     started: list[ManagedProcess] = []
-    components: dict[str, Component] = {}
+    state_dir = state.state_dir
     ports = config.ports
 
     def launch(name: str, managed: ManagedProcess, port: int) -> None:
         started.append(managed)
+        state.components[name] = _component(name, managed, port)
+        write_state(state)
         managed.wait_ready(READY_PATHS[name], timeout=config.startup_timeout)
-        components[name] = _component(name, managed, port)
         log.info("lab: %s ready at %s (pid %d)", name, managed.url, managed.pid)
 
     try:
@@ -591,11 +598,12 @@ def _start_all(
                     f"see {managed.log_path}"
                 )
     except BaseException:
-        for managed in reversed(started):
-            if managed.proc.poll() is None:  # never signal a PID we already reaped
-                managed.stop()
+        with interrupts_ignored():  # a second SIGTERM must not cut the clean-up short
+            for managed in reversed(started):
+                if managed.proc.poll() is None:  # never signal a PID we already reaped
+                    managed.stop()
+            (state_dir / STATE_FILE).unlink(missing_ok=True)
         raise
-    return components
 
 
 def wait_wired(prometheus_url: str, jobs: list[str], timeout: float) -> None:
@@ -636,10 +644,10 @@ def _write_configs(config: LabConfig, state_dir: Path, creds: dict[str, str]) ->
 
 def _running_state(state_dir: Path) -> LabState | None:
     """The recorded lab if every one of its processes is still ours and alive."""
-    state = read_state(state_dir)
+    state = read_state(state_dir, partial=True)
     if state is None:
         return None
-    if all(c.is_ours_and_alive() for c in state.components.values()):
+    if state.complete and all(c.is_ours_and_alive() for c in state.components.values()):
         return state
     _stop_components(state)  # a partial lab: stop what is left, then start afresh
     (state_dir / STATE_FILE).unlink(missing_ok=True)
@@ -665,15 +673,9 @@ def lab_up(config: LabConfig, state_dir: str | Path) -> LabState:
         creds = ensure_credentials(state_dir)
         _write_configs(config, state_dir, creds)
         secret = secret_path.read_text(encoding="utf-8").strip()
-        try:
-            components = _start_all(config, state_dir, secret, rules)
-        except UnavailableError as exc:
-            raise UnavailableError(
-                f"lab up failed, everything started was stopped: {exc}"
-            ) from None
         state = LabState(
             state_dir=state_dir,
-            components=components,
+            components={},
             started_at=time.time(),
             admin_secret_file=secret_path,
             credentials_file=state_dir / CREDENTIALS_FILE,
@@ -681,12 +683,21 @@ def lab_up(config: LabConfig, state_dir: str | Path) -> LabState:
             issuer=issuer_url(config),
             audience=gateway_audience(config),
             notes=notes,
+            complete=False,
         )
+        try:
+            _start_all(config, state, secret, rules)
+        except UnavailableError as exc:
+            raise UnavailableError(
+                f"lab up failed, everything started was stopped: {exc}"
+            ) from None
+        state.complete = True
         try:
             write_state(state)
             write_target_file(state, config)
         except BaseException:
             _stop_components(state)
+            (state_dir / STATE_FILE).unlink(missing_ok=True)
             raise
         return state
 
@@ -715,7 +726,7 @@ def lab_down(state_dir: str | Path) -> list[str]:
     if not (state_dir / STATE_FILE).exists():
         return []
     with _locked(state_dir):
-        state = read_state(state_dir)
+        state = read_state(state_dir, partial=True)
         if state is None:
             return []
         stopped = _stop_components(state)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from tokenslo.prober.config import ProbeConfig
 from tokenslo.prober.metrics import ProbeMetrics
 from tokenslo.prober.result import TransactionResult
 from tokenslo.prober.transaction import run_transaction
+from tokenslo.signals import handle_stop_signals
 
 log = logging.getLogger("tokenslo.prober")
 
@@ -85,17 +85,7 @@ def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> WSGIServ
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[threading.Event]:
-    """An event set by SIGTERM or SIGINT; the previous handlers come back afterwards."""
+    """An event set by SIGINT, SIGTERM or SIGHUP; the previous handlers come back afterwards."""
     stop = threading.Event()
-    previous = {}
-
-    def handler(_signum, _frame) -> None:
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous[sig] = signal.signal(sig, handler)
-    try:
+    with handle_stop_signals(lambda _signum, _frame: stop.set()):
         yield stop
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

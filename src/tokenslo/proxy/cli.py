@@ -147,10 +147,11 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     app = FaultProxy(upstream, secret, timeout=args.timeout)
     log.info("proxy listening on %s:%d upstream=%s", host, port, upstream)
-    # uvicorn re-raises the stop signal to the previous handler after a graceful
-    # shutdown; make that a clean exit.
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
+    # previous handler: make that a clean exit. It ignores SIGHUP, so SIGHUP becomes SIGTERM.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
+    signal.signal(signal.SIGHUP, as_sigterm)
     try:
         uvicorn.run(
             app,
@@ -166,6 +167,11 @@ def run(args: argparse.Namespace) -> int:
     finally:
         log.info("proxy stopped")
     return 0
+
+
+def as_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    """Deliver SIGTERM instead, to whoever handles it now (uvicorn while it serves)."""
+    signal.raise_signal(signal.SIGTERM)
 
 
 def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:

@@ -28,6 +28,7 @@ from tokenslo.durations import format_duration, parse_duration
 from tokenslo.engine.evaluator import SLOStatus, iso_time
 from tokenslo.errors import InputError
 from tokenslo.render import jinja
+from tokenslo.render.markdown import md_text
 from tokenslo.render.report_charts import chart_id, slo_chart
 from tokenslo.render.report_model import (
     AlertSpan,
@@ -247,13 +248,8 @@ def _chart_of(model: ReportModel) -> Callable[[int, str], str]:
     return draw
 
 
-def md_cell(value: Any) -> str:
-    """A value safe inside a GitHub table cell: no pipes or line breaks."""
-    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").strip()
-
-
 def _render(name: str, ctx: dict[str, Any], templates: Path | str | None, html: bool) -> str:
-    env = jinja.environment("reports", templates, autoescape=html, filters={"cell": md_cell})
+    env = jinja.environment("reports", templates, autoescape=html, filters={"cell": md_text})
     try:
         return env.get_template(name).render(**ctx)
     except jinja2.TemplateError as exc:

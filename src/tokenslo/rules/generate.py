@@ -220,7 +220,12 @@ def no_data_alert(slo: SLO, scale: Scale) -> dict:
     wait = format_duration(NO_DATA_FOR)
     return {
         "alert": c.NO_DATA_ALERT,
-        "expr": f"absent({c.events_record(base)}{selector(slo)})",
+        # Either count absent: no events, or (latency) no bucket at the threshold, whose
+        # errors record is then absent rather than read as zero good events.
+        "expr": (
+            f"absent({c.events_record(base)}{selector(slo)})"
+            f" or absent({c.errors_record(base)}{selector(slo)})"
+        ),
         "for": scale.duration(NO_DATA_FOR),
         "labels": {
             **slo.alerting.labels,
@@ -231,8 +236,10 @@ def no_data_alert(slo: SLO, scale: Scale) -> dict:
         "annotations": {
             "summary": f"{slo.service}/{slo.name}: no SLI data",
             "description": (
-                f"The SLI's event count has been absent for {wait}, so the SLO cannot be"
-                " evaluated and burn-rate alerts cannot fire. Is the target scraped?"
+                f"The SLI's event or error count has been absent for {wait}, so the SLO"
+                " cannot be evaluated and burn-rate alerts cannot fire. Is the target"
+                " scraped? For a latency SLI: is the threshold one of the histogram's"
+                " buckets (`tokenslo slo validate --prometheus URL`)?"
             ),
             **slo.alerting.annotations,
         },

@@ -1,8 +1,9 @@
 """Check latency thresholds against the ``le`` buckets a real Prometheus has.
 
 A latency SLI counts the bucket at exactly ``threshold``; if the histogram has
-no such bucket the SLI reads as zero good events and every alert fires, so
-``slo validate --prometheus`` catches it before the rules ship.
+no such bucket the SLO has no data (exit 3, ``SLONoData``) instead of an SLI, so
+``slo validate --prometheus`` catches it before the rules ship; without
+``--prometheus``, ``validate`` says the thresholds were not checked.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import math
 import requests
 
 from tokenslo.errors import UnavailableError
+from tokenslo.spec.checks import Finding
 from tokenslo.spec.loader import LoadResult
 from tokenslo.spec.model import LatencySLI
+from tokenslo.spec.yamlpos import field_path
 
 TIMEOUT = 10.0
 
@@ -66,3 +69,21 @@ def check_latency_buckets(result: LoadResult, url: str) -> None:
                 "latency",
                 "threshold",
             )
+
+
+def unchecked_thresholds(result: LoadResult) -> list[Finding]:
+    """One note per latency SLI: without ``--prometheus`` its threshold cannot be checked
+    against the histogram's buckets. Notes, not warnings: ``--strict`` does not fail on them,
+    since no file can satisfy them offline."""
+    notes = []
+    for slo in result.slos:
+        if isinstance(slo.sli, LatencySLI):
+            doc, index = result.places[slo.name]
+            path = ("slos", index, "sli", "latency", "threshold")
+            line, column = doc.where(path)
+            message = (
+                f"threshold {slo.sli.threshold:g}s must be an le bucket of {slo.sli.metric}; "
+                "not checked without --prometheus (a missing bucket makes the SLO no_data)"
+            )
+            notes.append(Finding(doc.file, line, column, field_path(path), message))
+    return notes

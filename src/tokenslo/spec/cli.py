@@ -56,6 +56,11 @@ def validate_command(args: argparse.Namespace) -> int:
         check_latency_buckets(result, args.prometheus)
     for finding in result.findings:
         print(finding.format("warning"), file=sys.stderr)
+    if not args.prometheus:
+        from tokenslo.spec.buckets import unchecked_thresholds
+
+        for note in unchecked_thresholds(result):
+            print(note.format("note"), file=sys.stderr)
     if args.strict and result.findings:
         raise InputError(f"{len(result.findings)} warning(s) and --strict is set")
     files = len(result.files)

@@ -20,7 +20,7 @@ from tokenslo.spec import checks
 from tokenslo.spec.checks import Finding
 from tokenslo.spec.model import SLI, SLO, Alerting, BurnWindow, EventsSLI, LatencySLI, Source
 from tokenslo.spec.validation import check_schema
-from tokenslo.spec.yamlpos import Document, field_path, load_documents
+from tokenslo.spec.yamlpos import Document, field_path, load_documents, read_text
 
 __all__ = [
     "Finding",
@@ -63,7 +63,7 @@ def load_result(paths: Sequence[str | Path]) -> LoadResult:
     result = LoadResult()
     seen: dict[str, tuple[str, int | None]] = {}
     for path in discover(paths):
-        text = _read(path)
+        text = read_text(path)
         for doc in load_documents(text, str(path)) or [Document(file=str(path), data=None)]:
             slos, findings = _load_document(doc)
             for index, slo in enumerate(slos):
@@ -105,15 +105,6 @@ def discover(paths: Sequence[str | Path]) -> list[Path]:
         else:
             raise InputError("no such file or directory", file=str(path))
     return found
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text ({exc.reason})", file=str(path)) from None
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", file=str(path)) from None
 
 
 def _check_unique(

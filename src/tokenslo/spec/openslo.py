@@ -24,7 +24,7 @@ from tokenslo.spec.checks import PARSE_WINDOW, promql_error
 from tokenslo.spec.model import SLI, EventsSLI, LatencySLI, Source
 from tokenslo.spec.model import SLO as SLOModel
 from tokenslo.spec.schema import LABEL_NAME_PATTERN
-from tokenslo.spec.yamlpos import Document, load_documents
+from tokenslo.spec.yamlpos import Document, load_documents, read_text
 
 API_VERSION = "openslo/v1"
 IGNORED_KINDS = {"Service", "AlertPolicy", "AlertCondition", "AlertNotificationTarget"}
@@ -68,11 +68,7 @@ class Node:
 def import_openslo(path: str | Path) -> list[SLOModel]:
     """All ``kind: SLO`` objects of an OpenSLO v1 file (single or multi-document)."""
     file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", file=file) from None
-    objects = _objects(load_documents(text, file))
+    objects = _objects(load_documents(read_text(path), file))
     if not objects:
         raise InputError("no OpenSLO objects in file", file=file, line=1)
     slis = {o.get("metadata", dict).get("name", str).value: o for o in objects if _kind(o) == "SLI"}

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-import yaml
-
 from tokenslo.errors import InputError
+from tokenslo.spec.yamlpos import parse_document
 from tokenslo.target.model import Client, SecretRef
 
 
@@ -77,25 +76,29 @@ def _from_file(path: Path, client_id: str) -> str:
 
 
 def secrets_in(text: str, file: str) -> dict[str, str]:
-    """client_id → secret from a secret file's text ('' keys a bare secret). Pure."""
+    """client_id → secret from a secret file's text ('' keys a bare secret). Pure.
+
+    A file that names ``client_secret`` is YAML (read by the one safe reader); otherwise
+    its single line is the secret itself, taken verbatim (YAML could mangle it)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        data = None
-    if not isinstance(data, dict) and len(lines) == 1:
-        return {"": lines[0]}  # a bare secret, taken verbatim (YAML could mangle it)
-    if isinstance(data, dict):
-        entries = data["clients"] if isinstance(data.get("clients"), list) else [data]
-        found = {
-            str(e["client_id"]): str(e["client_secret"])
-            for e in entries
-            if isinstance(e, dict) and e.get("client_id") and e.get("client_secret")
-        }
-        if found:
-            return found
-    raise InputError(
-        "expected a bare secret, {client_id, client_secret} or clients: [{client_id, "
-        "client_secret}]",
-        file=file,
-    )
+    if "client_secret" not in text:
+        if len(lines) == 1:
+            return {"": lines[0]}
+        raise InputError(_SHAPES, file=file)
+    data = parse_document(text, file).data
+    entries = data.get("clients") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        entries = [data]
+    found = {
+        str(e["client_id"]): str(e["client_secret"])
+        for e in entries
+        if isinstance(e, dict) and e.get("client_id") and e.get("client_secret")
+    }
+    if not found:
+        raise InputError(_SHAPES, file=file)
+    return found
+
+
+_SHAPES = (
+    "expected a bare secret, {client_id, client_secret} or clients: [{client_id, client_secret}]"
+)

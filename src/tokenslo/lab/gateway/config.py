@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tokenslo.errors import InputError
+from tokenslo.spec.yamlpos import parse_document, read_document, read_text
 
 # Asymmetric algorithms the validator knows how to check against a JWK's kty/crv.
 SUPPORTED_ALGS = frozenset(
@@ -69,29 +67,16 @@ _KNOWN = {f.name for f in fields(GatewayConfig)}
 
 def load_gateway_config(path: str | os.PathLike[str]) -> GatewayConfig:
     """Read and validate a gateway YAML file."""
-    path = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read gateway config: {exc.strerror}", file=path) from None
-    return parse_gateway_config(text, path)
+    return parse_gateway_config(read_text(path), str(path))
 
 
 def parse_gateway_config(text: str, path: str = "<config>") -> GatewayConfig:
     """Validate YAML text; every error names the file, line and field."""
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text) if node is not None else {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        problem = getattr(exc, "problem", None) or "cannot parse"
-        raise InputError(f"invalid YAML: {problem}", file=path, line=line) from None
-    if data is None:
-        data = {}
+    doc = parse_document(text, path)
+    data = {} if doc.data is None else doc.data
     if not isinstance(data, dict):
         raise InputError("expected a mapping of settings", file=path, line=1)
-    lines = _key_lines(node)
+    lines = {str(key[0]): line for key, (line, _column) in doc.keys.items() if len(key) == 1}
     return config_from_dict(data, path, lines)
 
 
@@ -166,17 +151,6 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _key_lines(node: yaml.Node | None) -> dict[str, int]:
-    """Line (1-based) of each top-level key, for error messages."""
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    return {
-        str(key.value): key.start_mark.line + 1
-        for key, _ in node.value
-        if isinstance(key, yaml.ScalarNode)
-    }
-
-
 @dataclass(frozen=True)
 class ClientCredentials:
     """The gateway's own OAuth client (for introspection and the revocation list)."""
@@ -193,12 +167,7 @@ def load_credentials(path: str | os.PathLike[str], client_id: str = "gateway") -
     ``{clients: [{client_id, client_secret|secret}]}``; or ``{<id>: {...}}``.
     """
     path = str(path)
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read credentials: {exc.strerror}", file=path) from None
-    except yaml.YAMLError:
-        raise InputError("credentials file is not valid YAML", file=path) from None
+    data = read_document(path).data
     entry = _find_client(data, client_id)
     if entry is None:
         raise InputError(f"no credentials for client {client_id!r}", file=path, field="clients")

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tokenslo.errors import InputError
+from tokenslo.spec.yamlpos import read_document
 
 SIGNING_ALGS = ("ES256", "RS256", "EdDSA")
 _FIELDS = (
@@ -60,40 +59,11 @@ class YamlDoc:
 
 
 def load_yaml(path: str | Path) -> YamlDoc:
-    """Read a YAML file, mapping YAML and I/O problems to ``InputError``."""
-    file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read file: {exc.strerror}", file=file) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(
-            f"invalid YAML: {problem}",
-            file=file,
-            line=mark.line + 1 if mark else None,
-            column=mark.column + 1 if mark else None,
-        ) from None
-    lines: dict[tuple, int] = {}
-    if node is not None:
-        _collect_lines(node, (), lines)
-    return YamlDoc(data=data, lines=lines, file=file)
-
-
-def _collect_lines(node: yaml.Node, path: tuple, lines: dict[tuple, int]) -> None:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            child = (*path, key.value)
-            lines[child] = key.start_mark.line + 1
-            _collect_lines(value, child, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _collect_lines(item, (*path, index), lines)
+    """Read a YAML file with tokenslo's one safe reader; every problem is an ``InputError``."""
+    doc = read_document(path)
+    lines = {p: line for p, (line, _column) in doc.values.items()}
+    lines.update({p: line for p, (line, _column) in doc.keys.items()})
+    return YamlDoc(data=doc.data, lines=lines, file=doc.file)
 
 
 def load_idp_config(path: str | Path) -> IdPConfig:
