@@ -101,3 +101,11 @@ def test_every_output_shows_reasons_the_stop_and_what_was_not_gated():
     data = json.loads(outputs.to_json(checks, verdict, run, rec))
     assert data["run"]["not_gated"][0]["slo"] == "gw" and data["run"]["stopped"]
     assert {c["name"]: c["reasons"] for c in data["checks"]}["avail client"] == [["503", 10]]
+
+
+def test_markdown_escapes_what_a_target_or_idp_put_in_the_reasons():
+    rec = Recorder()
+    run = replace(RUN, stopped="stopped: <img src=x onerror=alert(1)> | *x*")
+    md = outputs.markdown([], gate.verdict([]), run, rec)
+    assert "<img" not in md and "&lt;img src=x onerror=alert(1)&gt;" in md
+    assert "\\| \\*x\\*" in md  # no table cell or emphasis injected

@@ -18,6 +18,7 @@ from tokenslo.durations import format_duration
 from tokenslo.engine.evaluator import iso_time
 from tokenslo.load.gate import RULE, Check, NotGated, Verdict
 from tokenslo.load.recorder import Recorder
+from tokenslo.render.markdown import md_text
 
 MARK = {"pass": "PASS", "fail": "FAIL", "insufficient_data": "INSUFFICIENT", "no_data": "NO DATA"}
 
@@ -178,10 +179,6 @@ def to_json(checks: Sequence[Check], verdict: Verdict, run: RunInfo, recorder: R
     return json.dumps(data, indent=2) + "\n"
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
 def markdown(checks: Sequence[Check], verdict: Verdict, run: RunInfo, recorder: Recorder) -> str:
     icon = {"passed": "✅", "failed": "❌"}.get(verdict.result, "⚠️")
     window = "-" if run.window is None else format_duration(round(run.window))
@@ -189,11 +186,11 @@ def markdown(checks: Sequence[Check], verdict: Verdict, run: RunInfo, recorder: 
     lines = [
         f"## {icon} Load-test gate {verdict.result}: `{run.scenario}`",
         "",
-        f"{_md(verdict.reason)}",
+        f"{md_text(verdict.reason)}",
         "",
         f"{run.users} users, {recorder.total} requests over {window} against `{run.target}`.",
         "",
-        *([f"**{_md(run.stopped)}**", ""] if run.stopped else []),
+        *([f"**{md_text(run.stopped)}**", ""] if run.stopped else []),
         "| SLO | side | check | requests / needed | measured | objective | result |",
         "|---|---|---|---:|---:|---:|---|",
     ]
@@ -204,10 +201,10 @@ def markdown(checks: Sequence[Check], verdict: Verdict, run: RunInfo, recorder: 
         )
     failing = [c for c in checks if c.state != "pass"]
     if failing:
-        lines += ["", *[f"- **{c.name}**: {_md(c.detail)}" for c in failing]]
+        lines += ["", *[f"- **{c.name}**: {md_text(c.detail)}" for c in failing]]
     if run.not_gated:
         lines += ["", "Not gated:", ""]
-        lines += [f"- `{n.slo}`: {_md(n.reason)}" for n in run.not_gated]
+        lines += [f"- `{n.slo}`: {md_text(n.reason)}" for n in run.not_gated]
     lines += ["", "| request | count | failed |", "|---|---:|---:|"]
     lines += [f"| `{n}` | {s.requests} | {s.failures} |" for n, s in sorted(recorder.names.items())]
     lines += ["", f"_Minimum-sample rule: {RULE}._", ""]
