@@ -40,7 +40,8 @@ _PROMQL = {
 }
 
 
-def _object(properties: dict[str, Any], required: tuple[str, ...] = (), **extra: Any) -> dict:
+def strict_object(properties: dict[str, Any], required: tuple[str, ...] = (), **extra: Any) -> dict:
+    """A JSON Schema object with exactly these properties (unknown keys are mistakes)."""
     return {
         "type": "object",
         "properties": properties,
@@ -50,13 +51,13 @@ def _object(properties: dict[str, Any], required: tuple[str, ...] = (), **extra:
     }
 
 
-_EVENTS = _object(
+_EVENTS = strict_object(
     {"good": _PROMQL, "bad": _PROMQL, "total": _PROMQL},
     ("total",),
     oneOf=[{"required": ["good"]}, {"required": ["bad"]}],
     description="Ratio of events: exactly one of good / bad, plus total",
 )
-_LATENCY = _object(
+_LATENCY = strict_object(
     {
         "metric": {
             "type": "string",
@@ -73,12 +74,12 @@ _LATENCY = _object(
     ("metric", "threshold"),
     description="Share of histogram observations at or under threshold",
 )
-_SLI = _object(
+_SLI = strict_object(
     {"events": _EVENTS, "latency": _LATENCY},
     oneOf=[{"required": ["events"]}, {"required": ["latency"]}],
     description="Exactly one of events / latency",
 )
-_BURN_WINDOW = _object(
+_BURN_WINDOW = strict_object(
     {
         "severity": {"enum": ["page", "ticket"]},
         "budget_percent": {
@@ -93,7 +94,7 @@ _BURN_WINDOW = _object(
     },
     ("severity", "budget_percent", "long_window", "short_window"),
 )
-_ALERTING = _object(
+_ALERTING = strict_object(
     {
         "page": {"type": "boolean"},
         "ticket": {"type": "boolean"},
@@ -102,7 +103,7 @@ _ALERTING = _object(
         "policy": {"type": "array", "minItems": 1, "items": _BURN_WINDOW},
     }
 )
-_LOADTEST = _object(
+_LOADTEST = strict_object(
     {
         "requests": {
             "type": "array",
@@ -117,7 +118,7 @@ _LOADTEST = _object(
         },
     }
 )
-_SLO = _object(
+_SLO = strict_object(
     {
         "name": _NAME,
         "description": {"type": "string"},
@@ -139,7 +140,7 @@ _SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": SCHEMA_ID,
     "title": "tokenslo SLO file (v1)",
-    **_object(
+    **strict_object(
         {
             "version": {"const": VERSION},
             "service": _NAME,

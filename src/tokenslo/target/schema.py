@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from tokenslo.spec.schema import strict_object
 from tokenslo.target.model import ENDPOINTS, FAULT_KINDS, ROLES, TOKEN_KINDS, VERSION
 
 URL = {"type": "string", "pattern": r"^https?://[^\s/]+(/\S*)?$"}
@@ -12,28 +11,18 @@ ENV_NAME = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"}
 NONEMPTY = {"type": "string", "minLength": 1}
 
 
-def _object(properties: dict[str, Any], required: tuple[str, ...] = (), **extra: Any) -> dict:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(required),
-        "additionalProperties": False,
-        **extra,
-    }
-
-
 def _url_block() -> dict:
-    return _object({"url": URL}, ("url",))
+    return strict_object({"url": URL}, ("url",))
 
 
 _SECRET = {
     "oneOf": [
-        _object({"env": ENV_NAME}, ("env",)),
-        _object({"file": NONEMPTY}, ("file",)),
+        strict_object({"env": ENV_NAME}, ("env",)),
+        strict_object({"file": NONEMPTY}, ("file",)),
     ]
 }
 
-_CLIENT = _object(
+_CLIENT = strict_object(
     {
         "client_id": NONEMPTY,
         "secret": _SECRET,
@@ -48,23 +37,25 @@ _CLIENT = _object(
     ("client_id", "secret"),
 )
 
-_FAULT = _object({"kind": {"enum": list(FAULT_KINDS)}, "admin_url": URL}, ("kind", "admin_url"))
+_FAULT = strict_object(
+    {"kind": {"enum": list(FAULT_KINDS)}, "admin_url": URL}, ("kind", "admin_url")
+)
 
 
 def json_schema() -> dict:
-    return _object(
+    return strict_object(
         {
             "version": {"const": VERSION},
             "name": NONEMPTY,
             "issuer": URL,
             "discovery_url": URL,
-            "endpoints": _object({name: URL for name in ENDPOINTS}),
-            "clients": _object({role: _CLIENT for role in ROLES}, minProperties=1),
-            "provider": _object(
+            "endpoints": strict_object({name: URL for name in ENDPOINTS}),
+            "clients": strict_object({role: _CLIENT for role in ROLES}, minProperties=1),
+            "provider": strict_object(
                 {"introspects_jwt": {"type": "boolean"}, "revokes_jwt": {"type": "boolean"}}
             ),
             "api": _url_block(),
-            "faults": _object(
+            "faults": strict_object(
                 {
                     "admin_secret_file": NONEMPTY,
                     "idp": _FAULT,
