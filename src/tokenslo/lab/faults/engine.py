@@ -121,7 +121,9 @@ class _Metrics:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def _number(body: Mapping[str, Any], key: str, default: Any = None) -> float | None:
+def number_field(body: Mapping[str, Any], key: str, default: Any = None) -> float | None:
+    """``body[key]`` as a finite float within ±MAX_NUMBER (None when absent); anything else
+    — a bool, a string, a 400-digit integer — is a FaultError naming the key (a 400)."""
     value = body.get(key, default)
     if value is None:
         return None
@@ -166,7 +168,7 @@ def _check_path(body: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _check_expires_in(body: Mapping[str, Any], max_expiry: float) -> float:
-    expires_in = _number(body, "expires_in")
+    expires_in = number_field(body, "expires_in")
     if expires_in is None:
         raise FaultError("expires_in: required (seconds until the fault removes itself)")
     if not 0 < expires_in <= max_expiry:
@@ -201,17 +203,17 @@ def parse_fault(body: Mapping[str, Any], *, now: float, max_expiry: float, fault
             )
         method = method.upper()
     path, match = _check_path(body)
-    probability = _number(body, "probability", 1.0)
+    probability = number_field(body, "probability", 1.0)
     if not 0 < probability <= 1:
         raise FaultError(f"probability: must be > 0 and <= 1, got {probability:g}")
-    status = _number(body, "status")
+    status = number_field(body, "status")
     if effect == "status":
         if status is None or not status.is_integer() or not 400 <= status <= 599:
             got = _short(body.get("status"))
             raise FaultError(f"status: effect 'status' needs an HTTP status 400-599, got {got}")
     elif status is not None:
         raise FaultError(f"status: only valid with effect 'status', not {effect!r}")
-    delay = _number(body, "delay_seconds")
+    delay = number_field(body, "delay_seconds")
     if effect == "delay":
         if delay is None or not 0 < delay <= MAX_DELAY_SECONDS:
             raise FaultError(
@@ -237,7 +239,7 @@ def parse_fault(body: Mapping[str, Any], *, now: float, max_expiry: float, fault
 
 def parse_clock(body: Mapping[str, Any], *, now: float, max_expiry: float) -> ClockOffset:
     _check_unknown(body, CLOCK_FIELDS)
-    offset = _number(body, "offset_seconds")
+    offset = number_field(body, "offset_seconds")
     if offset is None:
         raise FaultError("offset_seconds: required (seconds added to the service's clock)")
     if abs(offset) > MAX_CLOCK_OFFSET:

@@ -11,7 +11,6 @@ import base64
 import binascii
 import json
 import logging
-import math
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tokenslo.lab.faults import FaultEngine, FaultMiddleware, admin_routes, check_admin, read_json
+from tokenslo.lab.faults.engine import number_field
 from tokenslo.lab.idp.clients import Client, ClientRegistry, load_clients
 from tokenslo.lab.idp.config import IdPConfig
 from tokenslo.lab.idp.keys import KeyStore, SigningKey
@@ -390,25 +390,20 @@ def parse_rotation(body: object, max_expiry: float) -> tuple[bool, float | None]
     publish = body.get("publish", True)
     if not isinstance(publish, bool):
         raise ValueError("publish: must be true or false")
-    expires_in = body.get("expires_in")
     if publish:
-        if expires_in is not None:
+        if body.get("expires_in") is not None:
             raise ValueError("expires_in: only with publish false (a published key stays)")
         return True, None
+    expires_in = number_field(body, "expires_in")  # huge or non-numbers: one bounded message
     if expires_in is None:
         raise ValueError(
             "expires_in: required with publish false (seconds until the key publishes itself)"
         )
-    if (
-        isinstance(expires_in, bool)
-        or not isinstance(expires_in, int | float)
-        or not math.isfinite(expires_in)
-        or not 0 < expires_in <= max_expiry
-    ):
+    if not 0 < expires_in <= max_expiry:
         raise ValueError(
-            f"expires_in: must be > 0 and <= {max_expiry:g} seconds, got {expires_in!r}"
+            f"expires_in: must be > 0 and <= {max_expiry:g} seconds, got {expires_in:g}"
         )
-    return False, float(expires_in)
+    return False, expires_in
 
 
 async def _form(request: Request, allow_get: bool = False) -> dict[str, str]:
