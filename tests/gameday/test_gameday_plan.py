@@ -191,3 +191,24 @@ def test_documented_real_idp_example_parses_with_its_target():
     target = load_target(REPO / plan.target.file)
     assert target.discovery_url != target.issuer  # clients discover behind the proxy
     assert target.fault_admin("idp").kind == "proxy"
+
+
+def test_target_flag_points_the_game_day_at_a_target_file(tmp_path, capsys):
+    """--target replaces the plan's target: an unreachable real IdP is exit 3, and no lab
+    is started in its place."""
+    from support import write_target
+    from tokenslo.cli import main
+    from tokenslo.prometheus.process import free_port
+
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    target = write_target(
+        tmp_path / "target.yaml",
+        {"issuer": nowhere, "clients": {"load": {"client_id": "c", "secret": {"env": "X"}}},
+         "prometheus": {"url": nowhere}, "state_dir": str(tmp_path / "runs")},
+    )  # fmt: skip
+    state = tmp_path / "lab"
+    code = main(["gameday", "--target", str(target), "--no-progress", "--state-dir", str(state),
+                 "--out", str(tmp_path / "r")])  # fmt: skip
+    assert code == 3
+    assert f"discovery failed for {nowhere}" in capsys.readouterr().err
+    assert not state.exists()  # the lab was not started instead

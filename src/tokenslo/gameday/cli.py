@@ -38,6 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also run the experiments marked extended (every bundled one)",
     )
     p.add_argument(
+        "--target",
+        metavar="FILE",
+        help="run against this target description instead of the file's target "
+        "(docs/target.md; e.g. a real IdP behind tokenslo proxy)",
+    )
+    p.add_argument(
         "--keep",
         action="store_true",
         help="leave the lab running afterwards (when the game day started it)",
@@ -68,6 +74,12 @@ def _run(args: argparse.Namespace) -> int:
     from tokenslo.gameday.run import Options, run_gameday
 
     plan = load_plan(args.file)
+    if args.target:
+        from dataclasses import replace
+
+        from tokenslo.gameday.plan import Target
+
+        plan = replace(plan, target=Target(kind="external", file=args.target))
     outcome = run_gameday(
         Options(
             plan=plan,
