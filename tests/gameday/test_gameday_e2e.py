@@ -23,6 +23,7 @@ import requests
 import yaml
 
 from tokenslo.chaos import theory
+from tokenslo.durations import parse_duration
 from tokenslo.lab.orchestrator import lab_down, load_state, proc_start_time
 from tokenslo.prometheus.process import free_port, pid_alive
 from tokenslo.spec.loader import load_paths
@@ -81,6 +82,15 @@ def procs_mentioning(path: Path) -> list[int]:
     return found
 
 
+def _wait_for_alert_output(journal: Path) -> dict:
+    (output,) = [
+        r["output"]
+        for r in json.loads(journal.read_text())["run"]
+        if r.get("activity", {}).get("provider", {}).get("func") == "wait_for_alert"
+    ]
+    return output
+
+
 def test_shortened_game_day(tmp_path):
     plan = write_game_day(
         tmp_path,
@@ -113,8 +123,19 @@ def test_shortened_game_day(tmp_path):
         assert experiment["met"] and experiment["misses"] == [], experiment
         (detection,) = experiment["detections"]
         slo, severity = detection["alert"].split("/")
+        probe = _wait_for_alert_output(out / experiment["journal"])
         expected = theory.first_to_fire(slos[slo], severity, 1.0, TIME_SCALE)
-        assert detection["theory_seconds"] == pytest.approx(expected.theory_seconds, abs=0.01)
+        assert probe["steady_theory_seconds"] == pytest.approx(expected.theory_seconds, abs=0.01)
+        # The verdict's theory starts from what the windows held at the injection.
+        held = {
+            parse_duration(w): theory.Held(parse_duration(w), c["events"], c["errors"])
+            for w, c in probe["held_at_injection"].items()
+        }
+        assert all(h.events > 0 for h in held.values()), held  # the game day's own load
+        from_held = theory.first_to_fire_held(
+            slos[slo], severity, 1.0, TIME_SCALE, held, probe["long_window"]
+        )
+        assert detection["theory_seconds"] == pytest.approx(from_held.theory_seconds, abs=0.01)
         assert detection["fired"] and detection["within"]
         assert (
             0

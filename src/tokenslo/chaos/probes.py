@@ -224,6 +224,50 @@ def _slack(resolved: targets.Targets, poll_interval: float) -> float:
     return theory.slack_seconds(timing.scrape_interval, timing.evaluation_interval, poll_interval)
 
 
+def _held_at(
+    resolved: targets.Targets, model, windows: list[float], at: float
+) -> dict[float, theory.Held]:
+    """What each scaled window held at ``at`` (events and errors, through the engine's
+    queries); absent series count as no traffic."""
+    held = {}
+    with PromClient(resolved.url("prometheus")) as client:
+        for seconds in sorted(set(windows)):
+            counts = evaluator.evaluate_window([model], client, seconds, at)[model.name]
+            events = (counts.total if counts else None) or 0.0
+            errors = (counts.errors if counts else None) or 0.0
+            held[seconds] = theory.Held(seconds=seconds, events=events, errors=errors)
+    return held
+
+
+def _detection_theory(
+    resolved: targets.Targets,
+    model,
+    severity: str,
+    error_rate: float,
+    scale: float,
+    long_window: str,
+    injected: float,
+) -> tuple[theory.Expectation, theory.Expectation | None, dict[float, theory.Held]]:
+    """(steady-rate expectation, expectation from what the windows held at the
+    injection, the held counts). The first only says which condition the fault's error
+    rate can fire at all; the verdict uses the second, because a window still full of
+    earlier (or uneven, real) traffic dilutes the new errors."""
+    steady = theory.first_to_fire(model, severity, error_rate, scale, long_window)
+    if steady is None:
+        raise InputError(
+            f"SLO {model.name!r}: no {severity} condition"
+            f"{' on ' + long_window if long_window else ''} fires at error rate {error_rate}"
+        )
+    spans = [
+        span / scale
+        for w in theory.conditions(model, severity, long_window)
+        for span in (w.long_window, w.short_window)
+    ]
+    held = _held_at(resolved, model, spans, injected)
+    real = theory.first_to_fire_held(model, severity, error_rate, scale, held, long_window)
+    return steady, real, held
+
+
 def wait_for_alert(
     slo: str,
     severity: str = "page",
@@ -237,8 +281,11 @@ def wait_for_alert(
 ) -> dict:
     """Wait (at most ``timeout`` s) for SLO ``slo``'s ``severity`` burn-rate alert to
     fire, measured from the last recorded fault injection. ``theory_seconds`` is the
-    engine's detection time for a constant ``error_rate`` (error ratio the fault
-    causes) plus ``for``, scaled; ``slack_seconds`` covers scrape, evaluation and
+    engine's detection time for ``error_rate`` (error ratio the fault causes) starting
+    from what the alert's windows really held at the injection (events and errors,
+    queried from Prometheus; the traffic after it at the short window's rate), plus
+    ``for``, scaled; ``steady_theory_seconds`` is the textbook value for windows full
+    of steady, error-free traffic. ``slack_seconds`` covers scrape, evaluation and
     polling. By default the fastest condition (e.g. the 1h/5m page) is the one
     watched; ``long_window`` picks another. With ``require_within`` the probe fails
     unless the alert fired within theory + slack."""
@@ -246,14 +293,12 @@ def wait_for_alert(
     resolved, run = _context(configuration)
     model = targets.find_slo(resolved, slo)
     scale = targets.time_scale_for(resolved, model)
-    expected = theory.first_to_fire(model, severity, float(error_rate), scale, long_window)
-    if expected is None:
-        raise InputError(
-            f"SLO {slo!r}: no {severity} condition{' on ' + long_window if long_window else ''}"
-            f" fires at error rate {error_rate}"
-        )
-    slack = _slack(resolved, poll_interval)
     injected = _injected_at(run)
+    steady, real, held = _detection_theory(
+        resolved, model, severity, float(error_rate), scale, long_window, injected
+    )
+    expected = real or steady
+    slack = _slack(resolved, poll_interval)
     labels = _labels(slo, severity, expected.long_window)
     # An alert already active before the injection (an earlier incident) is not ours.
     cutoff = injected - slack
@@ -273,6 +318,12 @@ def wait_for_alert(
         "slo": slo,
         "severity": severity,
         **expected.to_json(),
+        "theory_seconds": None if real is None else round(real.theory_seconds, 3),
+        "steady_theory_seconds": round(steady.theory_seconds, 3),
+        "held_at_injection": {
+            format_duration(h.seconds): {"events": h.events, "errors": h.errors}
+            for h in held.values()
+        },
         "error_rate": float(error_rate),
         "time_scale": scale,
         "fired": fired_at is not None,
@@ -281,8 +332,8 @@ def wait_for_alert(
         "slack_seconds": round(slack, 3),
         "timeout_seconds": wait,
     }
-    bound = expected.theory_seconds + slack  # type: ignore[operator]
-    result["within"] = fired_at is not None and fired_at - injected <= bound
+    bound = None if real is None else real.theory_seconds + slack  # type: ignore[operator]
+    result["within"] = fired_at is not None and bound is not None and fired_at - injected <= bound
     run.events[f"alert_fired:{slo}:{severity}"] = fired_at or 0.0
     if require_within and not result["within"]:
         measured = (
@@ -290,9 +341,14 @@ def wait_for_alert(
             if result["fired"]
             else f"did not fire within {wait:g}s"
         )
+        basis = (
+            "no traffic in its windows at the injection, so no theory"
+            if real is None
+            else f"theory {real.theory_seconds:.2f}s + slack {slack:.2f}s"
+        )
         raise CheckNotMet(
             f"{alertname} {severity} for {slo} ({expected.long_window}/{expected.short_window}): "
-            f"{measured}; theory {expected.theory_seconds:.2f}s + slack {slack:.2f}s"
+            f"{measured}; {basis}"
         )
     return result
 
