@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from support import free_ports_lab_config
+from support import free_ports_lab_config, lab_up_on_free_ports
 from tokenslo.prometheus.process import ManagedProcess, start_alertmanager, start_prometheus
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,10 +52,10 @@ def lab_config(tmp_path_factory: pytest.TempPathFactory):
 def lab(lab_config, tmp_path_factory: pytest.TempPathFactory):
     """One real lab (IdP, gateway, Prometheus, Alertmanager, webhook) per test module,
     always brought down by PID, even when start-up fails half-way."""
-    from tokenslo.lab.orchestrator import lab_down, lab_up
+    from tokenslo.lab.orchestrator import lab_down
 
     state_dir = tmp_path_factory.mktemp("lab") / "state"
     try:
-        yield lab_up(lab_config, state_dir)
+        yield lab_up_on_free_ports(lab_config, state_dir)[0]
     finally:
         lab_down(state_dir)

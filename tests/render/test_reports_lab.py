@@ -21,9 +21,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from support import lab_up_on_free_ports
 from tokenslo.cli import main
 from tokenslo.durations import format_duration, parse_duration
-from tokenslo.lab.orchestrator import lab_down, lab_up
+from tokenslo.lab.orchestrator import lab_down
 from tokenslo.prometheus.process import free_port, stop_pid
 from tokenslo.render.report_example import (
     TIME_SCALE,
@@ -47,7 +48,7 @@ def lab_run(tmp_path_factory):
     state_dir = tmp_path_factory.mktemp("report-lab") / "state"
     out = tmp_path_factory.mktemp("report-out")
     try:
-        state = lab_up(example_lab_config([SLO_DIR]), state_dir)
+        state, _config = lab_up_on_free_ports(example_lab_config([SLO_DIR]), state_dir)
         tokens = _issue_tokens(state)
         start, faults = run_scenario(state, baseline=12.0, fault_seconds=15.0, recovery=6.0)
         model = report_from_state(state, [SLO_DIR], start, faults, title="Lab run")
@@ -215,14 +216,22 @@ class DevTools:
         raise TimeoutError(event)
 
     def drain(self, seconds: float) -> None:
-        """Collect late events (console messages, requests) for a moment."""
+        """Collect late events (console messages, requests) for a moment. The short
+        receive timeout is this method's own: the calls after it (the screenshot of a
+        slowly rendering page) get the socket's timeout back."""
+        import websocket
+
+        before = self.ws.gettimeout()
         self.ws.settimeout(0.2)
         end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            try:
-                self.events.append(json.loads(self.ws.recv()))
-            except Exception:  # noqa: BLE001 - a receive timeout ends nothing
-                continue
+        try:
+            while time.monotonic() < end:
+                try:
+                    self.events.append(json.loads(self.ws.recv()))
+                except websocket.WebSocketTimeoutException:
+                    continue  # nothing arrived in 0.2 s; keep listening until the end
+        finally:
+            self.ws.settimeout(before)
 
     def close(self) -> None:
         self.ws.close()
