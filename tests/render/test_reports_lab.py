@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -326,9 +325,7 @@ def _not_blank(png: bytes) -> tuple[float, int]:
 @pytest.mark.browser
 @pytest.mark.timeout(240)
 def test_report_renders_in_headless_chromium_offline(lab_run, tmp_path):
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("Debian package chromium is not installed (apt-get install chromium)")
+    if CHROMIUM is None:  # under CI a skip fails the run (tests/conftest.py)
         pytest.skip("chromium not installed (apt-get install --no-install-recommends chromium)")
     _state, _model, _faults, _tokens, out = lab_run
     page = tmp_path / "report.html"
