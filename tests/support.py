@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from dataclasses import replace
@@ -59,6 +60,31 @@ def lab_config_file(config: LabConfig, path: Path, **extra) -> Path:
     default ones (a developer's own lab, or another test's)."""
     path.write_text(json.dumps({"ports": dict(config.ports.items()), **extra}))  # JSON is YAML
     return path
+
+
+def lab_secrets(state_dir: Path) -> list[str]:
+    """Every secret a lab in ``state_dir`` used: client secrets, the admin secret and the
+    IdP's private key material (files the lab leaves in its state dir)."""
+    from tokenslo.lab.orchestrator import ADMIN_SECRET_FILE, CREDENTIALS_FILE, read_credentials
+
+    secrets = [*read_credentials(state_dir / CREDENTIALS_FILE).values()]
+    secrets.append((state_dir / ADMIN_SECRET_FILE).read_text(encoding="utf-8").strip())
+    keys = (state_dir / "idp-keys.json").read_text(encoding="utf-8")
+    secrets += re.findall(r'"(?:d|p|q|dp|dq|qi|k)"\s*:\s*"([^"]{20,})"', keys)
+    assert len(secrets) > 5, "the lab's secrets were not found"
+    return secrets
+
+
+def assert_no_secrets(files: list[Path], secrets: list[str]) -> int:
+    """No file holds any 20-character piece of any secret, nor a JWT; returns how many
+    files were scanned (so a caller can check the scan saw something)."""
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for secret in secrets:
+            for i in range(0, max(1, len(secret) - 20), 7):
+                assert secret[i : i + 20] not in text, f"secret material in {path}"
+        assert "eyJ" not in text, f"a JWT-shaped string in {path}"
+    return len(files)
 
 
 class ServedApp:

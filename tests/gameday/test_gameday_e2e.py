@@ -22,6 +22,7 @@ import pytest
 import requests
 import yaml
 
+from support import assert_no_secrets, lab_secrets
 from tokenslo.chaos import theory
 from tokenslo.durations import parse_duration
 from tokenslo.lab.orchestrator import lab_down, load_state, proc_start_time
@@ -166,6 +167,15 @@ def test_shortened_game_day(tmp_path):
 
     assert load_state(state) is None  # the game day started the lab, so it stopped it
     assert procs_mentioning(state) == []
+
+    # Nothing the game day wrote or printed (results, reports, chaos journals, its own
+    # and the lab's logs) holds a secret the run used.
+    (tmp_path / "console.txt").write_text(proc.stdout + proc.stderr)
+    written = [p for p in [*out.rglob("*"), *state.rglob("*.json"), *state.rglob("*.log")]
+               if p.is_file() and p.name not in ("idp-keys.json",)]  # fmt: skip
+    journals = [p for p in written if "journal" in p.name or "chaos-runs" in str(p)]
+    assert journals, written
+    assert assert_no_secrets([*written, tmp_path / "console.txt"], lab_secrets(state)) > 5
 
 
 def faults_active(state_dir: Path) -> bool:
