@@ -133,8 +133,10 @@ def test_hang_ends_with_the_fault_and_keeps_the_request_body(service):
     base = service.url
     add_fault(base, path_prefix="/echo", effect="hang", expires_in=1)
     started = time.monotonic()
-    response = requests.post(f"{base}/echo", data=b"x" * 5000, timeout=10)
-    assert 0.9 <= time.monotonic() - started < 5
+    # It answers at all (a hang that outlived its fault would end in the client's
+    # timeout) and not before the fault expired; how soon after is the machine's load.
+    response = requests.post(f"{base}/echo", data=b"x" * 5000, timeout=30)
+    assert time.monotonic() - started >= 0.9
     assert response.json() == {"received": 5000}
 
 
