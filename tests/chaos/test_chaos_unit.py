@@ -131,6 +131,19 @@ def test_old_errors_sliding_out_are_accounted_piecewise():
     assert theory.held_crossing(0.06, [older, newer], 20.0, 0.01) is None
 
 
+def test_held_counts_are_rates_times_the_window_only_for_rate_slis():
+    from tokenslo.chaos import probes
+    from tokenslo.spec.model import LatencySLI
+
+    assert probes._per_second(slo())  # sum(rate(t[{{window}}]))
+    counted = EventsSLI(total="sum(increase(t[{{window}}]))", bad="sum(increase(b[{{window}}]))")
+    assert not probes._per_second(SLO(name="c", service="s", objective=99.9, window=1.0,
+                                      sli=counted))  # fmt: skip
+    latency = LatencySLI(metric="h_seconds", threshold=0.3, selector="")
+    assert not probes._per_second(SLO(name="l", service="s", objective=99.0, window=1.0,
+                                      sli=latency))  # fmt: skip
+
+
 def test_slack_grows_with_every_interval():
     base = theory.slack_seconds(1, 1, 0.25)
     assert theory.slack_seconds(2, 1, 0.25) > base

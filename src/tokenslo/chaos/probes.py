@@ -224,17 +224,26 @@ def _slack(resolved: targets.Targets, poll_interval: float) -> float:
     return theory.slack_seconds(timing.scrape_interval, timing.evaluation_interval, poll_interval)
 
 
+def _per_second(model) -> bool:
+    """Whether the SLO's SLI queries give per-second rates (``rate(x[{{window}}])``)
+    rather than counts over the window (``increase(...)``; the engine's latency SLIs).
+    The engine only needs their ratio; the theory needs counts (rate × window)."""
+    total = getattr(model.sli, "total", None)
+    return isinstance(total, str) and "rate(" in total and "increase(" not in total
+
+
 def _held_at(
     resolved: targets.Targets, model, windows: list[float], at: float
 ) -> dict[float, theory.Held]:
     """What each scaled window held at ``at`` (events and errors, through the engine's
-    queries); absent series count as no traffic."""
+    queries, as counts); absent series count as no traffic."""
     held = {}
     with PromClient(resolved.url("prometheus")) as client:
         for seconds in sorted(set(windows)):
             counts = evaluator.evaluate_window([model], client, seconds, at)[model.name]
-            events = (counts.total if counts else None) or 0.0
-            errors = (counts.errors if counts else None) or 0.0
+            unit = seconds if _per_second(model) else 1.0
+            events = ((counts.total if counts else None) or 0.0) * unit
+            errors = ((counts.errors if counts else None) or 0.0) * unit
             held[seconds] = theory.Held(seconds=seconds, events=events, errors=errors)
     return held
 
