@@ -90,24 +90,40 @@ def test_windows_of_steady_traffic_give_the_textbook_crossing():
 
 
 def test_a_window_still_full_of_an_earlier_load_test_detects_later():
-    # The flaky game day: at the injection the compressed 1h window (60 s) held, before
-    # its last 5 s, 11000 events of an earlier load test; its last 5 s (= the short
-    # window) held 100 events at the game day's own 20 req/s. By hand, for s < 55 s:
+    # The flaky game day: at the injection the compressed 1h window (60 s) held, evenly
+    # before its last 5 s, 11000 events of an earlier load test; its last 5 s (= the
+    # short window) held 100 events at the game day's own 20 req/s. By hand, s < 55 s:
     #   errors  = 20 s                (every new request fails)
     #   events  = 11000 (55 - s) / 55 + 100 + 20 s = 11100 - 180 s
     #   crossing: 20 s = 0.0144 (11100 - 180 s)  ->  s = 159.84 / 22.592 = 7.07507 s
     # plus for (1m / 60 = 1 s). The steady theory says 0.864 + 1.
-    held = {
-        60.0: theory.Held(seconds=60.0, events=11100.0, errors=0.0),
-        5.0: _steady(5.0),
-        360.0: _steady(360.0),
-        30.0: _steady(30.0),
-    }
-    expected = theory.first_to_fire_held(slo(), "page", 1.0, 60.0, held, long_window="1h")
+    profile = [theory.Held(seconds=55.0, events=11000.0, errors=0.0), _steady(5.0)]
+    expected = theory.first_to_fire_held(slo(), "page", 1.0, 60.0, profile, long_window="1h")
     assert expected.theory_seconds == pytest.approx(159.84 / 22.592 + 1.0)
     assert expected.theory_seconds == pytest.approx(8.07507, abs=1e-5)
     steady = theory.first_to_fire(slo(), "page", 1.0, 60.0, long_window="1h")
     assert steady.theory_seconds == pytest.approx(1.864)
+
+
+def test_recent_traffic_stays_in_the_window_longer_than_old_traffic():
+    # The same 1200 events in a 60 s window, 20/s after the injection, threshold 1.44 %.
+    # Held in its last 20 s they all stay for 40 s: 20 s = 0.0144 (1200 + 20 s) ->
+    # s = 17.28 / 19.712 = 0.87662 s (no old events leave that soon). Held in its first
+    # 20 s they leave from s = 0 at 60/s: 20 s = 0.0144 (1200 - 60 s + 20 s) ->
+    # s = 17.28 / 20.576 = 0.83981 s.
+    recent = [theory.Held(40.0, 0.0, 0.0), theory.Held(20.0, 1200.0, 0.0)]
+    old = [theory.Held(20.0, 1200.0, 0.0), theory.Held(40.0, 0.0, 0.0)]
+    assert theory.held_crossing(0.0144, recent, 20.0, 1.0) == pytest.approx(17.28 / 19.712)
+    assert theory.held_crossing(0.0144, old, 20.0, 1.0) == pytest.approx(17.28 / 20.576)
+
+
+def test_a_window_is_the_tail_of_the_profile_padded_when_short():
+    profile = [theory.Held(10.0, 100.0, 10.0), theory.Held(10.0, 50.0, 0.0)]
+    assert theory.window_of(profile, 15.0) == [
+        theory.Held(5.0, 50.0, 5.0),
+        theory.Held(10.0, 50.0, 0.0),
+    ]
+    assert theory.window_of(profile, 30.0)[0] == theory.Held(10.0, 0.0, 0.0)
 
 
 def test_errors_already_in_the_window_cross_at_once_and_no_traffic_never():

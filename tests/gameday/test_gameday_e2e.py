@@ -24,7 +24,6 @@ import yaml
 
 from support import assert_no_secrets, lab_secrets
 from tokenslo.chaos import theory
-from tokenslo.durations import parse_duration
 from tokenslo.lab.orchestrator import lab_down, load_state, proc_start_time
 from tokenslo.prometheus.process import free_port, pid_alive
 from tokenslo.spec.loader import load_paths
@@ -127,16 +126,11 @@ def test_shortened_game_day(tmp_path):
         probe = _wait_for_alert_output(out / experiment["journal"])
         expected = theory.first_to_fire(slos[slo], severity, 1.0, TIME_SCALE)
         assert probe["steady_theory_seconds"] == pytest.approx(expected.theory_seconds, abs=0.01)
-        # The verdict's theory starts from what the windows held at the injection.
-        held = {
-            parse_duration(w): theory.Held(parse_duration(w), c["events"], c["errors"])
-            for w, c in probe["held_at_injection"].items()
-        }
-        assert all(h.events > 0 for h in held.values()), held  # the game day's own load
-        from_held = theory.first_to_fire_held(
-            slos[slo], severity, 1.0, TIME_SCALE, held, probe["long_window"]
-        )
-        assert detection["theory_seconds"] == pytest.approx(from_held.theory_seconds, abs=0.01)
+        # The verdict's theory starts from what the windows held at the injection: the
+        # game day's own load (a fresh lab), no errors yet.
+        held = {w: c for w, c in probe["held_at_injection"].items() if isinstance(c, dict)}
+        assert held and all(c["events"] > 0 and c["errors"] == 0 for c in held.values()), held
+        assert detection["theory_seconds"] == probe["theory_seconds"] > probe["for_seconds"]
         assert detection["fired"] and detection["within"]
         assert (
             0

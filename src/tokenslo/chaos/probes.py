@@ -11,6 +11,7 @@ time scale, so one experiment file runs in compressed and in real time.
 """
 
 import hashlib
+import math
 import time
 from datetime import datetime
 
@@ -19,7 +20,7 @@ import requests
 from tokenslo.chaos import runstate, targets, theory
 from tokenslo.chaos.actions import CLEARED_AT, INJECTED_AT
 from tokenslo.durations import format_duration, parse_duration
-from tokenslo.engine import burnrate, evaluator
+from tokenslo.engine import backtest, burnrate, evaluator
 from tokenslo.errors import InputError, UnavailableError
 from tokenslo.prometheus.client import PromClient
 from tokenslo.rules import conventions as c
@@ -41,6 +42,7 @@ __all__ = [
 
 MAX_WAIT = 600.0
 MAX_DATA_WAIT = 30.0
+PROFILE_POINTS = 300  # at most this many stretches in the traffic profile of a window
 HTTP_TIMEOUT = 3.0
 EXPECT = ("any", "yes", "no")
 
@@ -232,23 +234,45 @@ def _per_second(model) -> bool:
     return isinstance(total, str) and "rate(" in total and "increase(" not in total
 
 
-def _held_at(
-    resolved: targets.Targets, model, windows: list[float], at: float
-) -> dict[float, theory.Held]:
-    """What each scaled window held at ``at`` (events and errors, through the engine's
-    queries, as counts); absent series count as no traffic."""
-    held = {}
+def _profile_at(
+    resolved: targets.Targets, model, seconds: float, at: float
+) -> tuple[list[theory.Held], float]:
+    """(events and errors per stretch of ``step`` seconds over the ``seconds`` before
+    ``at``, oldest first, as counts; ``step``): one range query of the engine's own SLI
+    queries over a window of one step. Steps without a sample count as no traffic."""
+    scrape = targets.prometheus_timing(resolved.url("prometheus")).scrape_interval
+    step = max(2 * scrape, seconds / PROFILE_POINTS)
+    count = max(1, math.ceil(seconds / step))
+    start = at - (count - 1) * step
+    ((_window, query),) = evaluator.plan_queries([model], windows_of=lambda _slo: (step,))
     with PromClient(resolved.url("prometheus")) as client:
-        for seconds in sorted(set(windows)):
-            counts = evaluator.evaluate_window([model], client, seconds, at)[model.name]
-            unit = seconds if _per_second(model) else 1.0
-            events = ((counts.total if counts else None) or 0.0) * unit
-            errors = ((counts.errors if counts else None) or 0.0) * unit
-            held[seconds] = theory.Held(seconds=seconds, events=events, errors=errors)
-    return held
+        matrix = backtest.parse_matrix(client.query_range(query, start, at, step))
+    unit = step if _per_second(model) else 1.0
+    events = [0.0] * count
+    errors = [0.0] * count
+    for kind, into in (("total", events), ("errors", errors)):
+        for ms, value in matrix.get((model.name, kind), {}).items():
+            index = round((ms / 1000 - start) / step)
+            if 0 <= index < count and value is not None:
+                into[index] = value * unit
+    return [theory.Held(step, e, x) for e, x in zip(events, errors, strict=True)], step
 
 
-def _detection_theory(
+def _steady_theory(
+    model, severity: str, error_rate: float, scale: float, long_window: str
+) -> theory.Expectation:
+    """The textbook expectation (windows full of steady, error-free traffic): which
+    condition the fault's error rate can fire at all (bad input when none)."""
+    steady = theory.first_to_fire(model, severity, error_rate, scale, long_window)
+    if steady is None:
+        raise InputError(
+            f"SLO {model.name!r}: no {severity} condition"
+            f"{' on ' + long_window if long_window else ''} fires at error rate {error_rate}"
+        )
+    return steady
+
+
+def _held_theory(
     resolved: targets.Targets,
     model,
     severity: str,
@@ -256,25 +280,39 @@ def _detection_theory(
     scale: float,
     long_window: str,
     injected: float,
-) -> tuple[theory.Expectation, theory.Expectation | None, dict[float, theory.Held]]:
-    """(steady-rate expectation, expectation from what the windows held at the
-    injection, the held counts). The first only says which condition the fault's error
-    rate can fire at all; the verdict uses the second, because a window still full of
-    earlier (or uneven, real) traffic dilutes the new errors."""
-    steady = theory.first_to_fire(model, severity, error_rate, scale, long_window)
-    if steady is None:
-        raise InputError(
-            f"SLO {model.name!r}: no {severity} condition"
-            f"{' on ' + long_window if long_window else ''} fires at error rate {error_rate}"
-        )
-    spans = [
-        span / scale
-        for w in theory.conditions(model, severity, long_window)
-        for span in (w.long_window, w.short_window)
-    ]
-    held = _held_at(resolved, model, spans, injected)
-    real = theory.first_to_fire_held(model, severity, error_rate, scale, held, long_window)
-    return steady, real, held
+    until: float,
+) -> tuple[theory.Expectation | None, dict]:
+    """(expectation from the traffic the windows held at the injection and the traffic
+    that really came after it until ``until``, a summary for the journal). Windows still
+    full of earlier (or uneven, real) traffic dilute the errors; a fault that slows
+    paced clients (a latency fault) also lowers the rate that brings the errors."""
+    spans = sorted(
+        {
+            span / scale
+            for w in theory.conditions(model, severity, long_window)
+            for span in (w.long_window, w.short_window)
+        }
+    )
+    profile, step = _profile_at(resolved, model, spans[-1], injected)
+    rate = None
+    after = until - injected
+    if after >= 2 * step:
+        with PromClient(resolved.url("prometheus")) as client:
+            counts = evaluator.evaluate_window([model], client, after, until)[model.name]
+        if counts is not None and counts.total is not None:
+            rate = counts.total * (1.0 if _per_second(model) else 1.0 / after)
+    real = theory.first_to_fire_held(model, severity, error_rate, scale, profile, long_window, rate)
+    summary: dict = {
+        "profile_step_seconds": step,
+        "rate_after_injection": None if rate is None else round(rate, 3),
+    }
+    for span in spans:
+        part = theory.window_of(profile, span)
+        summary[format_duration(span)] = {
+            "events": round(sum(h.events for h in part), 3),
+            "errors": round(sum(h.errors for h in part), 3),
+        }
+    return real, summary
 
 
 def wait_for_alert(
@@ -303,12 +341,9 @@ def wait_for_alert(
     model = targets.find_slo(resolved, slo)
     scale = targets.time_scale_for(resolved, model)
     injected = _injected_at(run)
-    steady, real, held = _detection_theory(
-        resolved, model, severity, float(error_rate), scale, long_window, injected
-    )
-    expected = real or steady
+    steady = _steady_theory(model, severity, float(error_rate), scale, long_window)
     slack = _slack(resolved, poll_interval)
-    labels = _labels(slo, severity, expected.long_window)
+    labels = _labels(slo, severity, long_window or steady.long_window)
     # An alert already active before the injection (an earlier incident) is not ours.
     cutoff = injected - slack
     fired_at = active_at = None
@@ -322,6 +357,17 @@ def wait_for_alert(
         if fired_at is not None:
             break
         time.sleep(poll_interval)
+    real, held = _held_theory(
+        resolved,
+        model,
+        severity,
+        float(error_rate),
+        scale,
+        long_window or steady.long_window,
+        injected,
+        fired_at or time.time(),
+    )
+    expected = real or steady
     result = {
         "alertname": alertname,
         "slo": slo,
@@ -329,10 +375,7 @@ def wait_for_alert(
         **expected.to_json(),
         "theory_seconds": None if real is None else round(real.theory_seconds, 3),
         "steady_theory_seconds": round(steady.theory_seconds, 3),
-        "held_at_injection": {
-            format_duration(h.seconds): {"events": h.events, "errors": h.errors}
-            for h in held.values()
-        },
+        "held_at_injection": held,
         "error_rate": float(error_rate),
         "time_scale": scale,
         "fired": fired_at is not None,

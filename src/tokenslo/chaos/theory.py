@@ -8,9 +8,11 @@ by the scale, exactly as the rule generator does.
 
 That closed form assumes the windows held only steady, error-free traffic at the
 rate that follows the injection. A real target's windows (and a lab's, right after
-an earlier load test) hold whatever traffic really came: ``held_crossing`` and
-``first_to_fire_held`` start from what each window held at the injection instead
-(queried by the caller; this module stays free of I/O).
+an earlier load test) hold whatever traffic really came, unevenly: ``held_crossing``
+and ``first_to_fire_held`` start from the traffic profile up to the injection
+instead (events and errors per stretch of time, queried by the caller; this module
+stays free of I/O), and let the old traffic slide out of each window as it really
+arrived.
 """
 
 from __future__ import annotations
@@ -129,16 +131,30 @@ class Held:
     errors: float
 
 
-def _segments(long: Held, short: Held) -> list[Held]:
-    """The long window as two stretches, oldest first: its part before the short window
-    (long minus short) and the short window. Within each stretch the traffic is taken
-    as even; the split keeps a burst that ended minutes ago apart from today's rate."""
-    older = Held(
-        seconds=max(0.0, long.seconds - short.seconds),
-        events=max(0.0, long.events - short.events),
-        errors=max(0.0, long.errors - short.errors),
-    )
-    return [s for s in (older, short) if s.seconds > 0]
+def window_of(profile: Sequence[Held], seconds: float) -> list[Held]:
+    """The last ``seconds`` of a traffic profile (stretches oldest first, the newest
+    ending at the injection), a stretch cut short keeping its share of the counts
+    (traffic taken as even within a stretch); padded with an empty stretch at the
+    start when the profile is shorter (before its first sample there was no traffic)."""
+    out: list[Held] = []
+    needed = seconds
+    for seg in reversed(profile):
+        if needed <= 0:
+            break
+        if seg.seconds <= needed:
+            out.append(seg)
+        else:
+            share = needed / seg.seconds
+            out.append(Held(needed, seg.events * share, seg.errors * share))
+        needed -= min(needed, seg.seconds)
+    if needed > 0:
+        out.append(Held(needed, 0.0, 0.0))
+    return list(reversed(out))
+
+
+def _rate(segments: Sequence[Held]) -> float:
+    seconds = sum(s.seconds for s in segments)
+    return sum(s.events for s in segments) / seconds if seconds > 0 else 0.0
 
 
 def _left_after(segments: Sequence[Held], elapsed: float) -> tuple[float, float]:
@@ -193,17 +209,20 @@ def held_expectation(
     window: BurnWindow,
     error_rate: float,
     time_scale: float,
-    long: Held,
-    short: Held,
+    profile: Sequence[Held],
+    rate: float | None = None,
 ) -> Expectation:
-    """``expectation`` from what the condition's two windows (scaled) held at the
-    injection; the traffic that follows arrives at the short window's rate."""
+    """``expectation`` from the traffic ``profile`` up to the injection: each of the
+    condition's windows (scaled) starts from the part of the profile it covers; the
+    traffic that follows arrives at ``rate`` events/s (default: the short window's)."""
     factor = burnrate.factor_of(slo, window)
     threshold = burnrate.threshold_of(slo, window)
-    rate = short.events / short.seconds if short.seconds > 0 else 0.0
+    long = window_of(profile, window.long_window / time_scale)
+    short = window_of(profile, window.short_window / time_scale)
+    rate = _rate(short) if rate is None else rate
     crossings = [
-        held_crossing(threshold, _segments(long, short), rate, error_rate),
-        held_crossing(threshold, [short], rate, error_rate),
+        held_crossing(threshold, long, rate, error_rate),
+        held_crossing(threshold, short, rate, error_rate),
     ]
     return _from_crossings(window, factor, crossings, time_scale)
 
@@ -213,20 +232,15 @@ def first_to_fire_held(
     severity: str,
     error_rate: float,
     time_scale: float,
-    held: dict[float, Held],
+    profile: Sequence[Held],
     long_window: str = "",
+    rate: float | None = None,
 ) -> Expectation | None:
-    """``first_to_fire`` from what the windows held at the injection: ``held`` maps each
-    scaled window length (seconds) of the conditions to its counts."""
+    """``first_to_fire`` from the traffic ``profile`` up to the injection (stretches of
+    events and errors, oldest first, covering at least the longest window) and the
+    event ``rate`` after it (default: each short window's rate before it)."""
     expected = [
-        held_expectation(
-            slo,
-            w,
-            error_rate,
-            time_scale,
-            held[w.long_window / time_scale],
-            held[w.short_window / time_scale],
-        )
+        held_expectation(slo, w, error_rate, time_scale, profile, rate)
         for w in conditions(slo, severity, long_window)
     ]
     return _earliest(expected)
