@@ -127,9 +127,9 @@ def test_shortened_game_day(tmp_path):
         expected = theory.first_to_fire(slos[slo], severity, 1.0, TIME_SCALE)
         assert probe["steady_theory_seconds"] == pytest.approx(expected.theory_seconds, abs=0.01)
         # The verdict's theory starts from what the windows held at the injection: the
-        # game day's own load (a fresh lab), no errors yet.
+        # game day's own load (a fresh lab).
         held = {w: c for w, c in probe["held_at_injection"].items() if isinstance(c, dict)}
-        assert held and all(c["events"] > 0 and c["errors"] == 0 for c in held.values()), held
+        assert held and all(c["events"] > 0 for c in held.values()), held
         assert detection["theory_seconds"] == probe["theory_seconds"] > probe["for_seconds"]
         assert detection["fired"] and detection["within"]
         assert (
