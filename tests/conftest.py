@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from support import free_ports_lab_config
+from support import free_ports_lab_config, lab_up_on_free_ports
+from tiers import TIERS, derived_tiers
 from tokenslo.prometheus.process import ManagedProcess, start_alertmanager, start_prometheus
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,10 +54,69 @@ def lab_config(tmp_path_factory: pytest.TempPathFactory):
 def lab(lab_config, tmp_path_factory: pytest.TempPathFactory):
     """One real lab (IdP, gateway, Prometheus, Alertmanager, webhook) per test module,
     always brought down by PID, even when start-up fails half-way."""
-    from tokenslo.lab.orchestrator import lab_down, lab_up
+    from tokenslo.lab.orchestrator import lab_down
 
     state_dir = tmp_path_factory.mktemp("lab") / "state"
     try:
-        yield lab_up(lab_config, state_dir)
+        yield lab_up_on_free_ports(lab_config, state_dir)[0]
     finally:
         lab_down(state_dir)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--quick",
+        action="store_true",
+        help=f"run only the tests that need none of: {', '.join(TIERS)} (scripts/test --quick)",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Add the tier markers a test's code and fixtures imply (see ``tiers.py``); with
+    ``--quick`` keep only the tests that have none."""
+    for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
+        defs = item._fixtureinfo.name2fixturedefs.values()
+        fixtures = [d.func for chain in defs for d in chain]
+        have = {m.name for m in item.iter_markers()}
+        for tier in sorted(derived_tiers(item.function, fixtures) - have):
+            item.add_marker(tier)
+    if config.getoption("quick"):
+        quick = [i for i in items if not any(i.get_closest_marker(t) for t in TIERS)]
+        if len(quick) < len(items):
+            kept = set(map(id, quick))
+            config.hook.pytest_deselected(items=[i for i in items if id(i) not in kept])
+            items[:] = quick
+
+
+# Under CI (``.ci/run`` sets CI=true) a skip is a failure: the bootstrap installs everything
+# the tests need, so a skip there hides a broken set-up. Only these may skip, each with
+# why it cannot run on the CI machine (test node id prefix → reason).
+ALLOWED_SKIPS: dict[str, str] = {}
+
+
+def allowed_skip(nodeid: str) -> str | None:
+    """The allow-list's reason for ``nodeid`` skipping, or None."""
+    return next((why for prefix, why in ALLOWED_SKIPS.items() if nodeid.startswith(prefix)), None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if (
+        os.environ.get("CI", "").lower() in ("1", "true", "yes")
+        and report.skipped
+        and not hasattr(report, "wasxfail")
+        and allowed_skip(item.nodeid) is None
+    ):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        reason = str(reason).removeprefix("Skipped: ")
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped under CI ({reason}); CI installs what tests need, so this is a failure. "
+            "Install the missing piece in scripts/bootstrap, or add the test to ALLOWED_SKIPS "
+            "in tests/conftest.py with its reason."
+        )
+    return report

@@ -76,6 +76,93 @@ def test_resolution_follows_the_short_window_after_a_long_incident():
     assert reset == pytest.approx(short - 14.4 * 0.001 * short)
 
 
+def test_slack_is_two_scrapes_two_evaluations_and_one_poll():
+    # The lab: 1 s scrape, 1 s evaluation, the probes poll every 0.25 s: 2 + 2 + 0.25.
+    assert theory.slack_seconds(1.0, 1.0, 0.25) == pytest.approx(4.25)
+    assert theory.slack_seconds(15.0, 30.0, 1.0) == pytest.approx(91.0)
+
+
+def _steady(seconds: float, rate: float = 20.0) -> theory.Held:
+    return theory.Held(seconds=seconds, events=rate * seconds, errors=0.0)
+
+
+def test_windows_of_steady_traffic_give_the_textbook_crossing():
+    # 1h at scale 60 is 60 s; threshold 14.4 x 0.1 % = 0.0144; full outage: 0.0144 x 60 s.
+    crossing = theory.held_crossing(0.0144, [_steady(60.0)], 20.0, 1.0)
+    assert crossing == pytest.approx(0.864)
+
+
+def test_a_window_still_full_of_an_earlier_load_test_detects_later():
+    # The flaky game day: at the injection the compressed 1h window (60 s) held, evenly
+    # before its last 5 s, 11000 events of an earlier load test; its last 5 s (= the
+    # short window) held 100 events at the game day's own 20 req/s. By hand, s < 55 s:
+    #   errors  = 20 s                (every new request fails)
+    #   events  = 11000 (55 - s) / 55 + 100 + 20 s = 11100 - 180 s
+    #   crossing: 20 s = 0.0144 (11100 - 180 s)  ->  s = 159.84 / 22.592 = 7.07507 s
+    # plus for (1m / 60 = 1 s). The steady theory says 0.864 + 1.
+    profile = [theory.Held(seconds=55.0, events=11000.0, errors=0.0), _steady(5.0)]
+    expected = theory.first_to_fire_held(slo(), "page", 1.0, 60.0, profile, long_window="1h")
+    assert expected.theory_seconds == pytest.approx(159.84 / 22.592 + 1.0)
+    assert expected.theory_seconds == pytest.approx(8.07507, abs=1e-5)
+    steady = theory.first_to_fire(slo(), "page", 1.0, 60.0, long_window="1h")
+    assert steady.theory_seconds == pytest.approx(1.864)
+
+
+def test_recent_traffic_stays_in_the_window_longer_than_old_traffic():
+    # The same 1200 events in a 60 s window, 20/s after the injection, threshold 1.44 %.
+    # Held in its last 20 s they all stay for 40 s: 20 s = 0.0144 (1200 + 20 s) ->
+    # s = 17.28 / 19.712 = 0.87662 s (no old events leave that soon). Held in its first
+    # 20 s they leave from s = 0 at 60/s: 20 s = 0.0144 (1200 - 60 s + 20 s) ->
+    # s = 17.28 / 20.576 = 0.83981 s.
+    recent = [theory.Held(40.0, 0.0, 0.0), theory.Held(20.0, 1200.0, 0.0)]
+    old = [theory.Held(20.0, 1200.0, 0.0), theory.Held(40.0, 0.0, 0.0)]
+    assert theory.held_crossing(0.0144, recent, 20.0, 1.0) == pytest.approx(17.28 / 19.712)
+    assert theory.held_crossing(0.0144, old, 20.0, 1.0) == pytest.approx(17.28 / 20.576)
+
+
+def test_a_window_is_the_tail_of_the_profile_padded_when_short():
+    profile = [theory.Held(10.0, 100.0, 10.0), theory.Held(10.0, 50.0, 0.0)]
+    assert theory.window_of(profile, 15.0) == [
+        theory.Held(5.0, 50.0, 5.0),
+        theory.Held(10.0, 50.0, 0.0),
+    ]
+    assert theory.window_of(profile, 30.0)[0] == theory.Held(10.0, 0.0, 0.0)
+
+
+def test_errors_already_in_the_window_cross_at_once_and_no_traffic_never():
+    burning = theory.Held(seconds=60.0, events=1000.0, errors=100.0)
+    assert theory.held_crossing(0.0144, [burning], 20.0, 1.0) == 0.0
+    empty = theory.Held(seconds=60.0, events=0.0, errors=0.0)
+    assert theory.held_crossing(0.0144, [empty], 0.0, 1.0) is None
+    # 1 % errors never exceeds 1.44 %, however long it lasts
+    assert theory.held_crossing(0.0144, [_steady(60.0)], 20.0, 0.01) is None
+
+
+def test_old_errors_sliding_out_are_accounted_piecewise():
+    # Older 30 s: 600 events, 60 errors; newer 30 s: 600 events, none failing; then
+    # 20 req/s at 1 % errors. At the injection 60 / 1200 = 5 %: over a 4 % threshold at
+    # once. Against 6 %: for s <= 30 the window holds 60 (30 - s) / 30 + 0.2 s errors
+    # of 1200 events (old ones leave as fast as new ones come), 60 - 1.8 s < 72; after
+    # that 0.2 s <= 12 < 72: it never crosses.
+    older = theory.Held(seconds=30.0, events=600.0, errors=60.0)
+    newer = theory.Held(seconds=30.0, events=600.0, errors=0.0)
+    assert theory.held_crossing(0.04, [older, newer], 20.0, 0.01) == 0.0
+    assert theory.held_crossing(0.06, [older, newer], 20.0, 0.01) is None
+
+
+def test_held_counts_are_rates_times_the_window_only_for_rate_slis():
+    from tokenslo.chaos import probes
+    from tokenslo.spec.model import LatencySLI
+
+    assert probes._per_second(slo())  # sum(rate(t[{{window}}]))
+    counted = EventsSLI(total="sum(increase(t[{{window}}]))", bad="sum(increase(b[{{window}}]))")
+    assert not probes._per_second(SLO(name="c", service="s", objective=99.9, window=1.0,
+                                      sli=counted))  # fmt: skip
+    latency = LatencySLI(metric="h_seconds", threshold=0.3, selector="")
+    assert not probes._per_second(SLO(name="l", service="s", objective=99.0, window=1.0,
+                                      sli=latency))  # fmt: skip
+
+
 def test_slack_grows_with_every_interval():
     base = theory.slack_seconds(1, 1, 0.25)
     assert theory.slack_seconds(2, 1, 0.25) > base

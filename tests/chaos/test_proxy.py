@@ -149,19 +149,28 @@ def test_token_issued_through_proxy_validates_against_jwks_through_proxy(proxy, 
 
 
 def test_503_fault_on_token_is_seen_by_clients_and_gone_after_expiry(proxy, admin):
+    # The checks made while the fault is active run under a fault that outlives them
+    # (a loaded machine cannot make it expire half-way); expiry is proven by a second,
+    # short fault that no check needs to be alive.
     before = metric(proxy["url"], "tokenslo_proxy_requests_total", code="503")
-    fault = admin.add_fault("status", expires_in=1.5, path="/token", status=503)
+    fault = admin.add_fault("status", expires_in=60, path="/token", status=503)
     response = token(proxy["url"])
     assert response.status_code == 503
     assert response.json()["error"] == "fault_injected"
     assert requests.get(proxy["url"] + "/jwks", timeout=5).status_code == 200  # scoped to /token
     assert metric(proxy["url"], "tokenslo_proxy_requests_total", code="503") == before + 1
     assert metric(proxy["url"], "tokenslo_faults_active", service="proxy") == 1
-    wait_until(lambda: time.time() > fault["expires_at"], 5)
+    admin.remove_fault(fault["id"])
+    expired_before = metric(
+        proxy["url"], "tokenslo_fault_changes_total", service="proxy", action="expire"
+    )
+    short = admin.add_fault("status", expires_in=1, path_prefix="/token", status=503)
+    wait_until(lambda: not admin.list_faults()["faults"], 10)
+    assert time.time() >= short["expires_at"]  # gone by expiry, not earlier
     assert token(proxy["url"]).status_code == 200
-    assert admin.list_faults()["faults"] == []
     assert (
-        metric(proxy["url"], "tokenslo_fault_changes_total", service="proxy", action="expire") >= 1
+        metric(proxy["url"], "tokenslo_fault_changes_total", service="proxy", action="expire")
+        == expired_before + 1
     )
 
 
@@ -171,9 +180,10 @@ def test_delay_fault_adds_latency_until_removed(proxy, admin):
     assert requests.get(proxy["url"] + "/jwks", timeout=5).status_code == 200
     assert time.perf_counter() - start >= 0.4
     admin.remove_fault(fault["id"])
-    start = time.perf_counter()
+    # No stopwatch upper bound: that the fault is gone from the engine the middleware
+    # consults is the fact; how fast a loaded machine answers is not.
+    assert admin.list_faults()["faults"] == []
     assert requests.get(proxy["url"] + "/jwks", timeout=5).status_code == 200
-    assert time.perf_counter() - start < 0.3
 
 
 def test_drop_fault_resets_the_connection(proxy, admin):
@@ -284,13 +294,31 @@ async def echo(request: Request) -> JSONResponse:
     )
 
 
+# Released by the test once it holds the first chunk: a buffering proxy would hold that
+# chunk back until the upstream finished, which it only does on release (or on giving up,
+# which it then says in its last chunk). Causality, not a stopwatch.
+STREAM_RELEASE = threading.Event()
+# Set by the test after the proxy's 504: the upstream answers only then (or gives up).
+SLOW_RELEASE = threading.Event()
+SLOW_ANSWERED = threading.Event()
+GIVE_UP = 20.0
+
+
+async def _released(event: threading.Event) -> bool:
+    import asyncio
+
+    deadline = time.monotonic() + GIVE_UP
+    while not event.is_set() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    return event.is_set()
+
+
 async def stream(_request: Request) -> StreamingResponse:
     async def chunks():
-        import asyncio
-
-        for i in range(10):
-            yield f"chunk-{i}:{time.monotonic():.6f}\n".encode()
-            await asyncio.sleep(0.05)
+        yield b"chunk-0:first\n"
+        released = await _released(STREAM_RELEASE)
+        for i in range(1, 10):
+            yield f"chunk-{i}:{'released' if released else 'gave-up'}\n".encode()
 
     return StreamingResponse(chunks(), media_type="text/plain")
 
@@ -302,9 +330,8 @@ async def set_cookie(_request: Request) -> JSONResponse:
 
 
 async def slow(_request: Request) -> JSONResponse:
-    import asyncio
-
-    await asyncio.sleep(1.5)
+    await _released(SLOW_RELEASE)
+    SLOW_ANSWERED.set()
     return JSONResponse({"slow": True})
 
 
@@ -398,16 +425,17 @@ def test_request_bodies_are_streamed_with_their_framing(echo_proxy):
 
 
 def test_responses_are_streamed_not_buffered(echo_proxy):
-    with requests.get(echo_proxy["url"] + "/stream", stream=True, timeout=5) as response:
-        lines = response.iter_lines()
-        first = next(lines)
-        first_arrived = time.monotonic()
-        rest = list(lines)
-    assert len(rest) == 9
-    last_produced = float(rest[-1].decode().split(":")[1])
-    # The first chunk reached the client well before the upstream produced the last one.
-    assert first.startswith(b"chunk-0:")
-    assert first_arrived < last_produced - 0.2
+    STREAM_RELEASE.clear()
+    try:
+        with requests.get(echo_proxy["url"] + "/stream", stream=True, timeout=30) as response:
+            lines = response.iter_lines()
+            first = next(lines)  # the upstream sends the rest only after this arrived
+            STREAM_RELEASE.set()
+            rest = list(lines)
+    finally:
+        STREAM_RELEASE.set()
+    assert first == b"chunk-0:first"
+    assert rest == [f"chunk-{i}:released".encode() for i in range(1, 10)]
 
 
 def test_unreachable_upstream_is_a_502_and_counted(tmp_path):
@@ -447,14 +475,17 @@ def test_upstream_timeout_is_a_504_and_counted(echo_proxy):
     app = FaultProxy(echo_proxy["upstream"] + "/base", ADMIN, timeout=0.5)
     front = Served(app, **UVICORN_OPTIONS)
     try:
-        start = time.monotonic()
-        response = requests.get(front.url + "/slow", timeout=5)
+        SLOW_RELEASE.clear()
+        SLOW_ANSWERED.clear()
+        response = requests.get(front.url + "/slow", timeout=30)
+        assert not SLOW_ANSWERED.is_set()  # the 504 came while the upstream still worked
+        SLOW_RELEASE.set()
         assert response.status_code == 504
         assert response.json()["error_description"] == "upstream timed out"
-        assert time.monotonic() - start < 1.4  # not the upstream's 1.5 s
         assert metric(front.url, "tokenslo_proxy_upstream_errors_total", reason="timeout") == 1
         assert requests.get(front.url + "/echo", timeout=5).status_code == 200  # still serving
     finally:
+        SLOW_RELEASE.set()
         front.stop()
 
 

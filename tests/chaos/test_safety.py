@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import signal
 import subprocess
@@ -38,7 +37,6 @@ HOLD = FIXTURES / "safety-hold-fault.yaml"
 HOLD_KEY = FIXTURES / "safety-hold-unpublished-key.yaml"
 NO_EXPIRY = FIXTURES / "safety-fault-without-expiry.yaml"
 CHAOS = Path(sys.executable).with_name("chaos")
-HAS_RUNNER = importlib.util.find_spec("tokenslo.chaos.runner") is not None
 
 
 def wait_until(
@@ -114,13 +112,7 @@ def stop(proc: subprocess.Popen) -> None:
     proc.wait(timeout=10)
 
 
-RUNNERS = [
-    "chaos",
-    pytest.param(
-        "tokenslo",
-        marks=pytest.mark.skipif(not HAS_RUNNER, reason="tokenslo.chaos.runner not there yet"),
-    ),
-]
+RUNNERS = ["chaos", "tokenslo"]
 
 
 @pytest.mark.parametrize("runner", RUNNERS)

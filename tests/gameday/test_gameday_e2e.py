@@ -22,6 +22,7 @@ import pytest
 import requests
 import yaml
 
+from support import assert_no_secrets, lab_secrets
 from tokenslo.chaos import theory
 from tokenslo.lab.orchestrator import lab_down, load_state, proc_start_time
 from tokenslo.prometheus.process import free_port, pid_alive
@@ -81,6 +82,15 @@ def procs_mentioning(path: Path) -> list[int]:
     return found
 
 
+def _wait_for_alert_output(journal: Path) -> dict:
+    (output,) = [
+        r["output"]
+        for r in json.loads(journal.read_text())["run"]
+        if r.get("activity", {}).get("provider", {}).get("func") == "wait_for_alert"
+    ]
+    return output
+
+
 def test_shortened_game_day(tmp_path):
     plan = write_game_day(
         tmp_path,
@@ -113,8 +123,14 @@ def test_shortened_game_day(tmp_path):
         assert experiment["met"] and experiment["misses"] == [], experiment
         (detection,) = experiment["detections"]
         slo, severity = detection["alert"].split("/")
+        probe = _wait_for_alert_output(out / experiment["journal"])
         expected = theory.first_to_fire(slos[slo], severity, 1.0, TIME_SCALE)
-        assert detection["theory_seconds"] == pytest.approx(expected.theory_seconds, abs=0.01)
+        assert probe["steady_theory_seconds"] == pytest.approx(expected.theory_seconds, abs=0.01)
+        # The verdict's theory starts from what the windows held at the injection: the
+        # game day's own load (a fresh lab).
+        held = {w: c for w, c in probe["held_at_injection"].items() if isinstance(c, dict)}
+        assert held and all(c["events"] > 0 for c in held.values()), held
+        assert detection["theory_seconds"] == probe["theory_seconds"] > probe["for_seconds"]
         assert detection["fired"] and detection["within"]
         assert (
             0
@@ -145,6 +161,15 @@ def test_shortened_game_day(tmp_path):
 
     assert load_state(state) is None  # the game day started the lab, so it stopped it
     assert procs_mentioning(state) == []
+
+    # Nothing the game day wrote or printed (results, reports, chaos journals, its own
+    # and the lab's logs) holds a secret the run used.
+    (tmp_path / "console.txt").write_text(proc.stdout + proc.stderr)
+    written = [p for p in [*out.rglob("*"), *state.rglob("*.json"), *state.rglob("*.log")]
+               if p.is_file() and p.name not in ("idp-keys.json",)]  # fmt: skip
+    journals = [p for p in written if "journal" in p.name or "chaos-runs" in str(p)]
+    assert journals, written
+    assert assert_no_secrets([*written, tmp_path / "console.txt"], lab_secrets(state)) > 5
 
 
 def faults_active(state_dir: Path) -> bool:

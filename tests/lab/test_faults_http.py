@@ -133,8 +133,10 @@ def test_hang_ends_with_the_fault_and_keeps_the_request_body(service):
     base = service.url
     add_fault(base, path="/echo", effect="hang", expires_in=1)
     started = time.monotonic()
-    response = requests.post(f"{base}/echo", data=b"x" * 5000, timeout=10)
-    assert 0.9 <= time.monotonic() - started < 5
+    # It answers at all (a hang that outlived its fault would end in the client's
+    # timeout) and not before the fault expired; how soon after is the machine's load.
+    response = requests.post(f"{base}/echo", data=b"x" * 5000, timeout=30)
+    assert time.monotonic() - started >= 0.9
     assert response.json() == {"received": 5000}
 
 
@@ -163,8 +165,10 @@ def test_malformed_truncates_the_json_body(service):
 
 
 def test_clock_offset_moves_service_time_and_expires(service):
+    # The skew is checked under an offset that outlives the checks; expiry is proven by
+    # a short offset replacing it, waited for as a condition rather than a fixed sleep.
     base = service.url
-    body = {"offset_seconds": -3600, "expires_in": 1}
+    body = {"offset_seconds": -3600, "expires_in": 60}
     assert (
         requests.post(f"{base}/admin/clock", json=body, headers=AUTH, timeout=5).status_code == 201
     )
@@ -172,8 +176,22 @@ def test_clock_offset_moves_service_time_and_expires(service):
     assert abs(skewed - (time.time() - 3600)) < 5
     listed = requests.get(f"{base}/admin/faults", headers=AUTH, timeout=5).json()
     assert listed["clock"]["offset_seconds"] == -3600
-    time.sleep(1.2)
-    assert abs(requests.get(f"{base}/now", timeout=5).json()["now"] - time.time()) < 5
+    short = {"offset_seconds": -3600, "expires_in": 1}
+    set_at = time.time()
+    assert (
+        requests.post(f"{base}/admin/clock", json=short, headers=AUTH, timeout=5).status_code == 201
+    )
+
+    def back_to_real_time() -> bool:
+        return abs(requests.get(f"{base}/now", timeout=5).json()["now"] - time.time()) < 5
+
+    deadline = time.monotonic() + 10
+    while not back_to_real_time():
+        assert time.monotonic() < deadline, "the clock offset never expired"
+        time.sleep(0.1)
+    assert time.time() >= set_at + 1  # gone by expiry, not earlier
+    listed = requests.get(f"{base}/admin/faults", headers=AUTH, timeout=5).json()
+    assert listed["clock"] is None
 
 
 @pytest.mark.parametrize("headers", [{}, {ADMIN_HEADER: "wrong"}, {ADMIN_HEADER: ""}])

@@ -238,6 +238,7 @@ def _traced_bytes() -> int:
     return tracemalloc.get_traced_memory()[0]
 
 
+@pytest.mark.slow  # tracemalloc over thousands of token families: ~15 s on a loaded machine
 def test_memory_per_refresh_family_is_small_and_drops_with_expiry():
     clock = FakeClock()
     service = TokenService("http://idp", KeyStore("ES256", now=clock), now=clock)

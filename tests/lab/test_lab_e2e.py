@@ -1,8 +1,9 @@
 """End-to-end lab checks over real HTTP with real Prometheus and Alertmanager.
 
-Each test undoes its fault/offset in ``finally`` (and every fault carries an
-expiry anyway). The key-rotation test runs last: it leaves the IdP signing
-with a key the gateway must first learn.
+Each test leaves the lab as it found it, so the order of the tests does not
+matter: faults and offsets are undone in ``finally`` (and carry an expiry anyway),
+and the key-rotation test returns only once the gateway accepts tokens signed with
+the new key again.
 """
 
 from __future__ import annotations
@@ -79,23 +80,29 @@ def test_revoked_token_is_rejected_within_the_propagation_bound(lab):
 
 
 def test_jwks_fault_with_expiry_is_visible_and_then_gone(lab, wait_until):
+    # What is checked while the fault is active runs under a fault that outlives it; the
+    # expiry is proven by a second, short fault that no check needs alive.
     idp = lab.admin("idp")
-    fault = idp.add_fault("status", expires_in=6, path_prefix="/jwks", status=503)
+    fault = idp.add_fault("status", expires_in=120, path_prefix="/jwks", status=503)
     try:
         listed = idp.list_faults()["faults"]
         assert [f["id"] for f in listed] == [fault["id"]]
         for _ in range(3):
             assert requests.get(lab.urls["idp"] + "/jwks", timeout=5).status_code == 503
-        wait_until(lambda: (prom_value(lab, 'tokenslo_faults_active{job="idp"}') or 0) == 1, 4)
+        wait_until(lambda: (prom_value(lab, 'tokenslo_faults_active{job="idp"}') or 0) == 1, 10)
         wait_until(
             lambda: (prom_value(lab, 'idp_jwks_requests_total{code="503"}') or 0) >= 3, timeout=10
         )
+        idp.remove_fault(fault["id"])
+        expired = 'tokenslo_fault_changes_total{job="idp",action="expire"}'
+        expired_before = prom_value(lab, expired) or 0
+        short = idp.add_fault("status", expires_in=1, path_prefix="/jwks", status=503)
         # Nobody deletes it: the IdP expires it by itself.
         wait_until(lambda: idp.list_faults()["faults"] == [], timeout=10)
+        assert time.time() >= short["expires_at"]
         assert requests.get(lab.urls["idp"] + "/jwks", timeout=5).status_code == 200
         wait_until(lambda: prom_value(lab, 'tokenslo_faults_active{job="idp"}') == 0, 10)
-        expired = 'tokenslo_fault_changes_total{job="idp",action="expire"}'
-        wait_until(lambda: (prom_value(lab, expired) or 0) >= 1, timeout=10)
+        wait_until(lambda: (prom_value(lab, expired) or 0) >= expired_before + 1, timeout=10)
     finally:
         idp.clear_faults()
 

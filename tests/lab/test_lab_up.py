@@ -8,6 +8,7 @@ import socket
 import pytest
 import requests
 
+from support import lab_config_file
 from tokenslo.cli import main
 from tokenslo.errors import UnavailableError
 from tokenslo.lab import orchestrator
@@ -96,13 +97,24 @@ def test_slo_rules_are_loaded(lab):
     assert any(name.startswith("tokenslo-slo-") for name in names), names
 
 
-def test_up_twice_starts_no_duplicates(lab, capsys, free_lab_config, lab_pids):
+def _running_config(lab, lab_config):
+    """The config the running lab really uses (its ports may have been re-picked)."""
+    return lab_config.with_ports(**{name: c.port for name, c in lab.components.items()})
+
+
+def _up_argv(lab, lab_config, tmp_path) -> list[str]:
+    """``lab up`` on the running lab's own ports (never the defaults)."""
+    cfg = lab_config_file(_running_config(lab, lab_config), tmp_path / "lab.yaml")
+    return ["lab", "up", "--config", str(cfg), "--state-dir", str(lab.state_dir)]
+
+
+def test_up_twice_starts_no_duplicates(lab, lab_config, tmp_path, capsys, lab_pids):
     before = lab_pids(lab.state_dir)
     assert len(before) == 5
-    again = lab_up(free_lab_config(lab.state_dir.parent), lab.state_dir)
+    again = lab_up(_running_config(lab, lab_config), lab.state_dir)
     assert again.already_running
     assert {c.pid for c in again.components.values()} == {c.pid for c in lab.components.values()}
-    assert main(["lab", "up", "--state-dir", str(lab.state_dir)]) == 0
+    assert main(_up_argv(lab, lab_config, tmp_path)) == 0
     assert "already running" in capsys.readouterr().out
     assert lab_pids(lab.state_dir) == before
 
@@ -117,8 +129,8 @@ def test_status_cli_table_and_json(lab, capsys):
     assert {c["name"]: c["url"] for c in doc["components"]} == lab.urls
 
 
-def test_up_output_names_secret_files_but_never_their_content(lab, capsys):
-    assert main(["lab", "up", "--state-dir", str(lab.state_dir)]) == 0
+def test_up_output_names_secret_files_but_never_their_content(lab, lab_config, tmp_path, capsys):
+    assert main(_up_argv(lab, lab_config, tmp_path)) == 0
     out = capsys.readouterr().out
     assert str(lab.admin_secret_file) in out and str(lab.credentials_file) in out
     assert lab.admin_secret() not in out
@@ -134,9 +146,7 @@ def test_port_in_use_is_exit_2_and_nothing_starts(tmp_path, capsys, free_lab_con
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", config.ports.gateway))
         blocker.listen()
-        cfg = tmp_path / "lab.yaml"
-        ports = dict(config.ports.items())
-        cfg.write_text(json.dumps({"ports": ports}))  # JSON is YAML
+        cfg = lab_config_file(config, tmp_path / "lab.yaml")
         assert main(["lab", "up", "--config", str(cfg), "--state-dir", str(state_dir)]) == 2
         err = capsys.readouterr().err.strip()
         assert "\n" not in err
@@ -151,10 +161,7 @@ def test_bad_rule_file_is_exit_2_before_anything_starts(
     config = free_lab_config(tmp_path)
     broken = tmp_path / "broken.yml"
     broken.write_text("groups:\n  - name: x\n    rules:\n      - record: 1bad\n")
-    cfg = tmp_path / "lab.yaml"
-    cfg.write_text(
-        json.dumps({"ports": dict(config.ports.items()), "extra_rule_files": [str(broken)]})
-    )
+    cfg = lab_config_file(config, tmp_path / "lab.yaml", extra_rule_files=[str(broken)])
     state_dir = tmp_path / "state"
     assert main(["lab", "up", "--config", str(cfg), "--state-dir", str(state_dir)]) == 2
     err = capsys.readouterr().err
@@ -195,3 +202,31 @@ def test_down_stops_every_recorded_process_and_is_idempotent(
     assert lab_down(state_dir) == []
     assert main(["lab", "down", "--state-dir", str(state_dir)]) == 0
     assert main(["lab", "status", "--state-dir", str(state_dir)]) == 3
+
+
+def test_a_new_lab_starts_with_an_empty_tsdb(tmp_path, free_lab_config):
+    """Series of an earlier lab in the same state dir (same ports, same labels) would
+    fill a new lab's alert windows with old traffic: up starts from an empty TSDB."""
+    config = free_lab_config(tmp_path)
+    state_dir = tmp_path / "state"
+    try:
+        first = lab_up(config, state_dir)
+        first_scraped = _up_samples(first.urls["prometheus"])
+        assert first_scraped, "the first lab scraped nothing"
+    finally:
+        lab_down(state_dir)
+    try:
+        second = lab_up(config, state_dir)
+        samples = _up_samples(second.urls["prometheus"])
+    finally:
+        lab_down(state_dir)
+    assert samples, "the second lab scraped nothing"
+    assert min(samples) > max(first_scraped), "the second lab still holds the first one's data"
+
+
+def _up_samples(prometheus_url: str) -> list[float]:
+    """Timestamps of every ``up`` sample Prometheus holds from the last 10 minutes."""
+    body = requests.get(
+        prometheus_url + "/api/v1/query", params={"query": "up[10m]"}, timeout=5
+    ).json()
+    return [float(t) for series in body["data"]["result"] for t, _v in series["values"]]

@@ -175,3 +175,46 @@ def test_verdict_priority():
     assert gate.verdict([ok, unknown]).exit_code == 3
     assert gate.verdict([unknown, bad]).exit_code == 1
     assert gate.verdict([]).exit_code == 3
+
+
+BAD_GATE = """\
+version: tokenslo/v1
+service: idp
+slos:
+  - name: a
+    objective: 99.9
+    window: 30d
+    sli:
+      events:
+        total: sum(rate(x[{{window}}]))
+        bad: sum(rate(y[{{window}}]))
+    loadtest:
+      requests: 5
+"""
+
+
+@pytest.mark.parametrize(
+    ("gate_file", "expected"),
+    [
+        ("bad.yaml", "bad.yaml:12:17: slos[0].loadtest.requests: expected a list"),
+        ("missing.yaml", "missing.yaml"),
+    ],
+)
+def test_a_bad_gate_exits_2_in_one_line_before_any_load(tmp_path, gate_file, expected):
+    """End to end through the real process: bad gate input is exit 2, one line naming
+    the file (and line and field), and no load runs and no output is written."""
+    import subprocess
+    import sys
+
+    (tmp_path / "bad.yaml").write_text(BAD_GATE)
+    out = tmp_path / "gate.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "tokenslo", "loadtest", "run", "--scenario", "mixed",
+         "--duration", "5s", "--gate", str(tmp_path / gate_file), "--json", str(out),
+         "--target", "http://127.0.0.1:1"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert expected in done.stderr
+    assert not out.exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from support import target_variant
+from support import assert_no_secrets, lab_secrets, target_variant
 from tokenslo.spec.loader import load_paths
 from tokenslo.target.discovery import discover_url
 
@@ -72,8 +72,13 @@ def run_mixed(lab, tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedPro
 
 
 def test_mixed_run_passes_the_gate(lab, tmp_path):
-    done, junit = run_mixed(lab, tmp_path, "--markdown", str(tmp_path / "summary.md"))
+    outputs = ["--markdown", str(tmp_path / "summary.md"), "--json", str(tmp_path / "gate.json")]
+    done, junit = run_mixed(lab, tmp_path, *outputs)
     assert done.returncode == 0, done.stdout + done.stderr
+    # The gate's outputs and what it printed hold none of the secrets the run used.
+    (tmp_path / "console.txt").write_text(done.stdout + done.stderr)
+    gate_files = [junit, tmp_path / "summary.md", tmp_path / "gate.json", tmp_path / "console.txt"]
+    assert assert_no_secrets(gate_files, lab_secrets(lab.state_dir)) == 4
     found = cases(junit)
     assert sorted(found) == sorted(f"{name} client" for name in GATED)
     assert not [c for c in found.values() if c.find("failure") is not None]
@@ -121,8 +126,11 @@ def test_master_and_two_workers_give_one_merged_verdict(lab, tmp_path):
         "--json", str(out), "--workdir", str(tmp_path / "work"),
         "--prometheus", lab.urls["prometheus"], cwd=tmp_path,
     )  # fmt: skip
-    assert done.returncode in (0, 3), done.stdout + done.stderr  # short: some may lack samples
     data = json.loads(out.read_text())
+    # Short: some checks may lack samples. The exit code must follow from the checks.
+    judged = {c["state"] for c in data["checks"]}
+    assert "fail" not in judged, data["checks"]
+    assert done.returncode == (0 if judged == {"pass"} else 3), done.stdout + done.stderr
     workers = data["run"]["workers"]
     assert len(workers) == 2 and all(count > 0 for count in workers.values())
     assert data["run"]["total_requests"] == sum(workers.values())
@@ -133,8 +141,9 @@ def test_master_and_two_workers_give_one_merged_verdict(lab, tmp_path):
     assert all(c["state"] == "pass" and c["measured"] is not None for c in server), server
 
 
-def test_rate_paces_the_run_within_25_percent_of_the_request(lab, tmp_path):
-    """--rate R: R task runs/s in total; the jwks scenario makes one request per task."""
+def test_rate_caps_the_run_at_the_requested_rate(lab, tmp_path):
+    """--rate R: at most R task runs/s in total; the jwks scenario makes one request per
+    task. Only the cap is asserted: how close a loaded machine gets to it is not pacing."""
     out = tmp_path / "gate.json"
     done = tokenslo(
         "--scenario", "jwks", "--users", "2", "--spawn-rate", "2", "--duration", "10s",
@@ -142,12 +151,17 @@ def test_rate_paces_the_run_within_25_percent_of_the_request(lab, tmp_path):
         "--target", str(lab.state_dir / "target.yaml"),
         "--json", str(out), cwd=tmp_path,
     )  # fmt: skip
-    assert done.returncode in (0, 3), done.stdout + done.stderr  # ~200 requests: too few to judge
-    run = json.loads(out.read_text())["run"]
+    data = json.loads(out.read_text())
+    # ~200 jwks requests: too few for jwks-availability by the rule of three, none for
+    # the other gated SLOs; nothing can be judged, which is exit 3, never a pass.
+    states = {c["state"] for c in data["checks"]}
+    assert states == {"insufficient_data", "no_data"}, data["checks"]
+    assert done.returncode == 3, done.stdout + done.stderr
+    run = data["run"]
     assert run["pacing"] == "throughput:10"  # per user
     achieved = run["total_requests"] / run["window_seconds"]
     print(f"requested 20/s, achieved {achieved:.1f}/s")
-    assert 15 <= achieved <= 25, achieved  # unpaced, two users make hundreds per second
+    assert 0 < achieved <= 25, achieved  # unpaced, two users make hundreds per second
 
 
 def test_fresh_api_scenario_calls_the_api_with_a_new_token_each_time(lab, tmp_path):
@@ -158,8 +172,14 @@ def test_fresh_api_scenario_calls_the_api_with_a_new_token_each_time(lab, tmp_pa
         "--target", str(lab.state_dir / "target.yaml"),
         "--json", str(out), cwd=tmp_path,
     )  # fmt: skip
-    assert done.returncode in (0, 3), done.stdout + done.stderr
-    names = json.loads(out.read_text())["requests"]
+    data = json.loads(out.read_text())
+    # ~40 requests a name: too few to show any gated objective by the rule of three,
+    # however good they look, so exactly exit 3, each check saying why.
+    insufficient = [c for c in data["checks"] if c["state"] == "insufficient_data"]
+    assert insufficient and "rule of three" in insufficient[0]["message"], data["checks"]
+    assert {c["state"] for c in data["checks"]} <= {"insufficient_data", "no_data"}
+    assert done.returncode == 3, done.stdout + done.stderr
+    names = data["requests"]
     issued, called = names["token:client_credentials"], names["api:resource"]
     assert issued["failures"] == called["failures"] == 0
     assert 20 <= called["requests"] <= issued["requests"] <= called["requests"] + 2

@@ -43,7 +43,7 @@ def _locust_children(parent: int) -> set[int]:
 def test_stop_signal_to_loadtest_run_stops_locust(lab, tmp_path, signum):
     cmd = [sys.executable, "-m", "tokenslo", "loadtest", "run", "--scenario", "mixed"]
     cmd += ["--users", "2", "--spawn-rate", "2", "--duration", "10m"]
-    cmd += ["--state-dir", str(lab.state_dir), "--gate", str(REPO / "slo")]
+    cmd += ["--target", str(lab.state_dir / "target.yaml"), "--gate", str(REPO / "slo")]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     children: set[int] = set()
     try:

@@ -16,15 +16,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import requests
 
+from support import free_ports_lab_config, lab_up_on_free_ports
 from tokenslo.cli import main
-from tokenslo.lab.config import load_lab_config
-from tokenslo.lab.orchestrator import LabState, lab_down, lab_up
+from tokenslo.lab.orchestrator import LabState, lab_down
 from tokenslo.prober.config import Credentials, ProbeConfig
 from tokenslo.prober.runner import Prober
 from tokenslo.prober.transaction import run_transaction
@@ -40,13 +39,9 @@ POLL_INTERVAL = 2.0  # the lab gateway's revocation_poll_interval (lab.default.y
 def prober_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
     """A lab whose Prometheus also scrapes ``ports.prober``."""
     state_dir = tmp_path_factory.mktemp("prober-lab") / "state"
-    # Like tests/conftest.py's free_ports_lab_config (conftest modules are not importable).
-    ports = ("idp", "gateway", "webhook", "prometheus", "alertmanager", "prober")
-    config = replace(load_lab_config(), slo_paths=(str(REPO / "slo"),)).with_ports(
-        **{key: free_port() for key in ports}
-    )
+    config = free_ports_lab_config().with_ports(prober=free_port())
     try:
-        state = lab_up(config, state_dir)
+        state, config = lab_up_on_free_ports(config, state_dir)
         state.prober_port = config.ports.prober  # type: ignore[attr-defined]
         yield state
     finally:

@@ -18,14 +18,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 import requests
 from dash_fixtures import REPO, rendered, repo_slos
 
-from tokenslo.lab.config import load_lab_config
-from tokenslo.lab.orchestrator import LabState, lab_down, lab_up
+from support import free_ports_lab_config, lab_up_on_free_ports
+from tokenslo.lab.orchestrator import LabState, lab_down
 from tokenslo.prometheus.client import PromClient
 from tokenslo.prometheus.process import free_port, stop_pid
 from tokenslo.render.dash_queries import Query, queries, substitute, variable_queries
@@ -84,13 +83,11 @@ class Traffic:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabState, float]]:
     state_dir = tmp_path_factory.mktemp("dash-lab") / "state"
-    ports = ("idp", "gateway", "webhook", "prometheus", "alertmanager", "prober")
-    config = replace(load_lab_config(), slo_paths=(str(REPO / "slo"),)).with_ports(
-        **{key: free_port() for key in ports})
+    config = free_ports_lab_config().with_ports(prober=free_port())
     prober = traffic = None
     log = (state_dir.parent / "prober.log").open("w")
     try:
-        lab = lab_up(config, state_dir)
+        lab, config = lab_up_on_free_ports(config, state_dir)
         started = time.time()
         prober = subprocess.Popen(
             [sys.executable, "-m", "tokenslo", "probe",

@@ -222,7 +222,7 @@ spec:
   thresholdMetric:
     metricSource:
       type: Prometheus
-      spec: {query: 'h_seconds_bucket{route="/token", le="0.3"}'}
+      spec: {query: 'h_seconds_bucket{route="/token"}'}
 ---
 apiVersion: openslo/v1
 kind: SLO
@@ -244,13 +244,26 @@ def test_threshold_metric_maps_to_latency_sli(tmp_path):
     assert slo.objective == 99 and slo.window == 7 * 86400
 
 
+def test_a_query_bucket_equal_to_the_objective_is_kept(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text(THRESHOLD.replace('route="/token"}', 'route="/token", le="0.25"}'))
+    (slo,) = import_openslo(path)
+    assert slo.sli == LatencySLI(metric="h_seconds", threshold=0.25, selector='route="/token"')
+
+
 @pytest.mark.parametrize(
     ("old", "new", "field", "words"),
     [
         ("op: lte", "op: gte", "spec.objectives[0].op", "only lte"),
         ("indicatorRef: lat", "indicatorRef: nope", "spec.indicatorRef", "found: lat"),
+        (  # the query's bucket is not the objective's threshold: refused, never replaced
+            'route="/token"}',
+            'route="/token", le="0.3"}',
+            "spec.thresholdMetric.metricSource.spec.query",
+            "le='0.3' but the objective's value is 0.25",
+        ),
         (
-            'query: \'h_seconds_bucket{route="/token", le="0.3"}\'',
+            "query: 'h_seconds_bucket{route=\"/token\"}'",
             "query: 'histogram_quantile(0.9, rate(h_seconds_bucket[5m]))'",
             "spec.thresholdMetric.metricSource.spec.query",
             "histogram",

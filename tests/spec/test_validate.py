@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -148,9 +149,23 @@ def test_schema_command_prints_valid_schema_that_accepts_starter_slos(capsys):
 
 
 def test_checked_in_schema_is_current():
-    """docs/slo-v1.schema.json is what editors load; refresh: tokenslo slo schema > it."""
+    """docs/slo-v1.schema.json is what editors load."""
     shipped = json.loads((REPO / "docs" / "slo-v1.schema.json").read_text())
-    assert shipped == json_schema()
+    assert shipped == json_schema(), (
+        "docs/slo-v1.schema.json is stale: run scripts/refresh-goldens "
+        "(or: tokenslo slo schema > docs/slo-v1.schema.json)"
+    )
+
+
+def test_refresh_script_regenerates_the_schema(tmp_path):
+    """The script's schema line, run as written, writes exactly the current schema."""
+    script = (REPO / "scripts" / "refresh-goldens").read_text().splitlines()
+    lines = [line for line in script if "slo schema" in line or "slo-v1.schema.json" in line]
+    assert lines and any("> docs/slo-v1.schema.json" in line for line in lines), script
+    (tmp_path / "docs").mkdir()
+    (tmp_path / ".venv").symlink_to(REPO / ".venv")
+    subprocess.run(["bash", "-euo", "pipefail", "-c", "\n".join(lines)], cwd=tmp_path, check=True)
+    assert json.loads((tmp_path / "docs" / "slo-v1.schema.json").read_text()) == json_schema()
 
 
 def _warn_file(tmp_path: Path, text: str) -> Path:

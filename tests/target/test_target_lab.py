@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from support import free_ports_lab_config
+from support import free_ports_lab_config, lab_up_on_free_ports
 from tokenslo.cli import main
 from tokenslo.target.loader import load_target
 
@@ -69,9 +69,9 @@ def test_target_check_names_a_wrong_secret(lab, tmp_path, capsys, monkeypatch):
 
 
 def test_lab_down_removes_its_target_file(tmp_path):
-    from tokenslo.lab.orchestrator import lab_down, lab_up
+    from tokenslo.lab.orchestrator import lab_down
 
-    state = lab_up(free_ports_lab_config(), tmp_path / "state")
+    state, _config = lab_up_on_free_ports(free_ports_lab_config(), tmp_path / "state")
     try:
         assert (state.state_dir / "target.yaml").is_file()
     finally:

@@ -11,6 +11,7 @@ time scale, so one experiment file runs in compressed and in real time.
 """
 
 import hashlib
+import math
 import time
 from datetime import datetime
 
@@ -19,7 +20,7 @@ import requests
 from tokenslo.chaos import runstate, targets, theory
 from tokenslo.chaos.actions import CLEARED_AT, INJECTED_AT
 from tokenslo.durations import format_duration, parse_duration
-from tokenslo.engine import burnrate, evaluator
+from tokenslo.engine import backtest, burnrate, evaluator
 from tokenslo.errors import InputError, UnavailableError
 from tokenslo.prometheus.client import PromClient
 from tokenslo.rules import conventions as c
@@ -41,6 +42,7 @@ __all__ = [
 
 MAX_WAIT = 600.0
 MAX_DATA_WAIT = 30.0
+PROFILE_POINTS = 300  # at most this many stretches in the traffic profile of a window
 HTTP_TIMEOUT = 3.0
 EXPECT = ("any", "yes", "no")
 
@@ -224,6 +226,95 @@ def _slack(resolved: targets.Targets, poll_interval: float) -> float:
     return theory.slack_seconds(timing.scrape_interval, timing.evaluation_interval, poll_interval)
 
 
+def _per_second(model) -> bool:
+    """Whether the SLO's SLI queries give per-second rates (``rate(x[{{window}}])``)
+    rather than counts over the window (``increase(...)``; the engine's latency SLIs).
+    The engine only needs their ratio; the theory needs counts (rate × window)."""
+    total = getattr(model.sli, "total", None)
+    return isinstance(total, str) and "rate(" in total and "increase(" not in total
+
+
+def _profile_at(
+    resolved: targets.Targets, model, seconds: float, at: float
+) -> tuple[list[theory.Held], float]:
+    """(events and errors per stretch of ``step`` seconds over the ``seconds`` before
+    ``at``, oldest first, as counts; ``step``): one range query of the engine's own SLI
+    queries over a window of one step. Steps without a sample count as no traffic."""
+    scrape = targets.prometheus_timing(resolved.url("prometheus")).scrape_interval
+    step = max(2 * scrape, seconds / PROFILE_POINTS)
+    count = max(1, math.ceil(seconds / step))
+    start = at - (count - 1) * step
+    ((_window, query),) = evaluator.plan_queries([model], windows_of=lambda _slo: (step,))
+    with PromClient(resolved.url("prometheus")) as client:
+        matrix = backtest.parse_matrix(client.query_range(query, start, at, step))
+    unit = step if _per_second(model) else 1.0
+    events = [0.0] * count
+    errors = [0.0] * count
+    for kind, into in (("total", events), ("errors", errors)):
+        for ms, value in matrix.get((model.name, kind), {}).items():
+            index = round((ms / 1000 - start) / step)
+            if 0 <= index < count and value is not None:
+                into[index] = value * unit
+    return [theory.Held(step, e, x) for e, x in zip(events, errors, strict=True)], step
+
+
+def _steady_theory(
+    model, severity: str, error_rate: float, scale: float, long_window: str
+) -> theory.Expectation:
+    """The textbook expectation (windows full of steady, error-free traffic): which
+    condition the fault's error rate can fire at all (bad input when none)."""
+    steady = theory.first_to_fire(model, severity, error_rate, scale, long_window)
+    if steady is None:
+        raise InputError(
+            f"SLO {model.name!r}: no {severity} condition"
+            f"{' on ' + long_window if long_window else ''} fires at error rate {error_rate}"
+        )
+    return steady
+
+
+def _held_theory(
+    resolved: targets.Targets,
+    model,
+    severity: str,
+    error_rate: float,
+    scale: float,
+    long_window: str,
+    injected: float,
+    until: float,
+) -> tuple[theory.Expectation | None, dict]:
+    """(expectation from the traffic the windows held at the injection and the traffic
+    that really came after it until ``until``, a summary for the journal). Windows still
+    full of earlier (or uneven, real) traffic dilute the errors; a fault that slows
+    paced clients (a latency fault) also lowers the rate that brings the errors."""
+    spans = sorted(
+        {
+            span / scale
+            for w in theory.conditions(model, severity, long_window)
+            for span in (w.long_window, w.short_window)
+        }
+    )
+    profile, step = _profile_at(resolved, model, spans[-1], injected)
+    rate = None
+    after = until - injected
+    if after >= 2 * step:
+        with PromClient(resolved.url("prometheus")) as client:
+            counts = evaluator.evaluate_window([model], client, after, until)[model.name]
+        if counts is not None and counts.total is not None:
+            rate = counts.total * (1.0 if _per_second(model) else 1.0 / after)
+    real = theory.first_to_fire_held(model, severity, error_rate, scale, profile, long_window, rate)
+    summary: dict = {
+        "profile_step_seconds": step,
+        "rate_after_injection": None if rate is None else round(rate, 3),
+    }
+    for span in spans:
+        part = theory.window_of(profile, span)
+        summary[format_duration(span)] = {
+            "events": round(sum(h.events for h in part), 3),
+            "errors": round(sum(h.errors for h in part), 3),
+        }
+    return real, summary
+
+
 def wait_for_alert(
     slo: str,
     severity: str = "page",
@@ -237,8 +328,11 @@ def wait_for_alert(
 ) -> dict:
     """Wait (at most ``timeout`` s) for SLO ``slo``'s ``severity`` burn-rate alert to
     fire, measured from the last recorded fault injection. ``theory_seconds`` is the
-    engine's detection time for a constant ``error_rate`` (error ratio the fault
-    causes) plus ``for``, scaled; ``slack_seconds`` covers scrape, evaluation and
+    engine's detection time for ``error_rate`` (error ratio the fault causes) starting
+    from what the alert's windows really held at the injection (events and errors,
+    queried from Prometheus; the traffic after it at the short window's rate), plus
+    ``for``, scaled; ``steady_theory_seconds`` is the textbook value for windows full
+    of steady, error-free traffic. ``slack_seconds`` covers scrape, evaluation and
     polling. By default the fastest condition (e.g. the 1h/5m page) is the one
     watched; ``long_window`` picks another. With ``require_within`` the probe fails
     unless the alert fired within theory + slack."""
@@ -246,15 +340,10 @@ def wait_for_alert(
     resolved, run = _context(configuration)
     model = targets.find_slo(resolved, slo)
     scale = targets.time_scale_for(resolved, model)
-    expected = theory.first_to_fire(model, severity, float(error_rate), scale, long_window)
-    if expected is None:
-        raise InputError(
-            f"SLO {slo!r}: no {severity} condition{' on ' + long_window if long_window else ''}"
-            f" fires at error rate {error_rate}"
-        )
-    slack = _slack(resolved, poll_interval)
     injected = _injected_at(run)
-    labels = _labels(slo, severity, expected.long_window)
+    steady = _steady_theory(model, severity, float(error_rate), scale, long_window)
+    slack = _slack(resolved, poll_interval)
+    labels = _labels(slo, severity, long_window or steady.long_window)
     # An alert already active before the injection (an earlier incident) is not ours.
     cutoff = injected - slack
     fired_at = active_at = None
@@ -268,11 +357,25 @@ def wait_for_alert(
         if fired_at is not None:
             break
         time.sleep(poll_interval)
+    real, held = _held_theory(
+        resolved,
+        model,
+        severity,
+        float(error_rate),
+        scale,
+        long_window or steady.long_window,
+        injected,
+        fired_at or time.time(),
+    )
+    expected = real or steady
     result = {
         "alertname": alertname,
         "slo": slo,
         "severity": severity,
         **expected.to_json(),
+        "theory_seconds": None if real is None else round(real.theory_seconds, 3),
+        "steady_theory_seconds": round(steady.theory_seconds, 3),
+        "held_at_injection": held,
         "error_rate": float(error_rate),
         "time_scale": scale,
         "fired": fired_at is not None,
@@ -281,8 +384,8 @@ def wait_for_alert(
         "slack_seconds": round(slack, 3),
         "timeout_seconds": wait,
     }
-    bound = expected.theory_seconds + slack  # type: ignore[operator]
-    result["within"] = fired_at is not None and fired_at - injected <= bound
+    bound = None if real is None else real.theory_seconds + slack  # type: ignore[operator]
+    result["within"] = fired_at is not None and bound is not None and fired_at - injected <= bound
     run.events[f"alert_fired:{slo}:{severity}"] = fired_at or 0.0
     if require_within and not result["within"]:
         measured = (
@@ -290,9 +393,14 @@ def wait_for_alert(
             if result["fired"]
             else f"did not fire within {wait:g}s"
         )
+        basis = (
+            "no traffic in its windows at the injection, so no theory"
+            if real is None
+            else f"theory {real.theory_seconds:.2f}s + slack {slack:.2f}s"
+        )
         raise CheckNotMet(
             f"{alertname} {severity} for {slo} ({expected.long_window}/{expected.short_window}): "
-            f"{measured}; theory {expected.theory_seconds:.2f}s + slack {slack:.2f}s"
+            f"{measured}; {basis}"
         )
     return result
 

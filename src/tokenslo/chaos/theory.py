@@ -5,11 +5,21 @@ window exceeds ``factor × (1 − objective)``; with a constant error rate from 
 injection on, each window crosses at ``burnrate.detection_time``; the alert then
 waits its ``for``. Under a rules time scale every window and ``for`` is divided
 by the scale, exactly as the rule generator does.
+
+That closed form assumes the windows held only steady, error-free traffic at the
+rate that follows the injection. A real target's windows (and a lab's, right after
+an earlier load test) hold whatever traffic really came, unevenly: ``held_crossing``
+and ``first_to_fire_held`` start from the traffic profile up to the injection
+instead (events and errors per stretch of time, queried by the caller; this module
+stays free of I/O), and let the old traffic slide out of each window as it really
+arrived.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from tokenslo.durations import format_duration
 from tokenslo.engine import burnrate
@@ -54,6 +64,13 @@ def expectation(slo: SLO, window: BurnWindow, error_rate: float, time_scale: flo
         burnrate.detection_time(factor, slo.objective, span / time_scale, error_rate)
         for span in (window.long_window, window.short_window)
     ]
+    return _from_crossings(window, factor, crossings, time_scale)
+
+
+def _from_crossings(
+    window: BurnWindow, factor: float, crossings: list[float | None], time_scale: float
+) -> Expectation:
+    """The condition holds once both windows crossed; it fires ``for`` later."""
     for_seconds = window.for_ / time_scale
     theory = None
     if all(t is not None for t in crossings):
@@ -74,6 +91,10 @@ def first_to_fire(
     expected = [
         expectation(slo, w, error_rate, time_scale) for w in conditions(slo, severity, long_window)
     ]
+    return _earliest(expected)
+
+
+def _earliest(expected: list[Expectation]) -> Expectation | None:
     firing = [e for e in expected if e.theory_seconds is not None]
     return min(firing, key=lambda e: e.theory_seconds) if firing else None  # type: ignore[arg-type, return-value]
 
@@ -99,6 +120,130 @@ def resolution_seconds(
         error_rate,
         incident_seconds,
     )
+
+
+@dataclass(frozen=True)
+class Held:
+    """What one stretch of an alert window held at the injection (counts, not rates)."""
+
+    seconds: float
+    events: float
+    errors: float
+
+
+def window_of(profile: Sequence[Held], seconds: float) -> list[Held]:
+    """The last ``seconds`` of a traffic profile (stretches oldest first, the newest
+    ending at the injection), a stretch cut short keeping its share of the counts
+    (traffic taken as even within a stretch); padded with an empty stretch at the
+    start when the profile is shorter (before its first sample there was no traffic)."""
+    out: list[Held] = []
+    needed = seconds
+    for seg in reversed(profile):
+        if needed <= 0:
+            break
+        if seg.seconds <= needed:
+            out.append(seg)
+        else:
+            share = needed / seg.seconds
+            out.append(Held(needed, seg.events * share, seg.errors * share))
+        needed -= min(needed, seg.seconds)
+    if needed > 0:
+        out.append(Held(needed, 0.0, 0.0))
+    return list(reversed(out))
+
+
+def _rate(segments: Sequence[Held]) -> float:
+    seconds = sum(s.seconds for s in segments)
+    return sum(s.events for s in segments) / seconds if seconds > 0 else 0.0
+
+
+def _left_after(segments: Sequence[Held], elapsed: float) -> tuple[float, float]:
+    """(events, errors) still inside the window ``elapsed`` seconds after the injection:
+    the oldest ``elapsed`` seconds have slid out."""
+    events = errors = 0.0
+    start = 0.0
+    for seg in segments:
+        end = start + seg.seconds
+        kept = max(0.0, end - max(start, elapsed)) / seg.seconds
+        events += seg.events * kept
+        errors += seg.errors * kept
+        start = end
+    return events, errors
+
+
+def held_crossing(
+    threshold: float, segments: Sequence[Held], event_rate: float, error_rate: float
+) -> float | None:
+    """Seconds after the injection until a window's error ratio exceeds ``threshold``.
+
+    ``segments`` are what the window held at the injection, oldest first, covering the
+    whole window; from the injection on ``event_rate`` events/s arrive, a share
+    ``error_rate`` of them errors. At ``s`` the window holds what is left of the old
+    traffic plus ``event_rate × s`` new events. The excess of errors over
+    ``threshold × events`` is linear between segment boundaries, so each piece is
+    solved exactly; once the whole window has slid past the injection the ratio is
+    ``error_rate`` for good, so None when it has not crossed by then.
+    """
+
+    def excess(at: float) -> float:
+        events, errors = _left_after(segments, at)
+        return errors + error_rate * event_rate * at - threshold * (events + event_rate * at)
+
+    def traffic(at: float) -> float:
+        return _left_after(segments, at)[0] + event_rate * at
+
+    if traffic(0.0) > 0 and excess(0.0) > 0:
+        return 0.0
+    bounds = [0.0]
+    for seg in segments:
+        bounds.append(bounds[-1] + seg.seconds)
+    for lo, hi in pairwise(bounds):
+        low, high = excess(lo), excess(hi)
+        if high > 0 and traffic(hi) > 0:
+            return lo + (hi - lo) * (-low) / (high - low) if low < 0 else lo
+    return None  # at the window's end it holds only new traffic: the ratio stays put
+
+
+def held_expectation(
+    slo: SLO,
+    window: BurnWindow,
+    error_rate: float,
+    time_scale: float,
+    profile: Sequence[Held],
+    rate: float | None = None,
+) -> Expectation:
+    """``expectation`` from the traffic ``profile`` up to the injection: each of the
+    condition's windows (scaled) starts from the part of the profile it covers; the
+    traffic that follows arrives at ``rate`` events/s (default: the short window's)."""
+    factor = burnrate.factor_of(slo, window)
+    threshold = burnrate.threshold_of(slo, window)
+    long = window_of(profile, window.long_window / time_scale)
+    short = window_of(profile, window.short_window / time_scale)
+    rate = _rate(short) if rate is None else rate
+    crossings = [
+        held_crossing(threshold, long, rate, error_rate),
+        held_crossing(threshold, short, rate, error_rate),
+    ]
+    return _from_crossings(window, factor, crossings, time_scale)
+
+
+def first_to_fire_held(
+    slo: SLO,
+    severity: str,
+    error_rate: float,
+    time_scale: float,
+    profile: Sequence[Held],
+    long_window: str = "",
+    rate: float | None = None,
+) -> Expectation | None:
+    """``first_to_fire`` from the traffic ``profile`` up to the injection (stretches of
+    events and errors, oldest first, covering at least the longest window) and the
+    event ``rate`` after it (default: each short window's rate before it)."""
+    expected = [
+        held_expectation(slo, w, error_rate, time_scale, profile, rate)
+        for w in conditions(slo, severity, long_window)
+    ]
+    return _earliest(expected)
 
 
 def slack_seconds(

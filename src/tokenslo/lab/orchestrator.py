@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import socket
 import sys
 import time
@@ -654,6 +655,17 @@ def _running_state(state_dir: Path) -> LabState | None:
     return None
 
 
+def forget_history(state_dir: Path) -> None:
+    """Delete an earlier lab's Prometheus TSDB and Alertmanager state before a start.
+
+    A new lab must start with empty alert windows: series of an earlier lab on the same
+    ports carry the same labels, so a load test run a minute before would still fill
+    the (compressed) windows and dilute the errors a game day injects.
+    """
+    for stale in (state_dir / "prometheus" / "data", state_dir / "alertmanager" / "am-data"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def lab_up(config: LabConfig, state_dir: str | Path) -> LabState:
     """Start the lab (or return the running one, ``already_running=True``)."""
     state_dir = Path(state_dir).resolve()
@@ -669,6 +681,7 @@ def lab_up(config: LabConfig, state_dir: str | Path) -> LabState:
         notes: list[str] = []
         rules = rule_files(config, notes)
         check_rules(rules, config, state_dir / "rules-check")
+        forget_history(state_dir)
         secret_path = ensure_admin_secret(state_dir)
         creds = ensure_credentials(state_dir)
         _write_configs(config, state_dir, creds)

@@ -162,6 +162,40 @@ def spawn(
     return ManagedProcess(name=name, proc=proc, url=url, log_path=log_path)
 
 
+PORT_ATTEMPTS = 3
+
+
+def start_on_port(
+    name: str, head: list[str], tail: list[str], workdir: Path, port: int | None, wait: bool
+) -> ManagedProcess:
+    """Spawn ``head + --web.listen-address + tail`` on ``port``, or on a free port picked
+    here. A picked port was only free a moment ago: another process (a parallel test)
+    can bind it before ours does. Then ours exits with "address already in use" and a
+    fresh port is picked, at most ``PORT_ATTEMPTS`` times. A port the caller chose is
+    never swapped."""
+
+    def launch(chosen: int) -> ManagedProcess:
+        argv = [*head, f"--web.listen-address=127.0.0.1:{chosen}", *tail]
+        return spawn(name, argv, workdir, f"http://127.0.0.1:{chosen}")
+
+    if port is not None or not wait:
+        proc = launch(port or free_port())
+        if wait:
+            proc.wait_ready()
+        return proc
+    attempt = 1
+    while True:
+        proc = launch(free_port())
+        try:
+            proc.wait_ready()
+            return proc
+        except UnavailableError:
+            taken = "address already in use" in _tail(proc.log_path, 20).lower()
+            if attempt >= PORT_ATTEMPTS or not taken:
+                raise
+        attempt += 1
+
+
 def start_prometheus(
     config: dict,
     workdir: Path,
@@ -177,26 +211,21 @@ def start_prometheus(
     config and added to ``rule_files``.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
     config = dict(config)
     for fname, text in (rule_files or {}).items():
         (workdir / fname).write_text(text)
         config.setdefault("rule_files", []).append(str(workdir / fname))
     config_path = workdir / "prometheus.yml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    argv = [
-        find_binary("prometheus"),
-        f"--config.file={config_path}",
+
+    head = [find_binary("prometheus"), f"--config.file={config_path}"]
+    tail = [
         f"--storage.tsdb.path={workdir / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
         # No --web.enable-admin-api / --web.enable-lifecycle: nothing here deletes series,
         # snapshots or reloads, and anyone reaching the port could otherwise do all three.
         *(extra_args or []),
     ]
-    proc = spawn("prometheus", argv, workdir, f"http://127.0.0.1:{port}")
-    if wait:
-        proc.wait_ready()
-    return proc
+    return start_on_port("prometheus", head, tail, workdir, port, wait)
 
 
 def start_alertmanager(
@@ -204,20 +233,12 @@ def start_alertmanager(
 ) -> ManagedProcess:
     """Run the real Alertmanager on 127.0.0.1, clustering off."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
     config_path = workdir / "alertmanager.yml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    argv = [
-        find_binary("alertmanager"),
-        f"--config.file={config_path}",
-        f"--storage.path={workdir / 'am-data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--cluster.listen-address=",
-    ]
-    proc = spawn("alertmanager", argv, workdir, f"http://127.0.0.1:{port}")
-    if wait:
-        proc.wait_ready()
-    return proc
+
+    head = [find_binary("alertmanager"), f"--config.file={config_path}"]
+    tail = [f"--storage.path={workdir / 'am-data'}", "--cluster.listen-address="]
+    return start_on_port("alertmanager", head, tail, workdir, port, wait)
 
 
 def run_promtool(

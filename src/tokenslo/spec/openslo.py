@@ -259,12 +259,31 @@ def _threshold(metric: Node, objective: Node) -> LatencySLI:
             "thresholdMetric query must select a histogram, e.g. metric_bucket{...}; "
             "quantiles (histogram_quantile) cannot be counted as good and bad events"
         )
+    _check_le(expr, query, float(value.value))
     matchers = [str(m) for m in expr.matchers.matchers if m.name not in ("le", "__name__")]
     return LatencySLI(
         metric=expr.name.removesuffix(_HISTOGRAM_SUFFIX),
         threshold=float(value.value),
         selector=", ".join(matchers),
     )
+
+
+def _check_le(expr: Any, query: Node, threshold: float) -> None:
+    """A bucket the query already picks (``le="0.3"``) must be the objective's threshold:
+    silently counting another bucket would judge a different latency than either says."""
+    for m in expr.matchers.matchers:
+        if m.name != "le":
+            continue
+        try:
+            picked = float(m.value)
+        except ValueError:
+            picked = None
+        if picked != threshold:
+            raise query.error(
+                f"the query selects the bucket le={m.value!r} but the objective's value is "
+                f"{threshold:g}; make them the same, or drop le from the query (the "
+                "objective's value then picks the bucket)"
+            )
 
 
 def _parse(query: Node, text: str) -> Any:

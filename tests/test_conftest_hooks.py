@@ -1,0 +1,66 @@
+"""The suite's own hooks (tests/conftest.py): tiers derived from what a test uses, and
+skips that fail under CI. Run on small generated test files with pytester."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+
+USES_THINGS = """
+import pytest
+from tokenslo.prometheus.process import run_promtool
+
+
+def check(path):
+    return run_promtool("check", "rules", path)
+
+
+def test_pure():
+    assert 1 + 1 == 2
+
+
+def test_promtool_through_a_helper(tmp_path):
+    assert check(str(tmp_path / "none.yml")).returncode != 0
+
+
+def test_prometheus_through_a_fixture(prometheus_factory):
+    assert prometheus_factory is not None
+
+
+def test_skips():
+    pytest.skip("something is not installed")
+"""
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.syspathinsert(TESTS)
+    pytester.makeconftest((TESTS / "conftest.py").read_text())
+    pytester.makepyfile(test_things=USES_THINGS)
+    return pytester
+
+
+def test_markers_follow_from_helpers_and_fixtures(suite: pytest.Pytester):
+    result = suite.runpytest("-m", "prometheus", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(
+        ["*test_promtool_through_a_helper", "*test_prometheus_through_a_fixture"]
+    )
+    assert "test_pure" not in result.stdout.str()
+
+
+def test_quick_runs_only_what_needs_no_tier(suite: pytest.Pytester, monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    result = suite.runpytest("--quick", "-k", "not skips")
+    result.assert_outcomes(passed=1, deselected=3)  # two tiered, one by -k
+
+
+def test_a_skip_fails_under_ci_and_only_there(suite: pytest.Pytester, monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    suite.runpytest("-k", "skips").assert_outcomes(skipped=1)
+    monkeypatch.setenv("CI", "true")
+    result = suite.runpytest("-k", "skips")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*skipped under CI (something is not installed)*ALLOWED_SKIPS*"])
