@@ -143,6 +143,7 @@ def test_gameday_against_oidc_provider_behind_the_proxy(behind_proxy, tmp_path: 
          "--no-progress"],
         env=behind_proxy["env"], cwd=tmp_path, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
+    print(done.stdout)  # the verdict table, for the log
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     [report_dir] = [p for p in out.iterdir() if p.is_dir()]
     result = json.loads((report_dir / "result.json").read_text())

@@ -73,6 +73,7 @@ def test_half_the_token_requests_fail_at_the_proxy_and_the_gate_fails(realidp, t
     # Every request went through the proxy: its counters agree with the client's, up to
     # the requests in flight when Locust stopped its users (at most one per user).
     seen = {code: after.get(code, 0.0) - before.get(code, 0.0) for code in after}
+    print(f"client: {failed}/{sent} failed ({failed / sent:.1%}); proxy: {seen}")
     assert abs(sum(seen.values()) - sent) <= USERS, (seen, issued)
     assert abs(seen.get("503", 0.0) - failed) <= USERS, (seen, issued)
     failing = {c["slo"]: c for c in data["checks"] if c["state"] == "fail"}
