@@ -206,12 +206,17 @@ def test_a_bad_gate_exits_2_in_one_line_before_any_load(tmp_path, gate_file, exp
     import subprocess
     import sys
 
+    from support import write_target
+
     (tmp_path / "bad.yaml").write_text(BAD_GATE)
     out = tmp_path / "gate.json"
+    # a target nothing answers for: the gate must be refused before it is even tried
+    target = write_target(tmp_path / "target.yaml", {"issuer": "http://127.0.0.1:1",
+        "clients": {"load": {"client_id": "c", "secret": {"env": "NEVER_READ"}}}})  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", "tokenslo", "loadtest", "run", "--scenario", "mixed",
          "--duration", "5s", "--gate", str(tmp_path / gate_file), "--json", str(out),
-         "--target", "http://127.0.0.1:1"],
+         "--target", str(target)],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 2, done.stdout + done.stderr

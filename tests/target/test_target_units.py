@@ -186,3 +186,8 @@ def test_write_target_helper_round_trips(tmp_path):
          "secret": {"env": "P"}}}},
     )  # fmt: skip
     assert load_target(path).client("prober").client_id == "p"
+
+
+def test_a_url_where_a_target_file_belongs_says_so():
+    with pytest.raises(InputError, match="takes a target description file .* not a URL"):
+        load_target("https://idp.example")

@@ -103,8 +103,9 @@ def server_side(slos: list[SLO], url: str, recorder: Recorder, settle: float) ->
 def run(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     settle = _duration(args.settle, "--settle") if args.prometheus else 0.0
+    slos = load_paths(args.gate) if args.gate else None  # bad SLO files: exit 2 first
     target: LoadTarget = resolve_target(args.target)
-    slos = load_paths(args.gate or list(target.target.slo_paths))
+    slos = slos if slos is not None else load_paths(list(target.target.slo_paths))
     endpoints = discover(target.target)  # target down → exit 3 before any load
     roles = frozenset(target.target.clients)
     preflight.check(spec.scenario, endpoints, target.api_url, roles)  # missing → exit 3

@@ -40,6 +40,11 @@ def default_target_file(env: dict[str, str] | None = None) -> Path:
 def load_target(path: str | Path | None = None) -> Target:
     """The target in ``path`` (default: :func:`default_target_file`); a missing default file
     is bad input that says how to get one."""
+    if isinstance(path, str) and path.startswith(("http://", "https://")):
+        raise InputError(
+            f"--target takes a target description file (docs/target.md), not a URL: {path}",
+            field="--target",
+        )
     file = Path(path) if path else default_target_file()
     try:
         text = file.read_text(encoding="utf-8")
