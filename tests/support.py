@@ -133,10 +133,20 @@ class ServedApp:
 def write_target(path: Path, document: dict) -> Path:
     """A target description file (tokenslo/target/v1) for a test; secret files it names must
     be written by the test with mode 0600."""
+
+    path.write_text(_dump_without_aliases({"version": "tokenslo/target/v1", **document}))
+    return path
+
+
+def _dump_without_aliases(document: dict) -> str:
+    """YAML that repeats shared objects instead of writing anchors (tokenslo refuses them)."""
     import yaml
 
-    path.write_text(yaml.safe_dump({"version": "tokenslo/target/v1", **document}))
-    return path
+    class NoAliases(yaml.SafeDumper):
+        def ignore_aliases(self, data):  # noqa: ARG002 - PyYAML's hook
+            return True
+
+    return yaml.dump(document, Dumper=NoAliases, sort_keys=False)
 
 
 def secret_file(path: Path, text: str) -> Path:
@@ -154,7 +164,7 @@ def target_variant(source: Path, dest: Path, **client_secrets: str) -> Path:
     document = yaml.safe_load(source.read_text())
     for role, env_name in client_secrets.items():
         document["clients"][role]["secret"] = {"env": env_name}
-    dest.write_text(yaml.safe_dump(document))
+    dest.write_text(_dump_without_aliases(document))
     return dest
 
 

@@ -57,6 +57,13 @@ def lab_target(
     return target
 
 
+class _NoAliases(yaml.SafeDumper):
+    """Repeat shared values instead of anchoring them: tokenslo's reader refuses anchors."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def render(target: dict[str, Any]) -> str:
     header = "# Written by `tokenslo lab up`: the lab as a target (format: docs/target.md)\n"
-    return header + yaml.safe_dump(target, sort_keys=False)
+    return header + yaml.dump(target, Dumper=_NoAliases, sort_keys=False)
