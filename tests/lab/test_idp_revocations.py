@@ -47,10 +47,27 @@ def test_revocations_survive_a_new_token_service(tmp_path: Path, lab_client) -> 
 
 def test_a_damaged_revocations_file_is_one_input_error(tmp_path: Path) -> None:
     path = tmp_path / "idp-revocations.json"
-    path.write_text('{"revoked": [{"jti": "a"}]}')
+    path.write_text('{"jti": "a"}\n{"jti": "b", "exp": 1}\n')
     with pytest.raises(InputError) as err:
         TokenService("http://idp", KEYS, revocations_file=path)
     assert err.value.field == "revocations_file" and str(path) in str(err.value)
+    assert err.value.line == 1
+
+
+def test_the_journal_appends_and_survives_a_line_cut_short(tmp_path: Path, lab_client) -> None:
+    """One line per revocation (cost independent of the list's length); a crash mid-append
+    loses at most that line, never the file."""
+    path = tmp_path / "idp-revocations.json"
+    service = TokenService("http://idp", KEYS, now=lambda: NOW, revocations_file=path)
+    issued = [service.client_credentials(lab_client) for _ in range(3)]
+    for token in issued:
+        service.revoke(lab_client, token.access_token)
+    lines = path.read_text().splitlines()
+    assert [json.loads(line)["jti"] for line in lines] == [t.jti for t in issued]
+    path.write_text(path.read_text() + '{"jti": "half-writ')  # a crash while appending
+    restarted = TokenService("http://idp", KEYS, now=lambda: NOW, revocations_file=path)
+    assert {e["jti"] for e in restarted.revocation_list()["revoked"]} == {t.jti for t in issued}
+    assert "half-writ" not in path.read_text()  # compacted on load
 
 
 def test_gateway_keeps_a_revocation_the_idp_forgot_until_exp() -> None:
@@ -101,8 +118,8 @@ def test_revoked_token_is_still_refused_after_an_idp_restart(tmp_path: Path) -> 
         assert lab.call(token).status_code == 200
         lab.revoke(token)
         wait_for(lambda: lab.call(token).status_code == 401, 5, "revocation not propagated")
-        stored = json.loads((tmp_path / "idp-revocations.json").read_text())
-        assert len(stored["revoked"]) == 1
+        stored = (tmp_path / "idp-revocations.json").read_text().splitlines()
+        assert len(stored) == 1 and "jti" in json.loads(stored[0])
         restart(lab, tmp_path)
         # the fresh gateway knows only what the restarted IdP tells it
         wait_for(

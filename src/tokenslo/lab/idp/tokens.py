@@ -126,18 +126,28 @@ class RevocationList:
     With a ``path`` the list survives restarts: a revoked JWT stays valid by its
     signature until ``exp``, so forgetting the revocation (any IdP restart, also
     the one ``lab up`` does when it recovers a lab) would make it valid again.
-    Every change rewrites the file (atomic, 0600); entries past their exp are
-    dropped on load and on write. Callers hold the token service's lock.
+    The file is a journal (one JSON object per line, mode 0600): each revocation
+    appends its line, so a revocation costs the same however many are listed —
+    rewriting the whole list on every one made revocation, under the token lock,
+    slow down everything else in a long load test. It is compacted (atomically
+    rewritten with the live entries) on load and when dead lines outnumber live
+    ones. Appends are flushed to the kernel, which is what an IdP restart needs.
+    Callers hold the token service's lock.
     """
 
     def __init__(self, path: Path | None = None, now: float | None = None) -> None:
         self._entries: dict[str, int] = {}
+        self._pending: list[tuple[str, int]] = []
         self._path = path
+        self._lines = 0
         if path is not None:
-            self._entries = load_revocations(path, time.time() if now is None else now)
+            now = time.time() if now is None else now
+            self._entries = load_revocations(path, now)
+            self._compact(now)
 
     def add(self, jti: str, exp: int) -> None:
         self._entries[jti] = exp
+        self._pending.append((jti, exp))
 
     def __contains__(self, jti: object) -> bool:
         return jti in self._entries
@@ -153,32 +163,68 @@ class RevocationList:
             del self._entries[jti]
 
     def save(self, now: float) -> None:
-        """Persist the live entries (no-op without a path)."""
-        if self._path is None:
+        """Append what was added since the last save (no-op without a path)."""
+        if self._path is None or not self._pending:
             return
+        lines = "".join(json.dumps({"jti": j, "exp": e}) + "\n" for j, e in self._pending)
+        self._pending.clear()
+        with open(self._path, "a", encoding="utf-8") as journal:
+            journal.write(lines)
+        self._lines += lines.count("\n")
         self.prune(now)
-        write_private(self._path, json.dumps({"revoked": self.snapshot(now)}))
+        if self._lines > 2 * len(self._entries) + COMPACT_SLACK:
+            self._compact(now)
+
+    def _compact(self, now: float) -> None:
+        assert self._path is not None
+        self.prune(now)
+        live = self.snapshot(now)
+        write_private(self._path, "".join(json.dumps(entry) + "\n" for entry in live))
+        self._lines = len(live)
+
+
+COMPACT_SLACK = 1000  # dead journal lines tolerated before a rewrite
 
 
 def load_revocations(path: Path, now: float) -> dict[str, int]:
-    """The live entries of a revocations file; a missing file is an empty list."""
+    """The live entries of a revocations journal; a missing file is an empty list, and a
+    last line cut short (a crash mid-append) is ignored. The earlier one-document form
+    (``{"revoked": [...]}``) is read too; compaction rewrites it as a journal."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        entries = {
-            str(item["jti"]): int(item["exp"])
-            for item in data["revoked"]
-            if isinstance(item.get("jti"), str) and int(item["exp"]) > now
-        }
+        lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise InputError(
-            f"cannot load revocations ({type(exc).__name__}); the file must hold "
-            '{"revoked": [{"jti": ..., "exp": ...}]}',
-            file=str(path),
-            field="revocations_file",
-        ) from None
+    except OSError as exc:
+        raise _damaged(path, exc) from None
+    if len(lines) == 1 and lines[0].lstrip().startswith('{"revoked"'):
+        try:
+            lines = [json.dumps(old) for old in json.loads(lines[0])["revoked"]]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise _damaged(path, exc, 1) from None
+    entries: dict[str, int] = {}
+    for number, line in enumerate(lines, 1):
+        try:
+            item = json.loads(line)
+            jti, exp = item["jti"], int(item["exp"])
+            if not isinstance(jti, str):
+                raise TypeError("jti")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            if number == len(lines) and not line.rstrip().endswith("}"):
+                break  # cut short by a crash while appending
+            raise _damaged(path, exc, number) from None
+        if exp > now:
+            entries[jti] = exp
     return entries
+
+
+def _damaged(path: Path, exc: Exception, line: int | None = None) -> InputError:
+    return InputError(
+        f"cannot load revocations ({type(exc).__name__}); each line must be "
+        '{"jti": ..., "exp": ...}',
+        file=str(path),
+        line=line,
+        field="revocations_file",
+    )
 
 
 def grant_scope(requested: str | None, allowed: tuple[str, ...]) -> tuple[str, ...]:
