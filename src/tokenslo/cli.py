@@ -4,7 +4,7 @@ Each command group (``slo``, ``rules``, ``lab`` …) gets its leaves from the
 components' own ``cli`` modules: ``register(subparsers)`` adds parsers whose
 ``handler`` default is called with the parsed arguments. This file only wires
 them together and turns expected failures into one-line messages and the exit
-codes of DESIGN.md.
+codes the README lists (0 ok, 1 failed, 2 bad input, 3 unavailable).
 """
 
 from __future__ import annotations

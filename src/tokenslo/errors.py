@@ -1,4 +1,4 @@
-"""Errors that map to the exit codes of DESIGN.md.
+"""Errors that map to the exit codes every command shares (README).
 
 Every command lets these propagate to ``tokenslo.cli.main``, which prints the
 one-line message and exits with ``exit_code``; nothing else may print a traceback

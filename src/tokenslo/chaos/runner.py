@@ -1,6 +1,6 @@
 """``tokenslo chaos run``: check an experiment, run it with the real ``chaos run``, judge it.
 
-Steps, each with its own exit code (DESIGN.md):
+Steps, each with its own exit code (README):
 
 1. **Pre-checks** (exit 2): the file parses; every fault action has a positive
    ``expires_in``; an experiment that injects faults or starts load also rolls

@@ -86,7 +86,7 @@ class ClientSpec:
     introspect: bool = True
 
 
-# The lab's clients (DESIGN.md / lab contract); secrets are generated once per state dir.
+# The lab's clients (the lab contract); secrets are generated once per state dir.
 CLIENTS = (
     ClientSpec(
         "loadtest", ("client_credentials", "refresh_token"), scopes=("api.read", "api.write")

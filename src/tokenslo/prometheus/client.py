@@ -6,7 +6,7 @@ A thin edge over ``prometheus_api_client.PrometheusConnect`` that:
   limited by URL length (PrometheusConnect puts POST parameters in the URL);
 * fails fast when the backend is down (one retry, no backoff) instead of the
   library's default retry-with-backoff, so "Prometheus down" shows in ~1 s;
-* turns failures into the exit-code errors of DESIGN.md: unreachable or 5xx →
+* turns failures into the exit-code errors of tokenslo.errors: unreachable or 5xx →
   ``UnavailableError``; a query Prometheus rejects (400/422) → ``InputError``
   naming the query;
 * counts HTTP queries (``queries``) so callers and tests can check batching.

@@ -1,6 +1,6 @@
 """Start and stop the real Prometheus, Alertmanager and promtool binaries.
 
-Used by the lab and by tests (DESIGN.md: no mocked Prometheus). Processes are
+Used by the lab and by tests (no mocked Prometheus anywhere). Processes are
 always addressed by PID and bound to 127.0.0.1.
 """
 

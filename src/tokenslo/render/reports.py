@@ -67,7 +67,7 @@ _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 
 
 def redact(text: str) -> str:
-    """Replace anything shaped like a JWT by its SHA-256 name (DESIGN.md convention)."""
+    """Replace anything shaped like a JWT by its SHA-256 name (the secrets convention)."""
     return _JWT.sub(
         lambda m: f"[token {hashlib.sha256(m[0].encode()).hexdigest()[:12]}]", str(text)
     )

@@ -1,4 +1,4 @@
-"""Gateway metrics (names and labels fixed by DESIGN.md's lab metric contract).
+"""Gateway metrics (names and labels fixed by the lab metric contract, README "The lab").
 
 Each app gets its own ``CollectorRegistry`` so several gateways can run in one
 test process. Label combinations are created up front so every series exists

@@ -119,7 +119,7 @@ def _path(doc: YamlDoc, data: dict, key: str) -> Path | None:
 
 
 def _require_loopback(doc: YamlDoc, host: str) -> None:
-    """The lab never listens beyond this machine (DESIGN.md: loopback by default)."""
+    """The lab never listens beyond this machine (loopback by default)."""
     if host == "localhost":
         return
     try:

@@ -1,4 +1,4 @@
-"""The IdP's Prometheus metrics (DESIGN.md "Lab metric contract") and the ASGI middleware
+"""The IdP's Prometheus metrics (the lab metric contract, README "The lab") and the ASGI middleware
 that records them.
 
 The middleware sits OUTSIDE the fault middleware, so a faulted response is counted with
