@@ -150,6 +150,28 @@ def test_old_errors_sliding_out_are_accounted_piecewise():
     assert theory.held_crossing(0.06, [older, newer], 20.0, 0.01) is None
 
 
+def test_traffic_that_really_came_after_the_injection_sets_when_errors_arrive():
+    # A 60 s window held 600 events evenly (10/s), none failing; threshold 50 %; every
+    # request after the injection fails. At a steady 10/s from the start: errors 10 s,
+    # events 10 (60 - s) + 10 s = 600 -> 10 s = 300 -> s = 30.
+    held = [_steady(60.0, rate=10.0)]
+    assert theory.held_crossing(0.5, held, 10.0, 1.0) == pytest.approx(30.0)
+    # A load that brings nothing for 10 s (clients slowed, or still ramping up), then
+    # 10/s: for s >= 10, errors 10 (s - 10), events 10 (60 - s) + 10 (s - 10) = 500 ->
+    # 10 s - 100 = 250 -> s = 35.
+    stalled = [theory.Held(10.0, 0.0, 0.0)]
+    assert theory.held_crossing(0.5, held, 10.0, 1.0, stalled) == pytest.approx(35.0)
+    # Nothing for 10 s, a burst of 200 in the next 10 s, then 10/s: on [10, 20] errors
+    # 20 (s - 10) against 0.5 (10 (60 - s) + 20 (s - 10)) would need s = 80/3 > 20; on
+    # [20, 60] errors 200 + 10 (s - 20) = 10 s against 0.5 x 600 -> s = 30.
+    burst = [theory.Held(10.0, 0.0, 0.0), theory.Held(10.0, 200.0, 0.0)]
+    assert theory.held_crossing(0.5, held, 10.0, 1.0, burst) == pytest.approx(30.0)
+    # The observed stretches' own error counts are not used: the fault's error rate is
+    # the prediction, applied to the traffic that came.
+    seen_failing = [theory.Held(10.0, 100.0, 100.0)]
+    assert theory.held_crossing(0.5, held, 10.0, 0.0, seen_failing) is None
+
+
 def test_held_counts_are_rates_times_the_window_only_for_rate_slis():
     from tokenslo.chaos import probes
     from tokenslo.spec.model import LatencySLI

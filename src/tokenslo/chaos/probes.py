@@ -235,27 +235,30 @@ def _per_second(model) -> bool:
 
 
 def _profile_at(
-    resolved: targets.Targets, model, seconds: float, at: float
-) -> tuple[list[theory.Held], float]:
+    resolved: targets.Targets, model, seconds: float, at: float, until: float
+) -> tuple[list[theory.Held], list[theory.Held], float]:
     """(events and errors per stretch of ``step`` seconds over the ``seconds`` before
-    ``at``, oldest first, as counts; ``step``): one range query of the engine's own SLI
-    queries over a window of one step. Steps without a sample count as no traffic."""
+    ``at``, then from ``at`` up to ``until``, oldest first, as counts; ``step``): one
+    range query of the engine's own SLI queries over a window of one step. Steps
+    without a sample count as no traffic."""
     scrape = targets.prometheus_timing(resolved.url("prometheus")).scrape_interval
     step = max(2 * scrape, seconds / PROFILE_POINTS)
     count = max(1, math.ceil(seconds / step))
+    later = max(0, math.floor((until - at) / step))
     start = at - (count - 1) * step
     ((_window, query),) = evaluator.plan_queries([model], windows_of=lambda _slo: (step,))
     with PromClient(resolved.url("prometheus")) as client:
-        matrix = backtest.parse_matrix(client.query_range(query, start, at, step))
+        matrix = backtest.parse_matrix(client.query_range(query, start, at + later * step, step))
     unit = step if _per_second(model) else 1.0
-    events = [0.0] * count
-    errors = [0.0] * count
+    events = [0.0] * (count + later)
+    errors = [0.0] * (count + later)
     for kind, into in (("total", events), ("errors", errors)):
         for ms, value in matrix.get((model.name, kind), {}).items():
             index = round((ms / 1000 - start) / step)
-            if 0 <= index < count and value is not None:
+            if 0 <= index < len(into) and value is not None:
                 into[index] = value * unit
-    return [theory.Held(step, e, x) for e, x in zip(events, errors, strict=True)], step
+    held = [theory.Held(step, e, x) for e, x in zip(events, errors, strict=True)]
+    return held[:count], held[count:], step
 
 
 def _steady_theory(
@@ -293,7 +296,7 @@ def _held_theory(
             for span in (w.long_window, w.short_window)
         }
     )
-    profile, step = _profile_at(resolved, model, spans[-1], injected)
+    profile, after_profile, step = _profile_at(resolved, model, spans[-1], injected, until)
     rate = None
     after = until - injected
     if after >= 2 * step:
@@ -301,10 +304,13 @@ def _held_theory(
             counts = evaluator.evaluate_window([model], client, after, until)[model.name]
         if counts is not None and counts.total is not None:
             rate = counts.total * (1.0 if _per_second(model) else 1.0 / after)
-    real = theory.first_to_fire_held(model, severity, error_rate, scale, profile, long_window, rate)
+    real = theory.first_to_fire_held(
+        model, severity, error_rate, scale, profile, long_window, rate, after_profile
+    )
     summary: dict = {
         "profile_step_seconds": step,
         "rate_after_injection": None if rate is None else round(rate, 3),
+        "events_after_injection": [round(h.events, 3) for h in after_profile],
     }
     for span in spans:
         part = theory.window_of(profile, span)

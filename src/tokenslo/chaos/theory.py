@@ -11,8 +11,10 @@ rate that follows the injection. A real target's windows (and a lab's, right aft
 an earlier load test) hold whatever traffic really came, unevenly: ``held_crossing``
 and ``first_to_fire_held`` start from the traffic profile up to the injection
 instead (events and errors per stretch of time, queried by the caller; this module
-stays free of I/O), and let the old traffic slide out of each window as it really
-arrived.
+stays free of I/O), let the old traffic slide out of each window as it really
+arrived, and apply the fault's error rate to the traffic that really came after the
+injection (a load still ramping up, or slowed by a latency fault, brings fewer errors
+early than a steady rate would).
 """
 
 from __future__ import annotations
@@ -157,46 +159,85 @@ def _rate(segments: Sequence[Held]) -> float:
     return sum(s.events for s in segments) / seconds if seconds > 0 else 0.0
 
 
-def _left_after(segments: Sequence[Held], elapsed: float) -> tuple[float, float]:
-    """(events, errors) still inside the window ``elapsed`` seconds after the injection:
-    the oldest ``elapsed`` seconds have slid out."""
+@dataclass(frozen=True)
+class _Piece:
+    """A stretch of the timeline (seconds from the injection) with even traffic:
+    events and errors per second."""
+
+    start: float
+    end: float
+    events: float
+    errors: float
+
+
+def _timeline(
+    before: Sequence[Held],
+    after: Sequence[Held],
+    event_rate: float,
+    error_rate: float,
+    horizon: float,
+) -> list[_Piece]:
+    """The traffic around the injection: ``before`` as it was held (errors included),
+    ``after`` as it really came with a share ``error_rate`` of it errors, and from the
+    end of ``after`` up to ``horizon`` ``event_rate`` events/s at the same share."""
+    pieces: list[_Piece] = []
+    at = -sum(seg.seconds for seg in before)
+    for seg, share in [(s, None) for s in before] + [(s, error_rate) for s in after]:
+        if seg.seconds > 0:
+            errors = seg.errors if share is None else share * seg.events
+            pieces.append(
+                _Piece(at, at + seg.seconds, seg.events / seg.seconds, errors / seg.seconds)
+            )
+        at += seg.seconds
+    at = max(at, 0.0)
+    if at < horizon:
+        pieces.append(_Piece(at, horizon, event_rate, error_rate * event_rate))
+    return pieces
+
+
+def _content(pieces: Sequence[_Piece], lo: float, hi: float) -> tuple[float, float]:
+    """(events, errors) that arrived between ``lo`` and ``hi``."""
     events = errors = 0.0
-    start = 0.0
-    for seg in segments:
-        end = start + seg.seconds
-        kept = max(0.0, end - max(start, elapsed)) / seg.seconds
-        events += seg.events * kept
-        errors += seg.errors * kept
-        start = end
+    for piece in pieces:
+        overlap = max(0.0, min(hi, piece.end) - max(lo, piece.start))
+        events += piece.events * overlap
+        errors += piece.errors * overlap
     return events, errors
 
 
 def held_crossing(
-    threshold: float, segments: Sequence[Held], event_rate: float, error_rate: float
+    threshold: float,
+    segments: Sequence[Held],
+    event_rate: float,
+    error_rate: float,
+    after: Sequence[Held] = (),
 ) -> float | None:
     """Seconds after the injection until a window's error ratio exceeds ``threshold``.
 
     ``segments`` are what the window held at the injection, oldest first, covering the
-    whole window; from the injection on ``event_rate`` events/s arrive, a share
-    ``error_rate`` of them errors. At ``s`` the window holds what is left of the old
-    traffic plus ``event_rate × s`` new events. The excess of errors over
-    ``threshold × events`` is linear between segment boundaries, so each piece is
-    solved exactly; once the whole window has slid past the injection the ratio is
-    ``error_rate`` for good, so None when it has not crossed by then.
+    whole window. From the injection on the traffic is ``after`` (stretches as they
+    really came, when known) and then ``event_rate`` events/s, a share ``error_rate``
+    of it errors: the fault's error rate, applied to the traffic that really arrived
+    (a latency fault slows paced clients; a load still ramping up brings its errors
+    late). The window's content is piecewise linear in time, with kinks where a
+    stretch boundary enters or leaves it, so each piece is solved exactly; once the
+    whole window has slid past the injection the ratio is ``error_rate`` for good,
+    so None when it has not crossed by then.
     """
+    width = sum(seg.seconds for seg in segments)
+    pieces = _timeline(segments, after, event_rate, error_rate, width)
 
     def excess(at: float) -> float:
-        events, errors = _left_after(segments, at)
-        return errors + error_rate * event_rate * at - threshold * (events + event_rate * at)
+        events, errors = _content(pieces, at - width, at)
+        return errors - threshold * events
 
     def traffic(at: float) -> float:
-        return _left_after(segments, at)[0] + event_rate * at
+        return _content(pieces, at - width, at)[0]
 
     if traffic(0.0) > 0 and excess(0.0) > 0:
         return 0.0
-    bounds = [0.0]
-    for seg in segments:
-        bounds.append(bounds[-1] + seg.seconds)
+    kinks = {edge + shift for p in pieces for edge in (p.start, p.end) for shift in (0.0, width)}
+    bounds = sorted({0.0, width} | {k for k in kinks if 0.0 < k < width})
     for lo, hi in pairwise(bounds):
         low, high = excess(lo), excess(hi)
         if high > 0 and traffic(hi) > 0:
@@ -211,18 +252,20 @@ def held_expectation(
     time_scale: float,
     profile: Sequence[Held],
     rate: float | None = None,
+    after: Sequence[Held] = (),
 ) -> Expectation:
     """``expectation`` from the traffic ``profile`` up to the injection: each of the
     condition's windows (scaled) starts from the part of the profile it covers; the
-    traffic that follows arrives at ``rate`` events/s (default: the short window's)."""
+    traffic that follows is ``after`` as it came, then ``rate`` events/s (default: the
+    short window's before the injection)."""
     factor = burnrate.factor_of(slo, window)
     threshold = burnrate.threshold_of(slo, window)
     long = window_of(profile, window.long_window / time_scale)
     short = window_of(profile, window.short_window / time_scale)
     rate = _rate(short) if rate is None else rate
     crossings = [
-        held_crossing(threshold, long, rate, error_rate),
-        held_crossing(threshold, short, rate, error_rate),
+        held_crossing(threshold, long, rate, error_rate, after),
+        held_crossing(threshold, short, rate, error_rate, after),
     ]
     return _from_crossings(window, factor, crossings, time_scale)
 
@@ -235,12 +278,14 @@ def first_to_fire_held(
     profile: Sequence[Held],
     long_window: str = "",
     rate: float | None = None,
+    after: Sequence[Held] = (),
 ) -> Expectation | None:
     """``first_to_fire`` from the traffic ``profile`` up to the injection (stretches of
-    events and errors, oldest first, covering at least the longest window) and the
-    event ``rate`` after it (default: each short window's rate before it)."""
+    events and errors, oldest first, covering at least the longest window), the traffic
+    ``after`` it as it came (stretches, oldest first) and the event ``rate`` beyond
+    that (default: each short window's rate before the injection)."""
     expected = [
-        held_expectation(slo, w, error_rate, time_scale, profile, rate)
+        held_expectation(slo, w, error_rate, time_scale, profile, rate, after)
         for w in conditions(slo, severity, long_window)
     ]
     return _earliest(expected)
