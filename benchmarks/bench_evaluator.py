@@ -22,10 +22,10 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
+from tokenslo.core.model import SLO, EventsSLI, LatencySLI
 from tokenslo.engine.evaluator import evaluate, plan_queries
 from tokenslo.prometheus.client import PromClient
 from tokenslo.prometheus.process import free_port, start_prometheus
-from tokenslo.spec.model import SLO, EventsSLI, LatencySLI
 
 SERVICES = 200
 THRESHOLDS = ("0.1", "0.25", "0.5")

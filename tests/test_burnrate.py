@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from tokenslo.engine import burnrate as br
-from tokenslo.spec.model import SLO, Alerting, BurnWindow, EventsSLI
+from tokenslo.core import burnrate as br
+from tokenslo.core.model import SLO, Alerting, BurnWindow, EventsSLI
 
 DAY = 86400.0
 HOUR = 3600.0

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tokenslo.durations import format_duration, parse_duration
+from tokenslo.core.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ import pytest
 from support import secret_file, write_target
 from tokenslo.chaos import actions, journal, runner, targets, theory
 from tokenslo.cli import main
+from tokenslo.core.model import SLO, Alerting, EventsSLI
 from tokenslo.errors import InputError, UnavailableError
-from tokenslo.spec.model import SLO, Alerting, EventsSLI
 
 REPO = Path(__file__).resolve().parents[2]
 EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml"))
@@ -174,7 +174,7 @@ def test_traffic_that_really_came_after_the_injection_sets_when_errors_arrive():
 
 def test_held_counts_are_rates_times_the_window_only_for_rate_slis():
     from tokenslo.chaos import probes
-    from tokenslo.spec.model import LatencySLI
+    from tokenslo.core.model import LatencySLI
 
     assert probes._per_second(slo())  # sum(rate(t[{{window}}]))
     counted = EventsSLI(total="sum(increase(t[{{window}}]))", bad="sum(increase(b[{{window}}]))")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tokenslo.spec.model import SLO, Alerting, BurnWindow, EventsSLI, LatencySLI
+from tokenslo.core.model import SLO, Alerting, BurnWindow, EventsSLI, LatencySLI
 
 DAY = 86400.0
 

@@ -7,8 +7,8 @@ import math
 import pytest
 from engine_slos import events_slo, policy
 
+from tokenslo.core import burnrate
 from tokenslo.engine import backtest as bt
-from tokenslo.engine import burnrate
 from tokenslo.engine import evaluator as ev
 from tokenslo.errors import InputError
 

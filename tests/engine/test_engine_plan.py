@@ -6,7 +6,7 @@ import promql_parser
 import pytest
 from engine_slos import DAY, events_slo, good_events_slo, latency_slo, policy
 
-from tokenslo.durations import format_duration
+from tokenslo.core.durations import format_duration
 from tokenslo.engine import evaluator as ev
 from tokenslo.errors import InputError
 

@@ -15,7 +15,7 @@ import pytest
 from engine_exporter import LinearExporter, linear
 
 from tokenslo.cli import main
-from tokenslo.engine import burnrate
+from tokenslo.core import burnrate
 from tokenslo.engine.evaluator import evaluate
 from tokenslo.errors import InputError, UnavailableError
 from tokenslo.prometheus.client import PromClient

@@ -7,10 +7,10 @@ import json
 import pytest
 from engine_slos import DAY, events_slo, policy
 
-from tokenslo.engine import burnrate
+from tokenslo.core import burnrate
+from tokenslo.core.model import Alerting
 from tokenslo.engine import evaluator as ev
 from tokenslo.errors import CheckFailed, UnavailableError
-from tokenslo.spec.model import Alerting
 
 AT = 1_700_000_000.0
 TOTAL = 1_000_000.0

@@ -6,10 +6,10 @@ from dataclasses import replace
 
 import pytest
 
+from tokenslo.core.model import SLO, EventsSLI, LatencySLI
 from tokenslo.engine.evaluator import WindowCounts
 from tokenslo.load import gate
 from tokenslo.load.recorder import Recorder
-from tokenslo.spec.model import SLO, EventsSLI, LatencySLI
 
 EVENTS = EventsSLI(total="sum(rate(x_total[{{window}}]))", bad="sum(rate(x_total[{{window}}]))")
 

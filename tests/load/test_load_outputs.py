@@ -9,11 +9,11 @@ from pathlib import Path
 
 from test_load_gate import slo
 
+from tokenslo.core.model import LatencySLI
 from tokenslo.engine.evaluator import WindowCounts
 from tokenslo.load import gate, outputs
 from tokenslo.load.recorder import Recorder
 from tokenslo.spec.loader import load_paths
-from tokenslo.spec.model import LatencySLI
 
 RUN = outputs.RunInfo("mixed", 20, 10.0, 30.0, "http://127.0.0.1:1", 100.0, 130.0)
 

@@ -22,7 +22,7 @@ import requests
 
 from support import assert_no_secrets, lab_secrets, lab_up_on_free_ports
 from tokenslo.cli import main
-from tokenslo.durations import format_duration, parse_duration
+from tokenslo.core.durations import format_duration, parse_duration
 from tokenslo.lab.orchestrator import lab_down
 from tokenslo.lab.report_example import (
     TIME_SCALE,

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tokenslo.cli import main
+from tokenslo.core.model import SLO, EventsSLI
 from tokenslo.engine.evaluator import SLOStatus, WindowCounts, alert_windows
 from tokenslo.errors import InputError
 from tokenslo.render import report_data as rd
@@ -29,7 +30,6 @@ from tokenslo.render.reports import (
     write_report,
 )
 from tokenslo.render.reports_cli import parse_timeline
-from tokenslo.spec.model import SLO, EventsSLI
 
 T0 = 1_700_000_000.0
 HOUR = 3600.0

@@ -3,7 +3,7 @@ SLOs the rule tests and the fixture goldens are built from."""
 
 from __future__ import annotations
 
-from tokenslo.spec.model import SLO, Alerting, EventsSLI, LatencySLI
+from tokenslo.core.model import SLO, Alerting, EventsSLI, LatencySLI
 
 DAY = 86400.0
 RUNBOOK = "https://runbooks.example/tokenslo/idp#token-issuance-availability"

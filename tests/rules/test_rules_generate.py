@@ -10,11 +10,11 @@ import pytest
 import yaml
 from rules_fixtures import RUNBOOK, events_bad, events_good, latency
 
-from tokenslo.engine.burnrate import DAY, HOUR
+from tokenslo.core.burnrate import DAY, HOUR
+from tokenslo.core.model import SLO, Alerting, BurnWindow, Source
 from tokenslo.errors import EXIT_USAGE, InputError
 from tokenslo.rules import conventions as c
 from tokenslo.rules.generate import generate_rule_groups, render_rules
-from tokenslo.spec.model import SLO, Alerting, BurnWindow, Source
 
 THRESHOLD = re.compile(r"> ([0-9.e-]+) and")
 

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from rules_fixtures import latency
 
-from tokenslo.durations import format_duration, parse_duration
-from tokenslo.engine import burnrate as br
+from tokenslo.core import burnrate as br
+from tokenslo.core.durations import format_duration, parse_duration
 from tokenslo.prometheus.process import run_promtool
 from tokenslo.rules import conventions as c
 from tokenslo.rules.generate import generate_rule_groups, render_rules

@@ -2,7 +2,7 @@
 
 A 99.9 % / 30d events SLO gets synthetic request counters (1 sample a minute,
 10 000 requests a minute). Every expected time comes from
-``tokenslo.engine.burnrate``; promtool then says which ``SLOErrorBudgetBurn``
+``tokenslo.core.burnrate``; promtool then says which ``SLOErrorBudgetBurn``
 alerts fire at those times. Each check lists the *complete* set of firing burn
 alerts, so "never pages" is checked, not assumed.
 
@@ -26,8 +26,8 @@ import pytest
 import yaml
 from rules_fixtures import events_bad
 
-from tokenslo.durations import format_duration, parse_duration
-from tokenslo.engine import burnrate as br
+from tokenslo.core import burnrate as br
+from tokenslo.core.durations import format_duration, parse_duration
 from tokenslo.prometheus.process import run_promtool
 from tokenslo.rules import conventions as c
 from tokenslo.rules.generate import BASE_WINDOW, generate_rule_groups, render_rules

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from test_malformed import HEAD
 from test_malformed import SLO as SLO_TEXT
 
+from tokenslo.core.model import SLO
 from tokenslo.errors import InputError
 from tokenslo.spec.loader import load_text
-from tokenslo.spec.model import SLO
 
 EXAMPLES = 300
 PROFILE = settings(

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from tokenslo.cli import main
+from tokenslo.core.model import SLO, Alerting, BurnWindow, EventsSLI, LatencySLI
 from tokenslo.errors import InputError
 from tokenslo.spec.loader import load_paths, load_text
-from tokenslo.spec.model import SLO, Alerting, BurnWindow, EventsSLI, LatencySLI
 from tokenslo.spec.openslo import import_openslo
 from tokenslo.spec.writer import dump_v1
 

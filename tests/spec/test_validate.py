@@ -11,11 +11,11 @@ import pytest
 import yaml
 
 from tokenslo.cli import main
-from tokenslo.engine.burnrate import burn_factor
-from tokenslo.engine.promql import sli_exprs
+from tokenslo.core.burnrate import burn_factor
+from tokenslo.core.model import BurnWindow, EventsSLI, LatencySLI
+from tokenslo.core.promql import sli_exprs
 from tokenslo.spec.checks import promql_error
 from tokenslo.spec.loader import load_paths, load_paths_with_warnings, load_text
-from tokenslo.spec.model import BurnWindow, EventsSLI, LatencySLI
 from tokenslo.spec.schema import json_schema
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,7 +1,7 @@
 """Chaos Toolkit probes of the ``tokenslo`` extension (``module: tokenslo.chaos.probes``).
 
 SLO numbers come from the engine (``tokenslo.engine.evaluator``), expected alert
-timings from ``tokenslo.engine.burnrate`` (via ``tokenslo.chaos.theory``) scaled by
+timings from ``tokenslo.core.burnrate`` (via ``tokenslo.chaos.theory``) scaled by
 the time scale of the rules Prometheus runs. Probes that *check* something take
 ``require_*``/``expect`` arguments and raise when the expectation is not met, so
 the check shows as a failed activity in the journal (``tokenslo chaos run`` then
@@ -19,8 +19,9 @@ import requests
 
 from tokenslo.chaos import runstate, targets, theory
 from tokenslo.chaos.actions import CLEARED_AT, INJECTED_AT
-from tokenslo.durations import format_duration, parse_duration
-from tokenslo.engine import backtest, burnrate, evaluator
+from tokenslo.core import burnrate
+from tokenslo.core.durations import format_duration, parse_duration
+from tokenslo.engine import backtest, evaluator
 from tokenslo.errors import InputError, UnavailableError
 from tokenslo.prometheus.client import PromClient
 from tokenslo.rules import conventions as c

@@ -22,11 +22,11 @@ from typing import Any
 import requests
 import yaml
 
-from tokenslo.durations import parse_duration
-from tokenslo.engine import burnrate
+from tokenslo.core import burnrate
+from tokenslo.core.durations import parse_duration
+from tokenslo.core.model import SLO
 from tokenslo.errors import InputError, UnavailableError
 from tokenslo.rules import conventions as c
-from tokenslo.spec.model import SLO
 from tokenslo.target import discovery
 from tokenslo.target.credentials import Credentials, credentials
 from tokenslo.target.loader import load_target
@@ -200,7 +200,7 @@ def burn_alert_rules(prometheus_url: str, slo_name: str) -> list[dict]:
 
 def scale_from_rules(slo: SLO, rules: list[dict]) -> float | None:
     """Time scale = nominal ``for`` / loaded ``for``, from the first rule that has one. Pure."""
-    from tokenslo.durations import format_duration
+    from tokenslo.core.durations import format_duration
 
     nominal = {format_duration(w.long_window): w.for_ for w in burnrate.policy_for(slo)}
     for rule in rules:

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-from tokenslo.durations import format_duration
-from tokenslo.engine import burnrate
-from tokenslo.spec.model import SLO, BurnWindow
+from tokenslo.core import burnrate
+from tokenslo.core.durations import format_duration
+from tokenslo.core.model import SLO, BurnWindow
 
 
 @dataclass(frozen=True)

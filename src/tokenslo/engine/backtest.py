@@ -21,8 +21,9 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from tokenslo.durations import format_duration
-from tokenslo.engine import burnrate
+from tokenslo.core import burnrate
+from tokenslo.core.durations import format_duration
+from tokenslo.core.model import SLO, BurnWindow
 from tokenslo.engine.evaluator import (
     KIND_LABEL,
     SLO_LABEL,
@@ -34,7 +35,6 @@ from tokenslo.engine.evaluator import (
 )
 from tokenslo.errors import InputError
 from tokenslo.prometheus.client import PromClient, sample_value
-from tokenslo.spec.model import SLO, BurnWindow
 
 MAX_POINTS = 11_000  # Prometheus refuses range queries with more points per series
 _EPS = 1e-6

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
-from tokenslo.durations import format_duration, parse_duration
+from tokenslo.core.durations import format_duration, parse_duration
 from tokenslo.engine import backtest as bt
 from tokenslo.engine import evaluator
 from tokenslo.errors import InputError, UnavailableError

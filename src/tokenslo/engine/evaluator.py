@@ -36,12 +36,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from tokenslo.durations import format_duration
-from tokenslo.engine import burnrate
-from tokenslo.engine.promql import sli_exprs
+from tokenslo.core import burnrate
+from tokenslo.core.durations import format_duration
+from tokenslo.core.model import SLO, BurnWindow, LatencySLI
+from tokenslo.core.promql import sli_exprs
 from tokenslo.errors import CheckFailed, InputError, TokensloError, UnavailableError
 from tokenslo.prometheus.client import PromClient, sample_value
-from tokenslo.spec.model import SLO, BurnWindow, LatencySLI
 
 SLO_LABEL = "tokenslo_slo"
 KIND_LABEL = "tokenslo_kind"

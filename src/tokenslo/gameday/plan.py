@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from tokenslo.durations import parse_duration
+from tokenslo.core.durations import parse_duration
 from tokenslo.errors import InputError
 from tokenslo.spec.yamlpos import Document, load_documents, read_text
 

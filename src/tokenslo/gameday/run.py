@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from tokenslo.chaos import actions, runner, runstate, targets, theory
-from tokenslo.engine import burnrate
+from tokenslo.core import burnrate
+from tokenslo.core.model import SLO
 from tokenslo.engine.evaluator import evaluate, evaluate_window, iso_time, window_burn
 from tokenslo.errors import InputError, TokensloError, UnavailableError
 from tokenslo.gameday import evaluate as ev
@@ -40,7 +41,6 @@ from tokenslo.render.reports import write_report
 from tokenslo.rules import conventions as conv
 from tokenslo.signals import interrupts_ignored, interrupts_raise
 from tokenslo.spec.loader import load_paths
-from tokenslo.spec.model import SLO
 from tokenslo.target.loader import load_target
 from tokenslo.target.model import Target
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from tokenslo.durations import parse_duration
+from tokenslo.core.durations import parse_duration
 from tokenslo.errors import InputError
 from tokenslo.lab.idp.config import YamlDoc, load_yaml
 

@@ -26,7 +26,7 @@ from typing import Any
 import requests
 import yaml
 
-from tokenslo.durations import format_duration
+from tokenslo.core.durations import format_duration
 from tokenslo.errors import InputError, UnavailableError
 from tokenslo.lab import target_file
 from tokenslo.lab.config import LabConfig

@@ -18,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tokenslo.durations import parse_duration
+from tokenslo.core.durations import parse_duration
+from tokenslo.core.model import SLO
 from tokenslo.engine.evaluator import evaluate_window
 from tokenslo.errors import InputError, UnavailableError
 from tokenslo.load import gate, outputs, pacing, preflight
@@ -29,7 +30,6 @@ from tokenslo.load.shapes import SHAPES
 from tokenslo.load.target import LoadTarget, resolve_target
 from tokenslo.prometheus.client import PromClient
 from tokenslo.spec.loader import load_paths
-from tokenslo.spec.model import SLO
 from tokenslo.target.discovery import discover
 
 

@@ -35,16 +35,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from tokenslo.durations import format_duration
+from tokenslo.core.durations import format_duration
+from tokenslo.core.model import SLO, LatencySLI
 from tokenslo.engine.evaluator import WindowCounts, window_burn
 from tokenslo.errors import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE
 from tokenslo.load.binomial import ALPHA, breach_certain
 from tokenslo.load.recorder import NameStats, Recorder
-from tokenslo.spec.model import SLO, LatencySLI
 
 State = Literal["pass", "fail", "insufficient_data", "no_data"]
 Side = Literal["client", "server"]
-SCALE = 10**12  # budgets are rounded to 12 digits (spec.model.budget_of): compare as integers
+SCALE = 10**12  # budgets are rounded to 12 digits (core.model.budget_of): compare as integers
 
 RULE = (
     "a check passes only with at least ceil(3 / (1 - objective)) requests "

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tokenslo.durations import format_duration
+from tokenslo.core.durations import format_duration
 from tokenslo.engine.evaluator import iso_time
 from tokenslo.load.gate import RULE, Check, NotGated, Verdict
 from tokenslo.load.recorder import Recorder

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from tokenslo.durations import parse_duration
+from tokenslo.core.durations import parse_duration
 from tokenslo.errors import InputError
 
 ENV_SHAPE = "TOKENSLO_SHAPE"

@@ -1,6 +1,6 @@
 """What dashboard templates see: SLO facts and the PromQL derived from them. Pure.
 
-Every SLI query comes from ``tokenslo.engine.promql.sli_exprs`` and every name of
+Every SLI query comes from ``tokenslo.core.promql.sli_exprs`` and every name of
 a recorded series from ``tokenslo.rules.conventions``, so a panel means exactly
 what the evaluator and the alert rules mean. Templates only choose panels,
 titles, units and layout; queries on raw lab metrics that are not SLIs
@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from tokenslo.durations import format_duration, parse_duration
-from tokenslo.engine.burnrate import factor_of, policy_for, threshold_of
-from tokenslo.engine.promql import sli_exprs
+from tokenslo.core.burnrate import factor_of, policy_for, threshold_of
+from tokenslo.core.durations import format_duration, parse_duration
+from tokenslo.core.model import SLI, SLO, EventsSLI, LatencySLI, budget_of
+from tokenslo.core.promql import sli_exprs
 from tokenslo.rules import conventions as c
 from tokenslo.rules.generate import BASE_WINDOW
-from tokenslo.spec.model import SLI, SLO, EventsSLI, LatencySLI, budget_of
 
 # Grafana's own variables; the live-query test substitutes them.
 RATE_INTERVAL = "$__rate_interval"

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import jinja2
 
+from tokenslo.core.model import SLO
 from tokenslo.errors import InputError
 from tokenslo.render.dash_context import DATASOURCE_VAR, build_context, template_globals
 from tokenslo.render.jinja import BRACKETS, environment, template_error
-from tokenslo.spec.model import SLO
 
 KIND = "dashboards"
 SUFFIX = ".json.j2"

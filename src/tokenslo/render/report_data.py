@@ -16,9 +16,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from urllib.parse import urlsplit
 
-from tokenslo.durations import format_duration
+from tokenslo.core import burnrate
+from tokenslo.core.durations import format_duration
+from tokenslo.core.model import SLO, Alerting
 from tokenslo.engine import backtest as bt
-from tokenslo.engine import burnrate
 from tokenslo.engine.evaluator import WindowCounts, alert_windows, evaluate
 from tokenslo.errors import InputError
 from tokenslo.prometheus.client import PromClient, sample_value
@@ -32,7 +33,6 @@ from tokenslo.render.report_model import (
     Threshold,
 )
 from tokenslo.rules import conventions as conv
-from tokenslo.spec.model import SLO, Alerting
 
 ALERTS_QUERY = f'ALERTS{{alertname="{conv.BURN_ALERT}", alertstate="firing"}}'
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import jinja2
 
-from tokenslo.durations import format_duration, parse_duration
+from tokenslo.core.durations import format_duration, parse_duration
 from tokenslo.engine.evaluator import SLOStatus, iso_time
 from tokenslo.errors import InputError
 from tokenslo.render import jinja

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tokenslo.durations import parse_duration
+from tokenslo.core.durations import parse_duration
 from tokenslo.engine import evaluator
 from tokenslo.engine.cli import default_step, parse_step, parse_time
 from tokenslo.errors import InputError, UnavailableError

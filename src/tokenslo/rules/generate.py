@@ -8,7 +8,7 @@ each rule looks the way it does):
 3. metadata   – objective and remaining error budget over the SLO period;
 4. alerts     – one ``SLOErrorBudgetBurn`` per policy window pair, one ``SLONoData``.
 
-All PromQL for the SLI itself comes from ``tokenslo.engine.promql.sli_exprs``.
+All PromQL for the SLI itself comes from ``tokenslo.core.promql.sli_exprs``.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from dataclasses import dataclass
 
 import yaml
 
-from tokenslo.durations import format_duration
-from tokenslo.engine.burnrate import HOUR, factor_of, policy_for, threshold_of
-from tokenslo.engine.promql import sli_exprs
+from tokenslo.core.burnrate import HOUR, factor_of, policy_for, threshold_of
+from tokenslo.core.durations import format_duration
+from tokenslo.core.model import SLO, BurnWindow
+from tokenslo.core.promql import sli_exprs
 from tokenslo.errors import InputError
 from tokenslo.rules import conventions as c
-from tokenslo.spec.model import SLO, BurnWindow
 
 BASE_WINDOW = 300.0  # the 5m counts every long window is derived from
 EXACT_WINDOW_LIMIT = 6 * HOUR  # windows up to this are computed from the raw counters

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from tokenslo.durations import format_duration
+from tokenslo.core.durations import format_duration
+from tokenslo.core.model import SLO
 from tokenslo.rules import conventions as c
 from tokenslo.rules.generate import iter_alerts, series_labels
-from tokenslo.spec.model import SLO
 
 
 def counter_values(segments: Sequence[tuple[float, int]]) -> str:

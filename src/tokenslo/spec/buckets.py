@@ -12,10 +12,10 @@ import math
 
 import requests
 
+from tokenslo.core.model import LatencySLI
 from tokenslo.errors import UnavailableError
 from tokenslo.spec.checks import Finding
 from tokenslo.spec.loader import LoadResult
-from tokenslo.spec.model import LatencySLI
 from tokenslo.spec.yamlpos import field_path
 
 TIMEOUT = 10.0

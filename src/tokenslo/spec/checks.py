@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import promql_parser
 
-from tokenslo.durations import format_duration
-from tokenslo.engine import burnrate
-from tokenslo.engine.promql import has_window_placeholder, render_window, sli_exprs
+from tokenslo.core import burnrate
+from tokenslo.core.durations import format_duration
+from tokenslo.core.model import SLO, EventsSLI, LatencySLI
+from tokenslo.core.promql import has_window_placeholder, render_window, sli_exprs
 from tokenslo.errors import InputError
-from tokenslo.spec.model import SLO, EventsSLI, LatencySLI
 from tokenslo.spec.yamlpos import Document, field_path
 
 # The window PromQL fields are rendered with before parsing; any valid duration would do.

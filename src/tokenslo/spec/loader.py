@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tokenslo.durations import parse_duration
-from tokenslo.engine.burnrate import FOR_DIVISOR
+from tokenslo.core.burnrate import FOR_DIVISOR
+from tokenslo.core.durations import parse_duration
+from tokenslo.core.model import SLI, SLO, Alerting, BurnWindow, EventsSLI, LatencySLI, Source
 from tokenslo.errors import InputError
 from tokenslo.spec import checks
 from tokenslo.spec.checks import Finding
-from tokenslo.spec.model import SLI, SLO, Alerting, BurnWindow, EventsSLI, LatencySLI, Source
 from tokenslo.spec.validation import check_schema
 from tokenslo.spec.yamlpos import Document, field_path, load_documents, read_text
 

@@ -17,12 +17,12 @@ from typing import Any
 
 import promql_parser
 
-from tokenslo.durations import parse_duration
-from tokenslo.engine.promql import WINDOW_PLACEHOLDER, sli_exprs
+from tokenslo.core.durations import parse_duration
+from tokenslo.core.model import SLI, EventsSLI, LatencySLI, Source
+from tokenslo.core.model import SLO as SLOModel
+from tokenslo.core.promql import WINDOW_PLACEHOLDER, sli_exprs
 from tokenslo.errors import InputError
 from tokenslo.spec.checks import PARSE_WINDOW, promql_error
-from tokenslo.spec.model import SLI, EventsSLI, LatencySLI, Source
-from tokenslo.spec.model import SLO as SLOModel
 from tokenslo.spec.schema import LABEL_NAME_PATTERN
 from tokenslo.spec.yamlpos import Document, load_documents, read_text
 

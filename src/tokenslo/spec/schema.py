@@ -16,7 +16,7 @@ VERSION = "tokenslo/v1"
 SCHEMA_ID = "https://tokenslo.dev/schema/slo-v1.json"
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
-# Same grammar as tokenslo.durations: one or more <number><unit> parts.
+# Same grammar as tokenslo.core.durations: one or more <number><unit> parts.
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d|w|y))+$"
 LABEL_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 METRIC_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"

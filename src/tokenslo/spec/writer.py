@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from tokenslo.durations import format_duration
-from tokenslo.spec.model import SLO, Alerting, BurnWindow, EventsSLI, LatencySLI
+from tokenslo.core.durations import format_duration
+from tokenslo.core.model import SLO, Alerting, BurnWindow, EventsSLI, LatencySLI
 from tokenslo.spec.schema import VERSION
 
 

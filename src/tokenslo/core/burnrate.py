@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from tokenslo.spec.model import SLO, BurnWindow, budget_of
+from tokenslo.core.model import SLO, BurnWindow, budget_of
 
 HOUR = 3600.0
 DAY = 86400.0

@@ -63,7 +63,7 @@ class BurnWindow:
 
     The alert fires when the error ratio over both ``long_window`` and
     ``short_window`` exceeds ``factor × (1 − objective)``, where the factor is
-    derived from the budget fraction (see ``tokenslo.engine.burnrate``).
+    derived from the budget fraction (see ``tokenslo.core.burnrate``).
     """
 
     severity: Severity

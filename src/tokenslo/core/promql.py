@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from tokenslo.spec.model import SLI, EventsSLI, LatencySLI
+from tokenslo.core.model import SLI, EventsSLI, LatencySLI
 
 WINDOW_PLACEHOLDER = re.compile(r"\{\{\s*window\s*\}\}")
 
