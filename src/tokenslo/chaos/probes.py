@@ -21,6 +21,7 @@ from tokenslo.chaos import runstate, targets, theory
 from tokenslo.chaos.actions import CLEARED_AT, INJECTED_AT
 from tokenslo.core import burnrate
 from tokenslo.core.durations import format_duration, parse_duration
+from tokenslo.core.timescale import scaled, scaled_duration
 from tokenslo.engine import backtest, evaluator
 from tokenslo.errors import InputError, UnavailableError
 from tokenslo.prometheus.client import PromClient
@@ -86,7 +87,7 @@ def slo_burn_rate(
     model = targets.find_slo(resolved, slo)
     scale = targets.time_scale_for(resolved, model)
     nominal = parse_duration(window)
-    counts = _window_counts(resolved, model, nominal / scale)
+    counts = _window_counts(resolved, model, scaled(nominal, scale))
     if counts is None or counts.total is None or counts.errors is None:
         raise UnavailableError(f"no data for SLO {slo!r} over {window}: total series absent")
     ratio = burnrate.error_ratio(counts.errors, counts.total)
@@ -96,7 +97,7 @@ def slo_burn_rate(
     result = {
         "slo": slo,
         "window": window,
-        "scaled_window": format_duration(nominal / scale),
+        "scaled_window": scaled_duration(nominal, scale),
         "time_scale": scale,
         "state": "no_traffic" if ratio is None else "traffic",
         "errors": counts.errors,
@@ -292,7 +293,7 @@ def _held_theory(
     paced clients (a latency fault) also lowers the rate that brings the errors."""
     spans = sorted(
         {
-            span / scale
+            scaled(span, scale)
             for w in theory.conditions(model, severity, long_window)
             for span in (w.long_window, w.short_window)
         }

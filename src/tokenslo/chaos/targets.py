@@ -25,6 +25,7 @@ import yaml
 from tokenslo.core import burnrate
 from tokenslo.core.durations import parse_duration
 from tokenslo.core.model import SLO
+from tokenslo.core.timescale import scale_between
 from tokenslo.errors import InputError, UnavailableError
 from tokenslo.rules import conventions as c
 from tokenslo.target import discovery
@@ -207,7 +208,7 @@ def scale_from_rules(slo: SLO, rules: list[dict]) -> float | None:
         wanted = nominal.get(rule.get("labels", {}).get(c.LONG_WINDOW_LABEL, ""))
         loaded = rule.get("duration")
         if wanted and isinstance(loaded, int | float) and loaded > 0:
-            return round(wanted / float(loaded), 6)
+            return scale_between(wanted, float(loaded))
     return None
 
 

@@ -26,6 +26,7 @@ from itertools import pairwise
 from tokenslo.core import burnrate
 from tokenslo.core.durations import format_duration
 from tokenslo.core.model import SLO, BurnWindow
+from tokenslo.core.timescale import scaled
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def conditions(slo: SLO, severity: str, long_window: str = "") -> list[BurnWindo
 def expectation(slo: SLO, window: BurnWindow, error_rate: float, time_scale: float) -> Expectation:
     factor = burnrate.factor_of(slo, window)
     crossings = [
-        burnrate.detection_time(factor, slo.objective, span / time_scale, error_rate)
+        burnrate.detection_time(factor, slo.objective, scaled(span, time_scale), error_rate)
         for span in (window.long_window, window.short_window)
     ]
     return _from_crossings(window, factor, crossings, time_scale)
@@ -73,7 +74,7 @@ def _from_crossings(
     window: BurnWindow, factor: float, crossings: list[float | None], time_scale: float
 ) -> Expectation:
     """The condition holds once both windows crossed; it fires ``for`` later."""
-    for_seconds = window.for_ / time_scale
+    for_seconds = scaled(window.for_, time_scale)
     theory = None
     if all(t is not None for t in crossings):
         theory = max(crossings) + for_seconds  # type: ignore[type-var]
@@ -117,8 +118,8 @@ def resolution_seconds(
     return burnrate.pair_reset_time(
         burnrate.factor_of(slo, window),
         slo.objective,
-        window.long_window / time_scale,
-        window.short_window / time_scale,
+        scaled(window.long_window, time_scale),
+        scaled(window.short_window, time_scale),
         error_rate,
         incident_seconds,
     )
@@ -260,8 +261,8 @@ def held_expectation(
     short window's before the injection)."""
     factor = burnrate.factor_of(slo, window)
     threshold = burnrate.threshold_of(slo, window)
-    long = window_of(profile, window.long_window / time_scale)
-    short = window_of(profile, window.short_window / time_scale)
+    long = window_of(profile, scaled(window.long_window, time_scale))
+    short = window_of(profile, scaled(window.short_window, time_scale))
     rate = _rate(short) if rate is None else rate
     crossings = [
         held_crossing(threshold, long, rate, error_rate, after),

@@ -27,6 +27,7 @@ from typing import Any
 from tokenslo.chaos import actions, runner, runstate, targets, theory
 from tokenslo.core import burnrate
 from tokenslo.core.model import SLO
+from tokenslo.core.timescale import scale_slo
 from tokenslo.engine.evaluator import evaluate, evaluate_window, iso_time, window_burn
 from tokenslo.errors import InputError, TokensloError, UnavailableError
 from tokenslo.gameday import evaluate as ev
@@ -35,7 +36,7 @@ from tokenslo.gameday.plan import ExperimentPlan, GameDayPlan, expected_alerts, 
 from tokenslo.gameday.progress import Progress
 from tokenslo.lab import LAB_STATE_DIR
 from tokenslo.prometheus.client import PromClient
-from tokenslo.render.report_data import collect, scale_slo, source_of
+from tokenslo.render.report_data import collect, source_of
 from tokenslo.render.report_model import ReportModel
 from tokenslo.render.reports import write_report
 from tokenslo.rules import conventions as conv

@@ -13,12 +13,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from urllib.parse import urlsplit
 
 from tokenslo.core import burnrate
-from tokenslo.core.durations import format_duration
-from tokenslo.core.model import SLO, Alerting
+from tokenslo.core.model import SLO
+from tokenslo.core.timescale import nominal_duration, scale_slo
 from tokenslo.engine import backtest as bt
 from tokenslo.engine.evaluator import WindowCounts, alert_windows, evaluate
 from tokenslo.errors import InputError
@@ -40,30 +39,6 @@ ALERTS_QUERY = f'ALERTS{{alertname="{conv.BURN_ALERT}", alertstate="firing"}}'
 # ---------------------------------------------------------------- SLO windows (pure)
 
 
-def scale_slo(slo: SLO, factor: float) -> SLO:
-    """``slo`` with every window and ``for`` divided by ``factor``, like ``--time-scale``
-    rules of a lab rehearsal. Burn factors only depend on window ratios, so they stay."""
-    if factor == 1:
-        return slo
-    policy = tuple(
-        replace(
-            bw,
-            long_window=bw.long_window / factor,
-            short_window=bw.short_window / factor,
-            for_=bw.for_ / factor,
-        )
-        for bw in burnrate.policy_for(slo)
-    )
-    alerting = Alerting(
-        page=slo.alerting.page,
-        ticket=slo.alerting.ticket,
-        labels=slo.alerting.labels,
-        annotations=slo.alerting.annotations,
-        policy=policy,
-    )
-    return replace(slo, window=slo.window / factor, alerting=alerting)
-
-
 def sli_window_of(slo: SLO, override: float | None = None) -> float:
     """Window of the SLI line: the override, else the shortest alert window (the most
     responsive one the alerts use), else the period."""
@@ -72,9 +47,9 @@ def sli_window_of(slo: SLO, override: float | None = None) -> float:
     return min(alert_windows(slo), default=slo.window)
 
 
-def nominal(seconds: float, time_scale: float) -> str:
-    """A scaled window spelled as the SLO file spells it (``1m`` at scale 60 → ``1h``)."""
-    return format_duration(seconds * time_scale)
+def window_pair(long_window: float, short_window: float, time_scale: float) -> str:
+    """An alert condition's scaled windows spelled as the SLO file spells them (``1h/5m``)."""
+    return "/".join(nominal_duration(w, time_scale) for w in (long_window, short_window))
 
 
 def thresholds_of(slo: SLO, time_scale: float = 1.0) -> tuple[tuple[Threshold, ...], ...]:
@@ -82,7 +57,7 @@ def thresholds_of(slo: SLO, time_scale: float = 1.0) -> tuple[tuple[Threshold, .
     sli_lines, burn_lines = [], []
     for bw in burnrate.policy_for(slo):
         factor = burnrate.factor_of(slo, bw)
-        windows = f"{nominal(bw.long_window, time_scale)}/{nominal(bw.short_window, time_scale)}"
+        windows = window_pair(bw.long_window, bw.short_window, time_scale)
         label = f"{bw.severity} {windows} ×{factor:g}"
         sli_lines.append(Threshold(label, bw.severity, 1.0 - burnrate.threshold_of(slo, bw)))
         burn_lines.append(Threshold(label, bw.severity, factor))
@@ -121,12 +96,12 @@ def slo_series(
     """SLI over ``sli_window`` and burn rate per alert window, on the step grid."""
     budget = slo.error_budget
     sli = Series(
-        f"SLI over {nominal(sli_window, time_scale)}",
+        f"SLI over {nominal_duration(sli_window, time_scale)}",
         window_series(windows.get(sli_window, {}), times, lambda r: 1.0 - r),
     )
     burn = tuple(
         Series(
-            nominal(w, time_scale),
+            nominal_duration(w, time_scale),
             window_series(windows.get(w, {}), times, lambda r: r / budget),
         )
         for w in sorted(alert_windows(slo))
@@ -135,7 +110,7 @@ def slo_series(
     return SLOSeries(
         slo=slo.name,
         objective=slo.target,
-        sli_window=nominal(sli_window, time_scale),
+        sli_window=nominal_duration(sli_window, time_scale),
         sli=sli,
         burn=burn,
         sli_thresholds=sli_lines,
@@ -151,7 +126,7 @@ def spans_from_backtest(result: bt.Backtest, time_scale: float = 1.0) -> list[Al
         AlertSpan(
             slo=i.slo,
             severity=i.severity,
-            windows=f"{nominal(i.long_window, time_scale)}/{nominal(i.short_window, time_scale)}",
+            windows=window_pair(i.long_window, i.short_window, time_scale),
             start=max(i.start, result.start),
             end=i.end,
             source="backtest",

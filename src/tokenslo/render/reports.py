@@ -25,6 +25,7 @@ from typing import Any
 import jinja2
 
 from tokenslo.core.durations import format_duration, parse_duration
+from tokenslo.core.timescale import nominal, nominal_duration
 from tokenslo.engine.evaluator import SLOStatus, iso_time
 from tokenslo.errors import InputError
 from tokenslo.render import jinja
@@ -104,7 +105,7 @@ def when(ts: float | None, start: float) -> str:
 
 
 def _nominal_burns(status: SLOStatus, scale: float) -> dict[str, float | None]:
-    return {format_duration(parse_duration(w) * scale): v for w, v in status.burn_rates.items()}
+    return {nominal_duration(parse_duration(w), scale): v for w, v in status.burn_rates.items()}
 
 
 # ---------------------------------------------------------------- context (pure)
@@ -116,8 +117,8 @@ def reason_of(status: SLOStatus, scale: float) -> str:
         return status.reason
     firing = [a for a in status.alerts if a.severity == status.state and a.firing]
     parts = [
-        f"burn {a.long_burn:.3g} over {format_duration(a.long_window * scale)} and "
-        f"{a.short_burn:.3g} over {format_duration(a.short_window * scale)} "
+        f"burn {a.long_burn:.3g} over {nominal_duration(a.long_window, scale)} and "
+        f"{a.short_burn:.3g} over {nominal_duration(a.short_window, scale)} "
         f"exceed {a.factor:.3g}"
         for a in firing
     ]
@@ -130,7 +131,7 @@ def status_row(status: SLOStatus, scale: float) -> dict[str, Any]:
         "name": status.name,
         "service": status.service,
         "objective": f"{status.objective:g}%",
-        "window": format_duration(status.window * scale),
+        "window": nominal_duration(status.window, scale),
         "sli": pct(status.sli),
         "error_ratio": pct(status.error_ratio, 4),
         "budget": pct(round(1 - status.objective / 100, 12), 2),
@@ -138,7 +139,7 @@ def status_row(status: SLOStatus, scale: float) -> dict[str, Any]:
         "burn_rates": {w: num(v) for w, v in _nominal_burns(status, scale).items()},
         "time_to_exhaustion": "never"
         if ttx is None and status.sli is not None
-        else seconds(None if ttx is None else ttx * scale),
+        else seconds(None if ttx is None else nominal(ttx, scale)),
         "state": status.state,
         "reason": redact(reason_of(status, scale)),
     }

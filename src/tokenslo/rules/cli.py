@@ -10,6 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tokenslo.core.timescale import check_time_scale
 from tokenslo.errors import InputError
 from tokenslo.rules.generate import FORMATS, render_rules
 
@@ -36,9 +37,7 @@ def parse_time_scale(text: str) -> float:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise InputError(f"must be a positive number, got {text!r}", field="--time-scale")
-    return value
+    return check_time_scale(value, given=text)
 
 
 def generate(args: argparse.Namespace) -> int:

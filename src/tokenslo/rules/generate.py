@@ -13,10 +13,8 @@ All PromQL for the SLI itself comes from ``tokenslo.core.promql.sli_exprs``.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import yaml
 
@@ -24,6 +22,7 @@ from tokenslo.core.burnrate import HOUR, factor_of, policy_for, threshold_of
 from tokenslo.core.durations import format_duration
 from tokenslo.core.model import SLO, BurnWindow
 from tokenslo.core.promql import sli_exprs
+from tokenslo.core.timescale import Scale, check_time_scale
 from tokenslo.errors import InputError
 from tokenslo.rules import conventions as c
 
@@ -35,33 +34,7 @@ NO_DATA_FOR = 600.0  # how long the SLI may be absent before SLONoData fires
 FORMATS = ("prometheus", "operator")
 
 
-@dataclass(frozen=True)
-class Scale:
-    """Compressed time for lab rehearsals: every duration is divided by ``factor``."""
-
-    factor: float = 1.0
-
-    def duration(self, seconds: float) -> str:
-        return format_duration(seconds / self.factor)
-
-    def interval(self) -> str:
-        return format_duration(max(MIN_INTERVAL, BASE_INTERVAL / self.factor))
-
-
-# --- 1. validate ---------------------------------------------------------------------------
-
-
-def check_time_scale(time_scale: float) -> Scale:
-    if (
-        isinstance(time_scale, bool)
-        or not isinstance(time_scale, int | float)
-        or not math.isfinite(time_scale)
-        or time_scale <= 0
-    ):
-        raise InputError(
-            f"must be a positive number, got {time_scale!r}", field="--time-scale"
-        )
-    return Scale(float(time_scale))
+# --- 1. validate (the time scale: tokenslo.core.timescale.check_time_scale) ----------------
 
 
 def validate(slos: Sequence[SLO]) -> None:
@@ -261,14 +234,14 @@ def rule_group(slo: SLO, scale: Scale) -> dict:
     alerts always see this evaluation's recorded ratios (no extra interval of lag)."""
     return {
         "name": c.group_name(slo.name),
-        "interval": scale.interval(),
+        "interval": scale.interval(BASE_INTERVAL, MIN_INTERVAL),
         "rules": sli_rules(slo, scale) + metadata_rules(slo) + alert_rules(slo, scale),
     }
 
 
 def generate_rule_groups(slos: Sequence[SLO], time_scale: float = 1.0) -> list[dict]:
     """Prometheus rule groups (as plain dicts) for ``slos``."""
-    scale = check_time_scale(time_scale)
+    scale = Scale(check_time_scale(time_scale))
     validate(slos)
     return [rule_group(slo, scale) for slo in slos]
 
