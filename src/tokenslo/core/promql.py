@@ -68,3 +68,10 @@ def sli_exprs(sli: SLI, window: str) -> tuple[str, str]:
         errors = f"{total} - sum(increase({bucket}[{window}]))"
         return errors, total
     raise TypeError(f"unknown SLI type: {type(sli).__name__}")
+
+
+def bucket_query(sli: LatencySLI) -> str:
+    """PromQL with one series per ``le`` bound the SLI's histogram has: a threshold that
+    is not among them has no bucket to count (``slo validate --prometheus`` checks this)."""
+    selector = f"{{{sli.selector}}}" if sli.selector else ""
+    return f"count by (le) ({sli.metric}_bucket{selector})"

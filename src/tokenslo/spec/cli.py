@@ -51,13 +51,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def validate_command(args: argparse.Namespace) -> int:
     result = load_result(args.paths)
     if args.prometheus:
-        from tokenslo.spec.buckets import check_latency_buckets
+        from tokenslo.prometheus.buckets import fetch_buckets
+        from tokenslo.spec.thresholds import check_latency_buckets
 
-        check_latency_buckets(result, args.prometheus)
+        url = args.prometheus
+        check_latency_buckets(result, url, lambda sli: fetch_buckets(url, sli))
     for finding in result.findings:
         print(finding.format("warning"), file=sys.stderr)
     if not args.prometheus:
-        from tokenslo.spec.buckets import unchecked_thresholds
+        from tokenslo.spec.thresholds import unchecked_thresholds
 
         for note in unchecked_thresholds(result):
             print(note.format("note"), file=sys.stderr)

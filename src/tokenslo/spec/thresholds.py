@@ -1,59 +1,36 @@
-"""Check latency thresholds against the ``le`` buckets a real Prometheus has.
+"""Latency thresholds against the ``le`` buckets their histograms really have.
 
 A latency SLI counts the bucket at exactly ``threshold``; if the histogram has
 no such bucket the SLO has no data (exit 3, ``SLONoData``) instead of an SLI, so
 ``slo validate --prometheus`` catches it before the rules ship; without
-``--prometheus``, ``validate`` says the thresholds were not checked.
+``--prometheus``, ``validate`` says the thresholds were not checked. Asking
+Prometheus is I/O (``tokenslo.prometheus.buckets``): the command passes that
+lookup in, so this module stays pure.
 """
 
 from __future__ import annotations
 
 import math
-
-import requests
+from collections.abc import Callable
 
 from tokenslo.core.model import LatencySLI
+from tokenslo.core.promql import bucket_query
 from tokenslo.errors import UnavailableError
 from tokenslo.spec.checks import Finding
 from tokenslo.spec.loader import LoadResult
 from tokenslo.spec.yamlpos import field_path
 
-TIMEOUT = 10.0
+BucketFetcher = Callable[[LatencySLI], list[float]]
+"""The distinct ``le`` bounds of an SLI's histogram, ascending (``+Inf`` last)."""
 
 
-def bucket_query(sli: LatencySLI) -> str:
-    selector = f"{{{sli.selector}}}" if sli.selector else ""
-    return f"count by (le) ({sli.metric}_bucket{selector})"
-
-
-def fetch_buckets(url: str, sli: LatencySLI, timeout: float = TIMEOUT) -> list[float]:
-    """The distinct ``le`` bounds of the SLI's histogram, ascending (``+Inf`` last)."""
-    endpoint = url.rstrip("/") + "/api/v1/query"
-    try:
-        response = requests.get(endpoint, params={"query": bucket_query(sli)}, timeout=timeout)
-    except requests.RequestException as exc:
-        raise UnavailableError(
-            f"Prometheus at {url} is unreachable: {type(exc).__name__}"
-        ) from None
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    if response.status_code != 200 or body.get("status") != "success":
-        detail = body.get("error") or f"HTTP {response.status_code}"
-        raise UnavailableError(f"Prometheus at {url} answered the bucket query with: {detail}")
-    bounds = {
-        float(item["metric"]["le"]) for item in body["data"]["result"] if "le" in item["metric"]
-    }
-    return sorted(bounds)
-
-
-def check_latency_buckets(result: LoadResult, url: str) -> None:
-    """Raise InputError at ``sli.latency.threshold`` when it is not one of the buckets."""
+def check_latency_buckets(result: LoadResult, url: str, fetch: BucketFetcher) -> None:
+    """Raise InputError at ``sli.latency.threshold`` when it is not one of the buckets
+    ``fetch`` finds for the SLI in the Prometheus at ``url`` (named in the messages)."""
     for slo in result.slos:
         if not isinstance(slo.sli, LatencySLI):
             continue
-        bounds = fetch_buckets(url, slo.sli)
+        bounds = fetch(slo.sli)
         if not bounds:
             raise UnavailableError(
                 f"Prometheus at {url} has no series for {bucket_query(slo.sli)} "
