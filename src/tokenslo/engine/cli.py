@@ -21,8 +21,8 @@ from tokenslo.core.durations import format_duration, parse_duration
 from tokenslo.engine import backtest as bt
 from tokenslo.engine import evaluator
 from tokenslo.errors import InputError, UnavailableError
+from tokenslo.markdown import md_table
 from tokenslo.prometheus.client import PromClient
-from tokenslo.render.markdown import md_table
 from tokenslo.target import options as target_options
 
 NONE = "-"

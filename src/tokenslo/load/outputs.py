@@ -18,7 +18,7 @@ from tokenslo.core.durations import format_duration
 from tokenslo.engine.evaluator import iso_time
 from tokenslo.load.gate import RULE, Check, NotGated, Verdict
 from tokenslo.load.recorder import Recorder
-from tokenslo.render.markdown import md_text
+from tokenslo.markdown import md_text
 
 MARK = {"pass": "PASS", "fail": "FAIL", "insufficient_data": "INSUFFICIENT", "no_data": "NO DATA"}
 

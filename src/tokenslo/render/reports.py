@@ -28,8 +28,8 @@ from tokenslo.core.durations import format_duration, parse_duration
 from tokenslo.core.timescale import nominal, nominal_duration
 from tokenslo.engine.evaluator import SLOStatus, iso_time
 from tokenslo.errors import InputError
+from tokenslo.markdown import md_text
 from tokenslo.render import jinja
-from tokenslo.render.markdown import md_text
 from tokenslo.render.report_charts import chart_id, slo_chart
 from tokenslo.render.report_model import (
     AlertSpan,
