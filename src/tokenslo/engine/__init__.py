@@ -1,1 +1,1 @@
-"""The SLO engine: burn-rate math (pure), evaluation and backtests against Prometheus."""
+"""The SLO engine: evaluation and backtests against Prometheus (the math is in tokenslo.core)."""
