@@ -28,6 +28,7 @@ from tokenslo.chaos import actions, runner, runstate, targets, theory
 from tokenslo.engine import burnrate
 from tokenslo.engine.evaluator import evaluate, evaluate_window, iso_time, window_burn
 from tokenslo.errors import InputError, TokensloError, UnavailableError
+from tokenslo.files import write_atomically
 from tokenslo.gameday import evaluate as ev
 from tokenslo.gameday import timeline as tl
 from tokenslo.gameday.plan import ExperimentPlan, GameDayPlan, expected_alerts, typed_vars
@@ -761,6 +762,4 @@ def _final_dir(gd: GameDay) -> Path:
 
 def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomically(path, text)

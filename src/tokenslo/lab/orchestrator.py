@@ -28,6 +28,7 @@ import yaml
 
 from tokenslo.durations import format_duration
 from tokenslo.errors import InputError, UnavailableError
+from tokenslo.files import write_atomically
 from tokenslo.lab import target_file
 from tokenslo.lab.config import LabConfig
 from tokenslo.lab.faults.client import LabAdmin
@@ -235,14 +236,8 @@ def write_target_file(state: LabState, config: LabConfig) -> Path:
 
 
 def _atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    """Lab files are 0644 (every component reads them) unless they hold secrets (0600)."""
+    write_atomically(path, text, mode=mode)
 
 
 @contextlib.contextmanager

@@ -247,7 +247,7 @@ def render_files(slos: Sequence[SLO], templates: Path | str | None = None) -> di
 
 def write_dashboards(files: dict[str, str], directory: Path | str) -> list[Path]:
     """Write every file atomically (temp file + rename); creates ``directory``."""
-    from tokenslo.rules.cli import write_atomically
+    from tokenslo.files import write_atomically
 
     target = Path(directory)
     if target.exists() and not target.is_dir():
