@@ -21,11 +21,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     gen.add_argument("paths", nargs="+", metavar="PATH", help="SLO files or directories")
     gen.add_argument("-o", "--output", metavar="FILE", help="write here (atomically), not stdout")
-    gen.add_argument("--format", choices=FORMATS, default="prometheus",
-                     help="plain rule file, or a Kubernetes PrometheusRule (operator)")
-    gen.add_argument("--time-scale", default="1", metavar="N",
-                     help="divide every window, 'for' and interval by N: compressed time for "
-                          "lab rehearsals only (default 1)")
+    gen.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="prometheus",
+        help="plain rule file, or a Kubernetes PrometheusRule (operator)",
+    )
+    gen.add_argument(
+        "--time-scale",
+        default="1",
+        metavar="N",
+        help="divide every window, 'for' and interval by N: compressed time for "
+        "lab rehearsals only (default 1)",
+    )
     gen.set_defaults(handler=generate)
 
 
