@@ -515,13 +515,11 @@ def _consumed(gd: GameDay, start: float, end: float) -> dict[str, float | None]:
 
 def _burn_alerts(gd: GameDay) -> list[dict]:
     assert gd.reached is not None
-    body = targets.get_json(gd.reached.urls["prometheus"] + "/api/v1/alerts")
     names = {s.name for s in gd.slos}
     return [
         a
-        for a in (body.get("data", {}).get("alerts", []) if isinstance(body, dict) else [])
-        if a.get("labels", {}).get("alertname") == conv.BURN_ALERT
-        and a.get("labels", {}).get(conv.SLO_LABEL) in names
+        for a in targets.active_alerts(gd.reached.urls["prometheus"], conv.BURN_ALERT)
+        if a.get("labels", {}).get(conv.SLO_LABEL) in names
     ]
 
 

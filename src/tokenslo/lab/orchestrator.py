@@ -27,12 +27,13 @@ import requests
 import yaml
 
 from tokenslo.durations import format_duration
-from tokenslo.errors import InputError, UnavailableError
+from tokenslo.errors import InputError, TokensloError, UnavailableError
 from tokenslo.files import write_atomically
 from tokenslo.lab import target_file
 from tokenslo.lab.config import LabConfig
 from tokenslo.lab.faults.client import LabAdmin
 from tokenslo.lab.idp.clients import hash_secret
+from tokenslo.prometheus.client import PromClient
 from tokenslo.prometheus.process import (
     ManagedProcess,
     pid_alive,
@@ -612,15 +613,12 @@ def wait_wired(prometheus_url: str, jobs: list[str], timeout: float) -> None:
     missing: list[str] = list(jobs)
     while time.monotonic() < deadline:
         try:
-            targets = requests.get(prometheus_url + "/api/v1/targets", timeout=2).json()
-            health = {
-                t["labels"].get("job"): t.get("health") for t in targets["data"]["activeTargets"]
-            }
-            missing = [job for job in jobs if health.get(job) != "up"]
-            ams = requests.get(prometheus_url + "/api/v1/alertmanagers", timeout=2).json()
-            if not ams["data"]["activeAlertmanagers"]:
-                missing.append("alertmanager")
-        except (requests.RequestException, ValueError, KeyError, TypeError):
+            with PromClient(prometheus_url, timeout=2) as prom:
+                health = {t["labels"].get("job"): t.get("health") for t in prom.targets()}
+                missing = [job for job in jobs if health.get(job) != "up"]
+                if not prom.alertmanagers():
+                    missing.append("alertmanager")
+        except (TokensloError, KeyError, TypeError, AttributeError):
             missing = ["prometheus API"]
         if not missing:
             return
