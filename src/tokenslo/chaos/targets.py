@@ -13,7 +13,6 @@ detection times always match the rules Prometheus really evaluates.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from tokenslo.target import discovery
 from tokenslo.target.credentials import Credentials, credentials
 from tokenslo.target.loader import load_target
 from tokenslo.target.model import Target
+from tokenslo.waiting import wait_until
 
 # Configuration keys an experiment declares (Chaos Toolkit passes --var only to declared keys).
 TARGET_FILE_KEY = "tokenslo_target_file"
@@ -251,13 +251,14 @@ def answers(url: str) -> bool:
 
 def wait_healthy(url: str, timeout: float = 5.0) -> bool:
     """True once ``url`` answers 200 (bounded by ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return True
-        except requests.RequestException:
-            pass
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.2)
+    try:
+        return wait_until(lambda: _answers_200(url), timeout, 0.2, f"{url} to answer 200")
+    except TimeoutError:
+        return False
+
+
+def _answers_200(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False

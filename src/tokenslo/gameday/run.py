@@ -44,6 +44,7 @@ from tokenslo.spec.loader import load_paths
 from tokenslo.spec.model import SLO
 from tokenslo.target.loader import load_target
 from tokenslo.target.model import Target
+from tokenslo.waiting import wait_until
 
 ALERTS_RANGE_QUERY = f'ALERTS{{alertname="{conv.BURN_ALERT}"}}'
 POLL_SECONDS = 1.0
@@ -398,15 +399,17 @@ def _stop_load(gd: GameDay) -> None:
 def _wait_for_data(gd: GameDay) -> None:
     """Until every SLO an experiment expects to page has data in all its windows."""
     wanted = {a.split("/")[0] for p in gd.prepared for a in p.expected_alerts}
-    deadline = time.monotonic() + DATA_WAIT
     missing: list[str] = []
-    while time.monotonic() < deadline:
-        statuses = _statuses(gd)
-        missing = [s.name for s in statuses if s.name in wanted and s.state == "no_data"]
-        if not missing:
-            return
-        time.sleep(POLL_SECONDS)
-    gd.notes.append(f"still no data after the warm-up for: {', '.join(missing)}")
+
+    def has_data() -> bool:
+        nonlocal missing
+        missing = [s.name for s in _statuses(gd) if s.name in wanted and s.state == "no_data"]
+        return not missing
+
+    try:
+        wait_until(has_data, DATA_WAIT, POLL_SECONDS, "data in every expected SLO")
+    except TimeoutError:
+        gd.notes.append(f"still no data after the warm-up for: {', '.join(missing)}")
 
 
 # ---------------------------------------------------------------- experiments
@@ -527,16 +530,19 @@ def wait_recovered(gd: GameDay, timeout: float) -> float | None:
     """When no SLO pages any more — no page alert pending or firing in Prometheus and no
     page condition holding in the engine — or None after ``timeout``. Tickets on long
     windows may outlast a short incident (in compressed time too) and do not block."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def recovered_at() -> float | None:
         paging = [
             a for a in _burn_alerts(gd) if a.get("labels", {}).get(conv.SEVERITY_LABEL) == "page"
         ]
         if not paging and not any(s.state == "page" for s in _statuses(gd)):
             return time.time()
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(POLL_SECONDS)
+        return None
+
+    try:
+        return wait_until(recovered_at, timeout, POLL_SECONDS, "recovery")
+    except TimeoutError:
+        return None
 
 
 def _count_firing(gd: GameDay) -> int | None:

@@ -47,6 +47,7 @@ from tokenslo.prometheus.process import (
 from tokenslo.signals import interrupts_ignored
 from tokenslo.spec.yamlpos import read_text
 from tokenslo.target.credentials import secrets_in
+from tokenslo.waiting import wait_until
 
 log = logging.getLogger("tokenslo.lab")
 
@@ -609,21 +610,33 @@ def wait_wired(prometheus_url: str, jobs: list[str], timeout: float) -> None:
     Prometheus is ready before service discovery has run (up to ~5 s), and an
     alert fired before then never reaches Alertmanager; so ``up`` waits for both.
     """
-    deadline = time.monotonic() + timeout
     missing: list[str] = list(jobs)
-    while time.monotonic() < deadline:
-        try:
-            with PromClient(prometheus_url, timeout=2) as prom:
-                health = {t["labels"].get("job"): t.get("health") for t in prom.targets()}
-                missing = [job for job in jobs if health.get(job) != "up"]
-                if not prom.alertmanagers():
-                    missing.append("alertmanager")
-        except (TokensloError, KeyError, TypeError, AttributeError):
-            missing = ["prometheus API"]
-        if not missing:
-            return
-        time.sleep(0.25)
-    raise UnavailableError(f"Prometheus not scraping {', '.join(missing)} after {timeout:.0f}s")
+
+    def wired() -> bool:
+        nonlocal missing
+        missing = _not_wired(prometheus_url, jobs)
+        return not missing
+
+    try:
+        wait_until(wired, timeout, 0.25, "Prometheus to scrape the lab")
+    except TimeoutError:
+        raise UnavailableError(
+            f"Prometheus not scraping {', '.join(missing)} after {timeout:.0f}s"
+        ) from None
+
+
+def _not_wired(prometheus_url: str, jobs: list[str]) -> list[str]:
+    """The jobs Prometheus does not scrape successfully yet, plus ``alertmanager`` while it
+    knows none; ``prometheus API`` while it does not answer."""
+    try:
+        with PromClient(prometheus_url, timeout=2) as prom:
+            health = {t["labels"].get("job"): t.get("health") for t in prom.targets()}
+            missing = [job for job in jobs if health.get(job) != "up"]
+            if not prom.alertmanagers():
+                missing.append("alertmanager")
+    except (TokensloError, KeyError, TypeError, AttributeError):
+        return ["prometheus API"]
+    return missing
 
 
 def _write_configs(config: LabConfig, state_dir: Path, creds: dict[str, str]) -> None:
