@@ -156,13 +156,10 @@ def validation_success_ratio(
 
 
 def _active_alerts(prometheus_url: str, alertname: str, labels: dict) -> list[dict]:
-    body = targets.get_json(prometheus_url + "/api/v1/alerts")
-    alerts = body.get("data", {}).get("alerts", []) if isinstance(body, dict) else []
     return [
         a
-        for a in alerts
-        if a.get("labels", {}).get("alertname") == alertname
-        and all(a.get("labels", {}).get(k) == v for k, v in labels.items() if v)
+        for a in targets.active_alerts(prometheus_url, alertname)
+        if all(a.get("labels", {}).get(k) == v for k, v in labels.items() if v)
     ]
 
 

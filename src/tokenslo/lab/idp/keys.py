@@ -25,8 +25,8 @@ from joserfc import jwk, jwt
 from joserfc.errors import SecurityWarning
 
 from tokenslo.errors import InputError
+from tokenslo.files import write_atomically
 from tokenslo.lab.ecdsa import to_low_s
-from tokenslo.lab.private_file import write_private
 
 PUBLISHED_KEEP = 2
 RETAINED = 5
@@ -228,7 +228,8 @@ class KeyStore:
                 for k in self._keys
             ]
         }
-        write_private(self._file, json.dumps(data))
+        self._file.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(self._file, json.dumps(data), mode=0o600)
 
 
 def _canonical_signature(token: str, alg: str) -> str:
