@@ -150,7 +150,13 @@ def _parse_elf(data: bytes | mmap.mmap, path: str) -> ElfInfo:
 
 
 def _section_names(
-    data: bytes, order: str, bits: int, shoff: int, shentsize: int, shnum: int, shstrndx: int
+    data: bytes | mmap.mmap,
+    order: str,
+    bits: int,
+    shoff: int,
+    shentsize: int,
+    shnum: int,
+    shstrndx: int,
 ) -> set[bytes]:
     if not shoff or not shnum or shstrndx >= shnum:
         return set()

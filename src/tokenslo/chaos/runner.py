@@ -104,7 +104,7 @@ def _substituted(value: Any, configuration: Mapping[str, Any]) -> Any:
 
 
 def _activities(doc: Document) -> list[tuple[tuple, dict]]:
-    found = []
+    found: list[tuple[tuple, dict]] = []
     hypothesis = doc.data.get("steady-state-hypothesis") or {}
     for i, probe in enumerate(hypothesis.get("probes") or []):
         found.append((("steady-state-hypothesis", "probes", i), probe))

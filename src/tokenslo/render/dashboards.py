@@ -210,11 +210,10 @@ def _ordered(doc: dict) -> dict:
 
 def check(doc: dict, name: str) -> None:
     """Rules Grafana relies on that a JSON schema cannot express."""
-    where = {"file": name}
     if not 1 <= len(doc["uid"]) <= UID_MAX:
-        raise InputError(f"uid must be 1-{UID_MAX} characters", field="uid", **where)
+        raise InputError(f"uid must be 1-{UID_MAX} characters", field="uid", file=name)
     if not doc.get("title"):
-        raise InputError("dashboard has no title", field="title", **where)
+        raise InputError("dashboard has no title", field="title", file=name)
     titles: set[str] = set()
     for index, panel in enumerate(doc["panels"]):
         title = panel.get("title", "")
@@ -222,7 +221,7 @@ def check(doc: dict, name: str) -> None:
             raise InputError(
                 f"panel titles must be set and unique (got {title!r})",
                 field=f"panels[{index}].title",
-                **where,
+                file=name,
             )
         titles.add(title)
         for t_index, target in enumerate(panel.get("targets", [])):
@@ -230,14 +229,14 @@ def check(doc: dict, name: str) -> None:
                 raise InputError(
                     "target has no PromQL expr",
                     field=f"panels[{index}].targets[{t_index}].expr",
-                    **where,
+                    file=name,
                 )
     variables = {v.get("name") for v in doc.get("templating", {}).get("list", [])}
     if DATASOURCE_VAR not in variables:
         raise InputError(
             f"dashboard needs a {DATASOURCE_VAR!r} template variable",
             field="templating.list",
-            **where,
+            file=name,
         )
 
 

@@ -59,7 +59,9 @@ class SigningKey:
 
 def generate_signing_key(alg: str, now: float, published: bool = True) -> SigningKey:
     key_type, size = _KEY_TYPES[alg]
-    key = jwk.generate_key(key_type, size, auto_kid=True)  # kid = RFC 7638 thumbprint
+    # kid = RFC 7638 thumbprint. joserfc's overloads take one literal key type each; the
+    # function itself takes any of them.
+    key = jwk.generate_key(key_type, size, auto_kid=True)  # type: ignore[call-overload]
     return SigningKey(key=key, alg=alg, created_at=now, published=published)
 
 
