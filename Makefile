@@ -8,7 +8,7 @@ test:
 	scripts/test
 
 lint:
-	scripts/bootstrap && .venv/bin/ruff check src tests benchmarks
+	scripts/lint
 
 goldens:
 	scripts/refresh-goldens

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from tokenslo.chaos import runstate, targets
 from tokenslo.chaos.runstate import Change
+from tokenslo.chaos.types import Configuration
 from tokenslo.errors import InputError, UnavailableError
 from tokenslo.lab.faults.client import LabAdmin
 
@@ -55,7 +56,7 @@ def _expiry(expires_in: Any) -> float:
     return value
 
 
-def _context(configuration: dict | None) -> tuple[targets.Targets, runstate.RunState]:
+def _context(configuration: Configuration | None) -> tuple[targets.Targets, runstate.RunState]:
     resolved = targets.resolve(configuration)
     return resolved, runstate.current(resolved.state_dir)
 
@@ -76,7 +77,7 @@ def inject_http_fault(
     probability: float = 1.0,
     method: str = "",
     mark_injection: bool = True,
-    configuration: dict = None,
+    configuration: Configuration | None = None,
 ) -> dict:
     """Inject an HTTP fault on ``target`` (a fault injector of the target file — idp,
     gateway — or an admin base URL) for requests to exactly ``path``, to every path under
@@ -141,7 +142,7 @@ def set_clock_offset(
     offset_seconds: float,
     expires_in: float,
     mark_injection: bool = True,
-    configuration: dict = None,
+    configuration: Configuration | None = None,
 ) -> dict:
     """Shift ``target``'s clock by ``offset_seconds`` (positive: ahead) until
     ``expires_in`` seconds (required, > 0) have passed; tokens it issues or checks
@@ -177,7 +178,7 @@ def rotate_signing_key(
     expires_in: float = 0,
     target: str = "idp",
     mark_injection: bool = True,
-    configuration: dict = None,
+    configuration: Configuration | None = None,
 ) -> dict:
     """Rotate the IdP's signing key. With ``publish: false`` the new key signs tokens
     but stays out of the JWKS (failure F3); that needs ``expires_in`` (> 0): the IdP
@@ -270,7 +271,9 @@ def _signal_group(pid: int) -> None:
             os.killpg(pid, signal.SIGTERM)
 
 
-def clear_faults(target: str = "idp", fault_ids: list = None, configuration: dict = None) -> dict:
+def clear_faults(
+    target: str = "idp", fault_ids: list | None = None, configuration: Configuration | None = None
+) -> dict:
     """Remove the listed faults from ``target`` — or, with no ids, every fault and the
     clock offset there (whoever set them)."""
     resolved, run = _context(configuration)
@@ -292,7 +295,7 @@ def clear_faults(target: str = "idp", fault_ids: list = None, configuration: dic
     return {"target": target, "cleared": len(removed), "ids": removed}
 
 
-def clear_recorded_faults(configuration: dict = None) -> dict:
+def clear_recorded_faults(configuration: Configuration | None = None) -> dict:
     """Rollback: undo exactly what this run set — its faults (by id), clock offsets and
     unpublished keys (published now). Faults that already expired are skipped."""
     resolved, run = _context(configuration)
@@ -342,7 +345,7 @@ def start_background_load(
     driver: str = "locust",
     users: int = 10,
     scenario: str = "mixed",
-    configuration: dict = None,
+    configuration: Configuration | None = None,
 ) -> dict:
     """Start bounded, paced background traffic for ``duration`` seconds (required, > 0);
     it stops by itself then, its PID is recorded and ``stop_background_load`` stops it
@@ -445,7 +448,7 @@ def _load_paths(resolved: targets.Targets, run: runstate.RunState) -> dict[str, 
     }
 
 
-def stop_background_load(configuration: dict = None) -> dict:
+def stop_background_load(configuration: Configuration | None = None) -> dict:
     """Stop the background load this run started (by its recorded PID) and return
     its client-side counts (e.g. connection errors the server never saw)."""
     import json

@@ -38,6 +38,7 @@ import math
 import mmap
 import os
 import shutil
+import stat
 import struct
 import subprocess
 import tempfile
@@ -50,6 +51,7 @@ from typing import Any
 import requests
 
 from tokenslo.errors import CheckFailed, InputError, UnavailableError
+from tokenslo.files import write_atomically
 
 __all__ = [
     "set_faketime_offset",
@@ -148,7 +150,13 @@ def _parse_elf(data: bytes | mmap.mmap, path: str) -> ElfInfo:
 
 
 def _section_names(
-    data: bytes, order: str, bits: int, shoff: int, shentsize: int, shnum: int, shstrndx: int
+    data: bytes | mmap.mmap,
+    order: str,
+    bits: int,
+    shoff: int,
+    shentsize: int,
+    shnum: int,
+    shstrndx: int,
 ) -> set[bytes]:
     if not shoff or not shnum or shstrndx >= shnum:
         return set()
@@ -250,7 +258,10 @@ def build_monotonic_shim(dest_dir: str | Path, compiler: str | None = None) -> P
         )
         if result.returncode != 0:
             raise UnavailableError(f"building the monotonic shim failed: {result.stderr.strip()}")
-        os.replace(built, dest)  # atomic: a concurrent build never sees half a file
+        # Copied, not renamed: the temporary directory may be on another filesystem than
+        # dest (a rename would fail with EXDEV). Atomic: a concurrent build never sees half
+        # a file. The compiler's permissions are kept.
+        write_atomically(dest, built.read_bytes(), mode=stat.S_IMODE(built.stat().st_mode))
     return dest
 
 
@@ -376,15 +387,7 @@ def write_offset(timestamp_file: str | Path, offset_seconds: float) -> None:
     text = format_offset(offset_seconds) + "\n"
     if not path.parent.is_dir():
         raise InputError("directory does not exist", file=str(path.parent), field="timestamp_file")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # the target may run as another user
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, text, mode=0o644)  # the target may run as another user
 
 
 # -- verification ------------------------------------------------------------------------------

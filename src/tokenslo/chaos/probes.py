@@ -19,6 +19,7 @@ import requests
 
 from tokenslo.chaos import runstate, targets, theory
 from tokenslo.chaos.actions import CLEARED_AT, INJECTED_AT
+from tokenslo.chaos.types import Configuration
 from tokenslo.core import burnrate
 from tokenslo.core.durations import format_duration, parse_duration
 from tokenslo.core.timescale import scaled, scaled_duration
@@ -53,7 +54,7 @@ class CheckNotMet(AssertionError):
     """A check probe's expectation did not hold (the activity fails in the journal)."""
 
 
-def _context(configuration: dict | None) -> tuple[targets.Targets, runstate.RunState]:
+def _context(configuration: Configuration | None) -> tuple[targets.Targets, runstate.RunState]:
     resolved = targets.resolve(configuration)
     return resolved, runstate.current(resolved.state_dir)
 
@@ -75,7 +76,10 @@ def _expect(expect: str) -> str:
 
 
 def slo_burn_rate(
-    slo: str, window: str = "5m", max_page_ratio: float = 0.0, configuration: dict = None
+    slo: str,
+    window: str = "5m",
+    max_page_ratio: float = 0.0,
+    configuration: Configuration | None = None,
 ) -> dict:
     """Burn rate of SLO ``slo`` over the nominal ``window`` (divided by the rules' time
     scale), through the engine. ``page_ratio`` is the burn rate over the lowest burn
@@ -133,7 +137,7 @@ def _window_counts(resolved: targets.Targets, model, seconds: float):
             time.sleep(0.5)
 
 
-def slo_state(slo: str, configuration: dict = None) -> dict:
+def slo_state(slo: str, configuration: Configuration | None = None) -> dict:
     """The engine's full status of SLO ``slo`` now (state, SLI, budget, burn rates),
     over its real windows — under a rules time scale the period is not compressed."""
     resolved, _run = _context(configuration)
@@ -144,7 +148,9 @@ def slo_state(slo: str, configuration: dict = None) -> dict:
 
 
 def validation_success_ratio(
-    window: str = "5m", slo: str = "token-validation-success", configuration: dict = None
+    window: str = "5m",
+    slo: str = "token-validation-success",
+    configuration: Configuration | None = None,
 ) -> float:
     """Share of the gateway's token validations that succeeded over the nominal
     ``window`` (the SLI of the validation SLO); raises when there were none."""
@@ -158,13 +164,10 @@ def validation_success_ratio(
 
 
 def _active_alerts(prometheus_url: str, alertname: str, labels: dict) -> list[dict]:
-    body = targets.get_json(prometheus_url + "/api/v1/alerts")
-    alerts = body.get("data", {}).get("alerts", []) if isinstance(body, dict) else []
     return [
         a
-        for a in alerts
-        if a.get("labels", {}).get("alertname") == alertname
-        and all(a.get("labels", {}).get(k) == v for k, v in labels.items() if v)
+        for a in targets.active_alerts(prometheus_url, alertname)
+        if all(a.get("labels", {}).get(k) == v for k, v in labels.items() if v)
     ]
 
 
@@ -193,7 +196,7 @@ def alert_state(
     severity: str = "page",
     long_window: str = "",
     alertname: str = c.BURN_ALERT,
-    configuration: dict = None,
+    configuration: Configuration | None = None,
 ) -> dict:
     """Whether alert ``alertname`` of SLO ``slo`` (and ``severity``, optionally one
     ``long_window``) is inactive, pending or firing in Prometheus, and since when."""
@@ -332,7 +335,7 @@ def wait_for_alert(
     alertname: str = c.BURN_ALERT,
     require_within: bool = True,
     poll_interval: float = 0.25,
-    configuration: dict = None,
+    configuration: Configuration | None = None,
 ) -> dict:
     """Wait (at most ``timeout`` s) for SLO ``slo``'s ``severity`` burn-rate alert to
     fire, measured from the last recorded fault injection. ``theory_seconds`` is the
@@ -381,8 +384,8 @@ def wait_for_alert(
         "slo": slo,
         "severity": severity,
         **expected.to_json(),
-        "theory_seconds": None if real is None else round(real.theory_seconds, 3),
-        "steady_theory_seconds": round(steady.theory_seconds, 3),
+        "theory_seconds": None if real is None else round(real.fires_after(), 3),
+        "steady_theory_seconds": round(steady.fires_after(), 3),
         "held_at_injection": held,
         "error_rate": float(error_rate),
         "time_scale": scale,
@@ -392,7 +395,7 @@ def wait_for_alert(
         "slack_seconds": round(slack, 3),
         "timeout_seconds": wait,
     }
-    bound = None if real is None else real.theory_seconds + slack  # type: ignore[operator]
+    bound = None if real is None else real.fires_after() + slack
     result["within"] = fired_at is not None and bound is not None and fired_at - injected <= bound
     run.events[f"alert_fired:{slo}:{severity}"] = fired_at or 0.0
     if require_within and not result["within"]:
@@ -423,7 +426,7 @@ def wait_for_alert_resolved(
     allowance_seconds: float = 0.0,
     require_within: bool = True,
     poll_interval: float = 0.25,
-    configuration: dict = None,
+    configuration: Configuration | None = None,
 ) -> dict:
     """Wait (at most ``timeout`` s) until SLO ``slo``'s ``severity`` alert (the fastest
     condition, or ``long_window``) is neither pending nor firing, measured from the
@@ -485,7 +488,7 @@ def alert_delivered(
     long_window: str = "",
     alertname: str = c.BURN_ALERT,
     require: bool = True,
-    configuration: dict = None,
+    configuration: Configuration | None = None,
 ) -> dict:
     """Whether Alertmanager delivered SLO ``slo``'s alert with ``status`` (firing or
     resolved) to the lab's webhook receiver since the fault was injected (firing) or
@@ -558,7 +561,7 @@ def _issue(resolved: targets.Targets, role: str) -> tuple[str | None, str]:
 
 
 def token_can_be_issued(
-    role: str = "prober", expect: str = "any", configuration: dict = None
+    role: str = "prober", expect: str = "any", configuration: Configuration | None = None
 ) -> bool:
     """Whether the IdP issues a client_credentials token to the target's ``role`` client
     now (a client-side check: it also sees dropped connections the server never counts).
@@ -573,7 +576,7 @@ def token_can_be_issued(
 
 
 def remember_token(
-    name: str = "existing", role: str = "prober", configuration: dict = None
+    name: str = "existing", role: str = "prober", configuration: Configuration | None = None
 ) -> dict:
     """Issue a token now and keep it (in memory only) for ``remembered_token_validates``
     later — an "existing token" from before the fault. Returns only its SHA-256 prefix."""
@@ -598,7 +601,10 @@ def _gateway_call(resolved: targets.Targets, token: str) -> int | str:
 
 
 def remembered_token_validates(
-    name: str = "existing", calls: int = 5, expect: str = "any", configuration: dict = None
+    name: str = "existing",
+    calls: int = 5,
+    expect: str = "any",
+    configuration: Configuration | None = None,
 ) -> bool:
     """Whether the token kept by ``remember_token`` is still accepted by the gateway
     on all of ``calls`` requests. ``expect`` yes/no makes it a check."""
@@ -620,7 +626,7 @@ def revocation_propagation(
     role: str = "prober",
     expect: str = "any",
     poll_interval: float = 0.1,
-    configuration: dict = None,
+    configuration: Configuration | None = None,
 ) -> dict:
     """Revocation propagation time (guide metric M6): issue a token, check the gateway
     accepts it, revoke it (RFC 7009), then poll the gateway until it rejects it (at
@@ -675,7 +681,7 @@ def revocation_propagation(
     return result
 
 
-def jwks_document(expect: str = "any", configuration: dict = None) -> dict:
+def jwks_document(expect: str = "any", configuration: Configuration | None = None) -> dict:
     """Fetch the IdP's JWKS as a client would: HTTP status, whether the body is a
     usable JSON key set, its kids and ``usable_keys`` (0 when unusable; as a hypothesis
     tolerance: ``{type: range, target: usable_keys, range: [1, 100]}``). ``expect``

@@ -26,7 +26,7 @@ import sys
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,7 @@ def _substituted(value: Any, configuration: Mapping[str, Any]) -> Any:
 
 
 def _activities(doc: Document) -> list[tuple[tuple, dict]]:
-    found = []
+    found: list[tuple[tuple, dict]] = []
     hypothesis = doc.data.get("steady-state-hypothesis") or {}
     for i, probe in enumerate(hypothesis.get("probes") or []):
         found.append((("steady-state-hypothesis", "probes", i), probe))
@@ -309,10 +309,13 @@ def run_experiment(
         str(Path(path).resolve()),
     ]
     argv = [a for a in argv if a]
-    returncode, output = _supervise(argv, env, timeout, capture)
+    returncode, output, stopped = _supervise(argv, env, timeout, capture)
     data = read_journal(journal_file)
+    verdict = journal_mod.verdict(data)
+    if stopped:
+        verdict = interrupted_verdict(verdict)
     return RunResult(
-        verdict=journal_mod.verdict(data),
+        verdict=verdict,
         journal_path=journal_file,
         returncode=returncode,
         output=output,
@@ -320,9 +323,21 @@ def run_experiment(
     )
 
 
-def _supervise(argv: list[str], env: dict, timeout: float, capture: bool) -> tuple[int, str]:
+def interrupted_verdict(verdict: journal_mod.Verdict) -> journal_mod.Verdict:
+    """The verdict of a run we stopped (Ctrl-C, SIGTERM, SIGHUP). Chaos Toolkit marks its
+    journal interrupted only when the SIGINT lands inside an activity; one that lands in
+    a pause or the rollbacks leaves "completed", and a stopped game day must not read
+    that as a finished experiment and go on to the next."""
+    if verdict.outcome in ("interrupted", "aborted"):
+        return verdict
+    reasons = [*verdict.reasons, f"stopped by a signal (journal status {verdict.status})"]
+    return replace(verdict, outcome="interrupted", reasons=reasons)
+
+
+def _supervise(argv: list[str], env: dict, timeout: float, capture: bool) -> tuple[int, str, bool]:
     """Run ``chaos``; on timeout, Ctrl-C or SIGTERM, forward SIGINT so it plays its
-    rollbacks, then escalate only if it does not finish within the grace period."""
+    rollbacks, then escalate only if it does not finish within the grace period.
+    Returns (exit code, captured output, whether a stop signal ended it)."""
     out = subprocess.PIPE if capture else None
     # Own session: a terminal's Ctrl-C reaches only us, and we forward exactly one
     # SIGINT (a second one would cut the rollbacks short). Parent-death signal: if we
@@ -344,13 +359,13 @@ def _supervise(argv: list[str], env: dict, timeout: float, capture: bool) -> tup
         with interrupts_ignored():
             _interrupt(proc)
             output, _ = proc.communicate()
-        return proc.returncode, (output or "") + f"\n[tokenslo] timed out after {timeout:g}s"
+        return proc.returncode, (output or "") + f"\n[tokenslo] timed out after {timeout:g}s", False
     except KeyboardInterrupt:
         with interrupts_ignored():
-            _interrupt(proc)  # the journal then says "interrupted", after the rollbacks
+            _interrupt(proc)  # rollbacks run; the journal may still say "completed"
             output, _ = proc.communicate()
-        return proc.returncode, (output or "") + "\n[tokenslo] interrupted"
-    return proc.returncode, output or ""
+        return proc.returncode, (output or "") + "\n[tokenslo] interrupted", True
+    return proc.returncode, output or "", False
 
 
 def _die_with_parent() -> None:

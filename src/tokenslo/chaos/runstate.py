@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tokenslo.files import write_atomically
+
 RUN_ID_ENV = "TOKENSLO_CHAOS_RUN_ID"
 RUNS_DIR = "chaos-runs"
 
@@ -79,9 +81,7 @@ class RunState:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.tmp")
-            tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
-            os.replace(tmp, self.path)
+            write_atomically(self.path, json.dumps(self.to_json(), indent=2) + "\n")
         except OSError:
             pass  # the in-memory record is authoritative; the file is for people
 

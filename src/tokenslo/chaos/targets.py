@@ -13,7 +13,6 @@ detection times always match the rules Prometheus really evaluates.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +26,13 @@ from tokenslo.core.durations import parse_duration
 from tokenslo.core.model import SLO
 from tokenslo.core.timescale import scale_between
 from tokenslo.errors import InputError, UnavailableError
+from tokenslo.prometheus.client import PromClient
 from tokenslo.rules import conventions as c
 from tokenslo.target import discovery
 from tokenslo.target.credentials import Credentials, credentials
 from tokenslo.target.loader import load_target
 from tokenslo.target.model import Target
+from tokenslo.waiting import wait_until
 
 # Configuration keys an experiment declares (Chaos Toolkit passes --var only to declared keys).
 TARGET_FILE_KEY = "tokenslo_target_file"
@@ -176,10 +177,11 @@ class PromTiming:
 
 def prometheus_timing(prometheus_url: str) -> PromTiming:
     """Global scrape and evaluation intervals of the running Prometheus."""
-    body = get_json(prometheus_url + "/api/v1/status/config")
+    with PromClient(prometheus_url, timeout=HTTP_TIMEOUT) as prom:
+        config = prom.config_yaml()
     try:
-        glob = (yaml.safe_load(body["data"]["yaml"]) or {}).get("global", {})
-    except (KeyError, TypeError, yaml.YAMLError):
+        glob = (yaml.safe_load(config) or {}).get("global", {})
+    except (AttributeError, yaml.YAMLError):  # not YAML, or YAML but not a mapping
         raise UnavailableError(f"{prometheus_url}: unreadable /api/v1/status/config") from None
     return PromTiming(
         scrape_interval=parse_duration(str(glob.get("scrape_interval", "1m"))),
@@ -189,14 +191,21 @@ def prometheus_timing(prometheus_url: str) -> PromTiming:
 
 def burn_alert_rules(prometheus_url: str, slo_name: str) -> list[dict]:
     """The loaded ``SLOErrorBudgetBurn`` rules of one SLO (Prometheus rules API)."""
-    body = get_json(prometheus_url + "/api/v1/rules", type="alert")
-    groups = body.get("data", {}).get("groups", []) if isinstance(body, dict) else []
+    with PromClient(prometheus_url, timeout=HTTP_TIMEOUT) as prom:
+        groups = prom.rules(type="alert")
     return [
         rule
         for group in groups
         for rule in group.get("rules", [])
         if rule.get("name") == c.BURN_ALERT and rule.get("labels", {}).get(c.SLO_LABEL) == slo_name
     ]
+
+
+def active_alerts(prometheus_url: str, alertname: str) -> list[dict]:
+    """The pending and firing alerts called ``alertname`` (Prometheus' alerts API)."""
+    with PromClient(prometheus_url, timeout=HTTP_TIMEOUT) as prom:
+        alerts = prom.alerts()
+    return [a for a in alerts if a.get("labels", {}).get("alertname") == alertname]
 
 
 def scale_from_rules(slo: SLO, rules: list[dict]) -> float | None:
@@ -243,13 +252,14 @@ def answers(url: str) -> bool:
 
 def wait_healthy(url: str, timeout: float = 5.0) -> bool:
     """True once ``url`` answers 200 (bounded by ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return True
-        except requests.RequestException:
-            pass
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.2)
+    try:
+        return wait_until(lambda: _answers_200(url), timeout, 0.2, f"{url} to answer 200")
+    except TimeoutError:
+        return False
+
+
+def _answers_200(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False

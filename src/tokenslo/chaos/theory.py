@@ -50,6 +50,13 @@ class Expectation:
             else round(self.theory_seconds, 3),
         }
 
+    def fires_after(self) -> float:
+        """``theory_seconds`` of a condition known to fire (``first_to_fire`` and
+        ``first_to_fire_held`` pick only those)."""
+        if self.theory_seconds is None:
+            raise ValueError(f"the {self.long_window}/{self.short_window} condition never fires")
+        return self.theory_seconds
+
 
 def conditions(slo: SLO, severity: str, long_window: str = "") -> list[BurnWindow]:
     """The SLO's alert conditions of ``severity`` (optionally only the one on ``long_window``)."""
@@ -76,8 +83,9 @@ def _from_crossings(
     """The condition holds once both windows crossed; it fires ``for`` later."""
     for_seconds = scaled(window.for_, time_scale)
     theory = None
-    if all(t is not None for t in crossings):
-        theory = max(crossings) + for_seconds  # type: ignore[type-var]
+    crossed = [t for t in crossings if t is not None]
+    if len(crossed) == len(crossings):
+        theory = max(crossed) + for_seconds
     return Expectation(
         long_window=format_duration(window.long_window),
         short_window=format_duration(window.short_window),
@@ -99,7 +107,7 @@ def first_to_fire(
 
 def _earliest(expected: list[Expectation]) -> Expectation | None:
     firing = [e for e in expected if e.theory_seconds is not None]
-    return min(firing, key=lambda e: e.theory_seconds) if firing else None  # type: ignore[arg-type, return-value]
+    return min(firing, key=Expectation.fires_after) if firing else None
 
 
 def resolution_seconds(

@@ -100,7 +100,7 @@ def parse_matrix(result: Iterable[dict]) -> dict[tuple[str, str], dict[int, floa
         key = (labels.get(SLO_LABEL), labels.get(KIND_LABEL))
         if None in key:
             continue
-        points = out.setdefault(key, {})  # type: ignore[arg-type]
+        points = out.setdefault(key, {})
         for ts, raw in series.get("values", []):
             points[_ms(float(ts))] = sample_value(raw)
     return out

@@ -167,7 +167,7 @@ def parse_vector(result: Iterable[dict]) -> dict[tuple[str, str], float | None]:
         labels = series.get("metric", {})
         key = (labels.get(SLO_LABEL), labels.get(KIND_LABEL))
         if None not in key and "value" in series:
-            values[key] = sample_value(series["value"][1])  # type: ignore[index]
+            values[key] = sample_value(series["value"][1])
     return values
 
 
@@ -286,7 +286,7 @@ def _state(
     for severity in ("page", "ticket"):
         firing = [a for a in alerts if a.severity == severity and a.firing]
         if firing:
-            return severity, f"{severity}: " + "; ".join(_describe(a) for a in firing)  # type: ignore[return-value]
+            return severity, f"{severity}: " + "; ".join(_describe(a) for a in firing)
     return "ok", "no alert condition holds"
 
 

@@ -305,7 +305,7 @@ def _seconds(value: float | None) -> str:
 
 
 def table_rows(results: Sequence[ExperimentResult]) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for r in results:
         detections = ", ".join(
             f"{_seconds(d.detection_seconds)} ({_seconds(d.theory_seconds)}+"

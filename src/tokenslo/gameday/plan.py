@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from tokenslo.core.durations import parse_duration
 from tokenslo.errors import InputError
@@ -272,6 +272,10 @@ def _no_unknown(doc: Document, data: dict, allowed: tuple[str, ...], path: tuple
             )
 
 
+@overload
+def _string(doc: Document, data: dict, path: tuple, default: str) -> str: ...
+@overload
+def _string(doc: Document, data: dict, path: tuple, default: None) -> str | None: ...
 def _string(doc: Document, data: dict, path: tuple, default: str | None) -> str | None:
     value = data.get(path[-1])
     if value is None:

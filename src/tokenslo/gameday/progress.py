@@ -44,7 +44,7 @@ class Progress:
         *,
         enabled: bool = True,
         tty: bool | None = None,
-        alerts_fired: Callable[[], int] | None = None,
+        alerts_fired: Callable[[], int | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.stream = stream or sys.stderr

@@ -30,6 +30,7 @@ from tokenslo.core.model import SLO
 from tokenslo.core.timescale import scale_slo
 from tokenslo.engine.evaluator import evaluate, evaluate_window, iso_time, window_burn
 from tokenslo.errors import InputError, TokensloError, UnavailableError
+from tokenslo.files import write_atomically
 from tokenslo.gameday import evaluate as ev
 from tokenslo.gameday import timeline as tl
 from tokenslo.gameday.plan import ExperimentPlan, GameDayPlan, expected_alerts, typed_vars
@@ -44,6 +45,7 @@ from tokenslo.signals import interrupts_ignored, interrupts_raise
 from tokenslo.spec.loader import load_paths
 from tokenslo.target.loader import load_target
 from tokenslo.target.model import Target
+from tokenslo.waiting import wait_until
 
 ALERTS_RANGE_QUERY = f'ALERTS{{alertname="{conv.BURN_ALERT}"}}'
 POLL_SECONDS = 1.0
@@ -398,15 +400,17 @@ def _stop_load(gd: GameDay) -> None:
 def _wait_for_data(gd: GameDay) -> None:
     """Until every SLO an experiment expects to page has data in all its windows."""
     wanted = {a.split("/")[0] for p in gd.prepared for a in p.expected_alerts}
-    deadline = time.monotonic() + DATA_WAIT
     missing: list[str] = []
-    while time.monotonic() < deadline:
-        statuses = _statuses(gd)
-        missing = [s.name for s in statuses if s.name in wanted and s.state == "no_data"]
-        if not missing:
-            return
-        time.sleep(POLL_SECONDS)
-    gd.notes.append(f"still no data after the warm-up for: {', '.join(missing)}")
+
+    def has_data() -> bool:
+        nonlocal missing
+        missing = [s.name for s in _statuses(gd) if s.name in wanted and s.state == "no_data"]
+        return not missing
+
+    try:
+        wait_until(has_data, DATA_WAIT, POLL_SECONDS, "data in every expected SLO")
+    except TimeoutError:
+        gd.notes.append(f"still no data after the warm-up for: {', '.join(missing)}")
 
 
 # ---------------------------------------------------------------- experiments
@@ -515,13 +519,11 @@ def _consumed(gd: GameDay, start: float, end: float) -> dict[str, float | None]:
 
 def _burn_alerts(gd: GameDay) -> list[dict]:
     assert gd.reached is not None
-    body = targets.get_json(gd.reached.urls["prometheus"] + "/api/v1/alerts")
     names = {s.name for s in gd.slos}
     return [
         a
-        for a in (body.get("data", {}).get("alerts", []) if isinstance(body, dict) else [])
-        if a.get("labels", {}).get("alertname") == conv.BURN_ALERT
-        and a.get("labels", {}).get(conv.SLO_LABEL) in names
+        for a in targets.active_alerts(gd.reached.urls["prometheus"], conv.BURN_ALERT)
+        if a.get("labels", {}).get(conv.SLO_LABEL) in names
     ]
 
 
@@ -529,16 +531,19 @@ def wait_recovered(gd: GameDay, timeout: float) -> float | None:
     """When no SLO pages any more — no page alert pending or firing in Prometheus and no
     page condition holding in the engine — or None after ``timeout``. Tickets on long
     windows may outlast a short incident (in compressed time too) and do not block."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def recovered_at() -> float | None:
         paging = [
             a for a in _burn_alerts(gd) if a.get("labels", {}).get(conv.SEVERITY_LABEL) == "page"
         ]
         if not paging and not any(s.state == "page" for s in _statuses(gd)):
             return time.time()
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(POLL_SECONDS)
+        return None
+
+    try:
+        return wait_until(recovered_at, timeout, POLL_SECONDS, "recovery")
+    except TimeoutError:
+        return None
 
 
 def _count_firing(gd: GameDay) -> int | None:
@@ -762,6 +767,4 @@ def _final_dir(gd: GameDay) -> Path:
 
 def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomically(path, text)

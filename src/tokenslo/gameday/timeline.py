@@ -166,8 +166,11 @@ def delivery_events(notifications: Iterable[dict], since: float = 0.0) -> list[E
         labels = record.get("labels") or {}
         if labels.get("alertname") != conv.BURN_ALERT:
             continue
+        received = record.get("received_at")
+        if received is None:
+            continue
         try:
-            at = float(record.get("received_at"))
+            at = float(received)
         except (TypeError, ValueError):
             continue
         if at < since:

@@ -65,7 +65,8 @@ class LabConfig:
     source: str = "<defaults>"
 
     def with_ports(self, **ports: int | None) -> LabConfig:
-        return replace(self, ports=replace(self.ports, **ports))
+        changes: dict[str, Any] = ports  # by field name, which mypy cannot match to Ports
+        return replace(self, ports=replace(self.ports, **changes))
 
 
 def default_document() -> YamlDoc:
@@ -159,7 +160,7 @@ def _ports(doc: YamlDoc, value: Any) -> Ports:
     if not isinstance(value, dict):
         raise _fail(doc, ("ports",), "must be a mapping of component → port")
     _no_unknown(doc, value, PORT_KEYS, ("ports",))
-    ports: dict[str, int | None] = {}
+    ports: dict[str, Any] = {}  # int | None each, by field name (mypy matches no ** to Ports)
     for key in PORT_KEYS:
         port = value.get(key)
         if port is None and key == "prober":

@@ -27,11 +27,13 @@ import requests
 import yaml
 
 from tokenslo.core.durations import format_duration
-from tokenslo.errors import InputError, UnavailableError
+from tokenslo.errors import InputError, TokensloError, UnavailableError
+from tokenslo.files import write_atomically
 from tokenslo.lab import target_file
 from tokenslo.lab.config import LabConfig
 from tokenslo.lab.faults.client import LabAdmin
 from tokenslo.lab.idp.clients import hash_secret
+from tokenslo.prometheus.client import PromClient
 from tokenslo.prometheus.process import (
     ManagedProcess,
     pid_alive,
@@ -45,6 +47,7 @@ from tokenslo.prometheus.process import (
 from tokenslo.signals import interrupts_ignored
 from tokenslo.spec.yamlpos import read_text
 from tokenslo.target.credentials import secrets_in
+from tokenslo.waiting import wait_until
 
 log = logging.getLogger("tokenslo.lab")
 
@@ -235,14 +238,8 @@ def write_target_file(state: LabState, config: LabConfig) -> Path:
 
 
 def _atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    """Lab files are 0644 (every component reads them) unless they hold secrets (0600)."""
+    write_atomically(path, text, mode=mode)
 
 
 @contextlib.contextmanager
@@ -613,24 +610,33 @@ def wait_wired(prometheus_url: str, jobs: list[str], timeout: float) -> None:
     Prometheus is ready before service discovery has run (up to ~5 s), and an
     alert fired before then never reaches Alertmanager; so ``up`` waits for both.
     """
-    deadline = time.monotonic() + timeout
     missing: list[str] = list(jobs)
-    while time.monotonic() < deadline:
-        try:
-            targets = requests.get(prometheus_url + "/api/v1/targets", timeout=2).json()
-            health = {
-                t["labels"].get("job"): t.get("health") for t in targets["data"]["activeTargets"]
-            }
+
+    def wired() -> bool:
+        nonlocal missing
+        missing = _not_wired(prometheus_url, jobs)
+        return not missing
+
+    try:
+        wait_until(wired, timeout, 0.25, "Prometheus to scrape the lab")
+    except TimeoutError:
+        raise UnavailableError(
+            f"Prometheus not scraping {', '.join(missing)} after {timeout:.0f}s"
+        ) from None
+
+
+def _not_wired(prometheus_url: str, jobs: list[str]) -> list[str]:
+    """The jobs Prometheus does not scrape successfully yet, plus ``alertmanager`` while it
+    knows none; ``prometheus API`` while it does not answer."""
+    try:
+        with PromClient(prometheus_url, timeout=2) as prom:
+            health = {t["labels"].get("job"): t.get("health") for t in prom.targets()}
             missing = [job for job in jobs if health.get(job) != "up"]
-            ams = requests.get(prometheus_url + "/api/v1/alertmanagers", timeout=2).json()
-            if not ams["data"]["activeAlertmanagers"]:
+            if not prom.alertmanagers():
                 missing.append("alertmanager")
-        except (requests.RequestException, ValueError, KeyError, TypeError):
-            missing = ["prometheus API"]
-        if not missing:
-            return
-        time.sleep(0.25)
-    raise UnavailableError(f"Prometheus not scraping {', '.join(missing)} after {timeout:.0f}s")
+    except (TokensloError, KeyError, TypeError, AttributeError):
+        return ["prometheus API"]
+    return missing
 
 
 def _write_configs(config: LabConfig, state_dir: Path, creds: dict[str, str]) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import requests
+from requests import Response
 
 from tokenslo.lab.config import LabConfig, load_lab_config
 from tokenslo.lab.orchestrator import LabState, lab_down, lab_up
@@ -47,7 +48,8 @@ class TrafficStats:
     failures: int = 0
     codes: dict[str, int] = field(default_factory=dict)
 
-    def count(self, response: requests.Response | None) -> requests.Response | None:
+    # ``Response``, not ``requests.Response``: in this class ``requests`` is the counter field.
+    def count(self, response: Response | None) -> Response | None:
         self.requests += 1
         code = "error" if response is None else str(response.status_code)
         self.codes[code] = self.codes.get(code, 0) + 1

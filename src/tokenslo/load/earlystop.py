@@ -62,7 +62,8 @@ def stop_run(environment: Any, reason: str) -> None:
     from locust.runners import WorkerRunner
 
     if isinstance(environment.runner, WorkerRunner):
-        environment.runner.send_message(MESSAGE, reason)
+        # locust annotates the payload as a dict but sends any msgpack value; ours is the text.
+        environment.runner.send_message(MESSAGE, reason)  # type: ignore[arg-type]
     elif environment.runner is not None:
         _stop_here(environment, reason)
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypedDict
 
 from tokenslo.core.durations import format_duration
 from tokenslo.core.model import SLO, LatencySLI
@@ -150,6 +150,22 @@ def _combined(slo: SLO, recorder: Recorder) -> NameStats:
     return total
 
 
+class _ClientBase(TypedDict):
+    """What every client-side check of one SLO says, whatever its state: typed, so that
+    ``Check(**base, ...)`` is checked field by field."""
+
+    slo: str
+    service: str
+    side: Side
+    kind: str
+    objective: float
+    requests: tuple[str, ...]
+    count: int
+    bad: int
+    min_requests: int | None
+    reasons: tuple[tuple[str, int], ...]
+
+
 def client_check(slo: SLO, recorder: Recorder) -> Check:
     stats = _combined(slo, recorder)
     needed = min_requests(slo)
@@ -160,7 +176,7 @@ def client_check(slo: SLO, recorder: Recorder) -> Check:
         what = f"at or under {format_duration(threshold)}"
     else:
         kind, count, bad, what = "availability", stats.requests, stats.failures, "succeeded"
-    base = dict(
+    base = _ClientBase(
         slo=slo.name,
         service=slo.service,
         side="client",

@@ -127,11 +127,9 @@ def render_table(result: TransactionResult) -> str:
     for step in result.steps.values():
         seconds = "" if step.duration is None else f"{step.duration:.3f}"
         rows.append((step.step, step.result, seconds, step.detail))
-    for stage, seconds in result.propagation.items():
+    for stage, waited in result.propagation.items():
         converged = result.propagation_converged.get(stage)
-        rows.append(
-            (f"propagation:{stage}", "ok" if converged else "timeout", f"{seconds:.3f}", "")
-        )
+        rows.append((f"propagation:{stage}", "ok" if converged else "timeout", f"{waited:.3f}", ""))
     for source, skew in result.skew.items():
         rows.append((f"skew:{source}", "", f"{skew:+.3f}", ""))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]

@@ -11,8 +11,12 @@ A thin edge over ``prometheus_api_client.PrometheusConnect`` that:
   naming the query;
 * counts HTTP queries (``queries``) so callers and tests can check batching.
 
-Every other component (evaluator, lab, chaos probes, reports) queries through
-this class.
+Besides PromQL it reads what Prometheus runs — active alerts, loaded rules, its
+configuration, scrape targets and Alertmanagers — with the same fail-fast retry
+and error mapping, so an unreachable or wrong URL reads the same everywhere.
+
+Every other component (evaluator, lab, chaos probes, game days, reports,
+``slo validate --prometheus``) reaches Prometheus' HTTP API through this class.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ class PromClient:
         self.shown_url = _redact(self.url)  # for messages: never print credentials
         self.timeout = timeout
         self.queries = 0
+        self._transport_error: Exception | None = None
         self._session = _FormPostSession()
         self._conn = PrometheusConnect(
             url=self.url,
@@ -108,6 +113,40 @@ class PromClient:
             ),
         )
 
+    # -- what Prometheus runs (not PromQL; not counted in ``queries``) -------------------
+
+    def alerts(self) -> list[dict]:
+        """Pending and firing alerts (``/api/v1/alerts``), each with ``labels``, ``state``
+        and ``activeAt``."""
+        return self._listed(self._api("/api/v1/alerts"), "alerts")
+
+    def rules(self, type: str | None = None) -> list[dict]:
+        """Loaded rule groups (``/api/v1/rules``), each with its ``rules``; ``type``
+        ``"alert"`` or ``"record"`` keeps only those rules."""
+        return self._listed(self._api("/api/v1/rules", type=type), "groups")
+
+    def config_yaml(self) -> str:
+        """The configuration Prometheus runs, as YAML text (``/api/v1/status/config``)."""
+        data = self._api("/api/v1/status/config")
+        if not isinstance(data, dict) or not isinstance(data.get("yaml"), str):
+            raise self._not_api()
+        return data["yaml"]
+
+    def targets(self) -> list[dict]:
+        """Active scrape targets (``/api/v1/targets``), each with ``labels`` and ``health``."""
+        return self._listed(self._api("/api/v1/targets"), "activeTargets")
+
+    def alertmanagers(self) -> list[dict]:
+        """The Alertmanagers Prometheus sends to (``/api/v1/alertmanagers``); empty until
+        its service discovery has run."""
+        return self._listed(self._api("/api/v1/alertmanagers"), "activeAlertmanagers")
+
+    @property
+    def transport_error(self) -> Exception | None:
+        """The connection error or timeout of the last request, if that is how it failed:
+        lets a caller tell "no answer at all" from an answer it did not like."""
+        return self._transport_error
+
     def close(self) -> None:
         self._conn.close()
 
@@ -117,11 +156,45 @@ class PromClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _api(self, path: str, **params: str | None) -> Any:
+        """GET ``path`` of the HTTP API; the ``data`` of a successful answer."""
+        wanted = {k: v for k, v in params.items() if v is not None}
+
+        def send() -> Any:
+            response = self._session.get(self.url + path, params=wanted, timeout=self.timeout)
+            if response.status_code != 200:
+                raise PrometheusApiClientException(f"HTTP {response.status_code}")
+            body = response.json()
+            if not isinstance(body, dict) or body.get("status") != "success" or "data" not in body:
+                raise ValueError("not the API's envelope")
+            return body["data"]
+
+        return self._send(path, send)
+
+    def _listed(self, data: Any, key: str) -> list[dict]:
+        """``data[key]``, a list, as the API documents it; anything else is not Prometheus."""
+        items = data.get(key) if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise self._not_api()
+        return items
+
+    def _not_api(self) -> UnavailableError:
+        return UnavailableError(
+            f"Prometheus at {self.shown_url} returned a non-API response; is the URL right?"
+        )
+
     def _call(self, expr: str, send) -> list:
         self.queries += 1
+        return self._send(expr, send)
+
+    def _send(self, expr: str, send) -> Any:
+        """Run one request; failures become the exit-code errors (module docstring).
+        ``expr`` is the query (or API path) a rejection names."""
+        self._transport_error = None
         try:
             return send()
         except (requests.ConnectionError, requests.Timeout) as exc:
+            self._transport_error = exc
             raise UnavailableError(
                 f"Prometheus at {self.shown_url} unreachable: {_short(exc)}"
             ) from None
@@ -129,9 +202,7 @@ class PromClient:
             raise self._http_error(expr) from None
         except (ValueError, KeyError, TypeError):  # 200 but not the API's JSON (also
             # requests' JSONDecodeError, a ValueError): a wrong URL, e.g. a UI in front
-            raise UnavailableError(
-                f"Prometheus at {self.shown_url} returned a non-API response; is the URL right?"
-            ) from None
+            raise self._not_api() from None
         except requests.RequestException as exc:
             raise UnavailableError(
                 f"Prometheus at {self.shown_url} failed: {_short(exc)}"

@@ -19,6 +19,7 @@ import requests
 import yaml
 
 from tokenslo.errors import UnavailableError
+from tokenslo.waiting import wait_until
 
 BINARIES = {
     "prometheus": ("prometheus",),
@@ -67,21 +68,25 @@ class ManagedProcess:
         return self.proc.pid
 
     def wait_ready(self, path: str = "/-/ready", timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise UnavailableError(
-                    f"{self.name} exited with code {self.proc.returncode} during start-up; "
-                    f"see {self.log_path}: {_tail(self.log_path)}"
-                )
-            try:
-                if requests.get(self.url + path, timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise UnavailableError(f"{self.name} not ready after {timeout:.0f}s; see {self.log_path}")
+        try:
+            wait_until(lambda: self._ready(path), timeout, 0.1, f"{self.name} to be ready")
+        except TimeoutError:
+            self.stop()
+            raise UnavailableError(
+                f"{self.name} not ready after {timeout:.0f}s; see {self.log_path}"
+            ) from None
+
+    def _ready(self, path: str) -> bool:
+        """Whether ``path`` answers 200; a process that exited will never be ready."""
+        if self.proc.poll() is not None:
+            raise UnavailableError(
+                f"{self.name} exited with code {self.proc.returncode} during start-up; "
+                f"see {self.log_path}: {_tail(self.log_path)}"
+            )
+        try:
+            return requests.get(self.url + path, timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
 
     def stop(self, timeout: float = 10.0) -> None:
         stop_pid(self.proc.pid, timeout=timeout, child=self.proc)

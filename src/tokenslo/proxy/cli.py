@@ -14,14 +14,16 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
+from typing import Any
 from urllib.parse import urlsplit
 
 from tokenslo.errors import InputError, UnavailableError
 
 ADMIN_SECRET_ENV = "TOKENSLO_ADMIN_SECRET"
-UVICORN_OPTIONS = {
+UVICORN_OPTIONS: dict[str, Any] = {  # keyword arguments of uvicorn.run and uvicorn.Config
     # C parser and loop: the proxy's own HTTP work is most of its CPU per request
     # (benchmarks/bench_proxy.py); both are dependencies, so never a silent fallback.
     "http": "httptools",
@@ -95,7 +97,7 @@ def check_upstream(value: str) -> str:
     return value
 
 
-def read_admin_secret(path: str | None, environ: dict[str, str] | None = None) -> str:
+def read_admin_secret(path: str | None, environ: Mapping[str, str] | None = None) -> str:
     """The secret from ``path`` (first line) or the environment; InputError when neither."""
     environ = os.environ if environ is None else environ
     if path:

@@ -141,7 +141,8 @@ def _check_plain(value: Any, hint: Any, path: str, runtime) -> typing.Iterator[s
             yield from _check_types(value, path, runtime)
 
 
-def _check_raw(value: dict, hint: type, path: str, runtime) -> typing.Iterator[str]:
+def _check_raw(value: dict, hint: Any, path: str, runtime) -> typing.Iterator[str]:
+    # ``hint``: an SDK model class; its ``from_json`` is generated per class, not typed.
     _, _, encoder = _sdk()
     try:
         model = hint.from_json(value)

@@ -18,6 +18,7 @@ import math
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -31,7 +32,11 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from tokenslo.render.report_model import AlertSpan, FaultInterval, SLOSeries  # noqa: E402
 
-RC = {
+if TYPE_CHECKING:
+    from matplotlib.patches import Rectangle
+    from matplotlib.typing import RcKeyType
+
+RC: dict[RcKeyType, Any] = {
     "svg.fonttype": "path",  # text as paths: nothing to load, renders the same everywhere
     "svg.hashsalt": "tokenslo",  # deterministic ids
     "path.simplify": False,  # keep every sample: a flat line still has all its points
@@ -155,7 +160,8 @@ def _shade(
     end: float,
 ) -> None:
     for i, fault in enumerate(faults):
-        span = ax.axvspan(
+        span = _axvspan(
+            ax,
             _dt(max(fault.start, start)),
             _dt(min(end, fault.end if fault.end is not None else end)),
             color=FAULT_COLOR,
@@ -166,7 +172,8 @@ def _shade(
         span.set_gid(f"{panel}-fault-{i}")
     for i, alert in enumerate(alerts):
         observed = alert.source == "prometheus"
-        span = ax.axvspan(
+        span = _axvspan(
+            ax,
             _dt(max(alert.start, start)),
             _dt(min(end, alert.end if alert.end is not None else end)),
             ymin=0.0 if observed else 0.94,
@@ -177,6 +184,12 @@ def _shade(
             label=f"{alert.severity} firing ({'Prometheus' if observed else 'backtest'})",
         )
         span.set_gid(f"{panel}-alert-{alert.severity}-{i}")
+
+
+def _axvspan(ax: Axes, x0: datetime, x1: datetime, **style: Any) -> Rectangle:
+    """``Axes.axvspan`` between two datetimes: matplotlib converts them on the date axis,
+    but its stubs take only floats."""
+    return ax.axvspan(x0, x1, **style)  # type: ignore[arg-type]
 
 
 def _legend(ax: Axes) -> None:

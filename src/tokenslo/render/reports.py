@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ from tokenslo.core.durations import format_duration, parse_duration
 from tokenslo.core.timescale import nominal, nominal_duration
 from tokenslo.engine.evaluator import SLOStatus, iso_time
 from tokenslo.errors import InputError
+from tokenslo.files import write_atomically
 from tokenslo.markdown import md_text
 from tokenslo.render import jinja
 from tokenslo.render.report_charts import chart_id, slo_chart
@@ -287,13 +287,5 @@ def write_report(model: ReportModel, path: Path | str, templates: Path | str | N
     text = render(model, format_of(path), templates)
     if path.parent and not path.parent.exists():
         raise InputError(f"directory {str(path.parent)!r} does not exist", field="-o")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(path, text)
     return path

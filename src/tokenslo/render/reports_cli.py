@@ -111,7 +111,8 @@ def _experiment(item: Any, where: str, file: str) -> Experiment:
         name=item["name"],
         status=str(item.get("status", "unknown")),
         notes=str(item.get("notes", "")),
-        **alerts,
+        expected_alerts=alerts["expected_alerts"],
+        fired_alerts=alerts["fired_alerts"],
         **numbers,
     )
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import stat
 import sys
-import tempfile
 from pathlib import Path
 
 from tokenslo.core.timescale import check_time_scale
 from tokenslo.errors import InputError
+from tokenslo.files import write_atomically
 from tokenslo.rules.generate import FORMATS, render_rules
 
 
@@ -24,11 +22,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     gen.add_argument("paths", nargs="+", metavar="PATH", help="SLO files or directories")
     gen.add_argument("-o", "--output", metavar="FILE", help="write here (atomically), not stdout")
-    gen.add_argument("--format", choices=FORMATS, default="prometheus",
-                     help="plain rule file, or a Kubernetes PrometheusRule (operator)")
-    gen.add_argument("--time-scale", default="1", metavar="N",
-                     help="divide every window, 'for' and interval by N: compressed time for "
-                          "lab rehearsals only (default 1)")
+    gen.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="prometheus",
+        help="plain rule file, or a Kubernetes PrometheusRule (operator)",
+    )
+    gen.add_argument(
+        "--time-scale",
+        default="1",
+        metavar="N",
+        help="divide every window, 'for' and interval by N: compressed time for "
+        "lab rehearsals only (default 1)",
+    )
     gen.set_defaults(handler=generate)
 
 
@@ -46,35 +52,16 @@ def generate(args: argparse.Namespace) -> int:
     scale = parse_time_scale(args.time_scale)
     text = render_rules(load_paths(args.paths), fmt=args.format, time_scale=scale)
     if args.output:
-        write_atomically(Path(args.output), text)
+        write_output(Path(args.output), text)
     else:
         sys.stdout.write(text)
     return 0
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Temp file in the same directory, then rename: readers (Prometheus reloading
-    its rule files) never see a half-written file."""
+def write_output(path: Path, text: str) -> None:
+    """``-o FILE``: replaced atomically, so Prometheus reloading its rule files never sees
+    half a file; a missing directory is bad input, not a traceback."""
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise InputError(f"directory {str(directory)!r} does not exist", field="-o")
-    mode = _mode_for(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, mode)  # mkstemp makes 0600; keep the file readable like any other
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _mode_for(path: Path) -> int:
-    """The replaced file's permissions, or what a plain ``open()`` would give."""
-    try:
-        return stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+    write_atomically(path, text)

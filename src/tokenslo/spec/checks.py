@@ -189,7 +189,9 @@ def _fmt(seconds: float) -> str:
 
 
 def duplicate_name_error(
-    name: str, first: tuple[str, int | None], second: tuple[str, int | None, int | None, str]
+    name: str,
+    first: tuple[str, int | None],
+    second: tuple[str, int | None, int | None, str | None],
 ) -> InputError:
     file, line, column, field = second
     return InputError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
@@ -101,6 +101,8 @@ def _to_input_error(doc: Document, error: ValidationError) -> InputError:
 
 
 Result = tuple[str, tuple, bool]
+# The stubs allow a ValidationError without instance, schema or validator_value (``Unset``);
+# those from a validator have them all, so the handlers cast them to what their rule holds.
 
 
 def _generic(error: ValidationError, path: tuple) -> Result:
@@ -109,14 +111,14 @@ def _generic(error: ValidationError, path: tuple) -> Result:
 
 def _required(error: ValidationError, path: tuple) -> Result:
     present = set(error.instance) if isinstance(error.instance, dict) else set()
-    missing = [name for name in error.validator_value if name not in present]
+    missing = [name for name in cast(list[str], error.validator_value) if name not in present]
     # the field is absent, so point at the key of the mapping that lacks it
     return f"missing required field {missing[0]!r}", (*path, missing[0]), True
 
 
 def _additional(error: ValidationError, path: tuple) -> Result:
-    allowed = list(error.schema.get("properties", {}))
-    unknown = next(k for k in error.instance if k not in allowed)
+    allowed = list(cast(dict, error.schema).get("properties", {}))
+    unknown = next(k for k in cast(dict, error.instance) if k not in allowed)
     hint = difflib.get_close_matches(unknown, allowed, n=1)
     maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
     return (
@@ -144,7 +146,7 @@ def _const(error: ValidationError, path: tuple) -> Result:
 
 
 def _enum(error: ValidationError, path: tuple) -> Result:
-    options = " or ".join(str(v) for v in error.validator_value)
+    options = " or ".join(str(v) for v in cast(list, error.validator_value))
     return f"expected {options}, got {describe(error.instance)}", path, False
 
 
@@ -170,7 +172,7 @@ def _bound(error: ValidationError, path: tuple) -> Result:
 
 
 def _one_of(error: ValidationError, path: tuple) -> Result:
-    options = [next(iter(o["required"])) for o in error.validator_value]
+    options = [next(iter(o["required"])) for o in cast(list, error.validator_value)]
     present = [o for o in options if isinstance(error.instance, dict) and o in error.instance]
     found = "both are set" if len(present) > 1 else "neither is set"
     return f"set exactly one of {' / '.join(options)}: {found}", path, True

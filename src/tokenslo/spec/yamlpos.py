@@ -91,7 +91,7 @@ class _StrictLoader(yaml.SafeLoader):
         self.file = file
         self.depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
             raise self._refuse(f"alias *{event.anchor} is not allowed (repeat the value)", event)
@@ -121,7 +121,10 @@ class _StrictLoader(yaml.SafeLoader):
             raise self._refuse_at(f"nested deeper than {MAX_DEPTH} levels", mark)
 
     def _refuse(self, message: str, event: yaml.Event) -> InputError:
-        return self._refuse_at(message, event.start_mark)
+        mark = event.start_mark
+        if not isinstance(mark, yaml.Mark):  # the pure-Python parser marks every event
+            return InputError(message, file=self.file)
+        return self._refuse_at(message, mark)
 
     def _refuse_at(self, message: str, mark: yaml.Mark) -> InputError:
         line, column = _pos(mark)

@@ -127,4 +127,5 @@ def discover_url(base_url: str, issuer: str | None = None, timeout: float = 5.0)
 def discover(target: Target, timeout: float = 5.0) -> Endpoints:
     """The target's endpoints: discovered through ``discovery_url``, overrides applied."""
     endpoints = discover_url(target.discovery_url, target.issuer, timeout)
-    return replace(endpoints, **target.endpoints) if target.endpoints else endpoints
+    overrides: dict[str, Any] = target.endpoints  # URLs by field name (the loader checked them)
+    return replace(endpoints, **overrides) if overrides else endpoints

@@ -204,6 +204,8 @@ def parse_fault(body: Mapping[str, Any], *, now: float, max_expiry: float, fault
         method = method.upper()
     path, match = _check_path(body)
     probability = number_field(body, "probability", 1.0)
+    if probability is None:  # an explicit null
+        raise FaultError("probability: must be > 0 and <= 1, got None")
     if not 0 < probability <= 1:
         raise FaultError(f"probability: must be > 0 and <= 1, got {probability:g}")
     status = number_field(body, "status")
@@ -302,9 +304,11 @@ class FaultEngine:
             registry=self.registry,
         )
         for kind in MATCH_KINDS:
-            rules.labels(service=self.service, match=kind).set_function(
-                lambda kind=kind: sum(f.match == kind for f in self.active_faults())
-            )
+
+            def matching(kind: str = kind) -> float:
+                return sum(f.match == kind for f in self.active_faults())
+
+            rules.labels(service=self.service, match=kind).set_function(matching)
         return _Metrics(changes=changes, active=active, rules=rules)
 
     # -- time -----------------------------------------------------------------

@@ -39,7 +39,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol, TypeGuard
 
 from joserfc.errors import JoseError
 from joserfc.jwk import Key
@@ -346,7 +346,7 @@ def check_introspection(
     check_times(response, now, leeway)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     """A JSON number usable as a timestamp: finite and small enough for float arithmetic."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False

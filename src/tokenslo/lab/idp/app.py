@@ -446,7 +446,7 @@ def _basic_credentials(header: str) -> tuple[str, str]:
     return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
 
 
-def _oauth_error(exc: OAuthError) -> JSONResponse:
+def _oauth_error(exc: OAuthError) -> Response:
     headers = dict(NO_STORE)
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="tokenslo-idp"'

@@ -25,8 +25,8 @@ from joserfc import jwk, jwt
 from joserfc.errors import SecurityWarning
 
 from tokenslo.errors import InputError
+from tokenslo.files import write_atomically
 from tokenslo.lab.ecdsa import to_low_s
-from tokenslo.lab.private_file import write_private
 
 PUBLISHED_KEEP = 2
 RETAINED = 5
@@ -59,7 +59,9 @@ class SigningKey:
 
 def generate_signing_key(alg: str, now: float, published: bool = True) -> SigningKey:
     key_type, size = _KEY_TYPES[alg]
-    key = jwk.generate_key(key_type, size, auto_kid=True)  # kid = RFC 7638 thumbprint
+    # kid = RFC 7638 thumbprint. joserfc's overloads take one literal key type each; the
+    # function itself takes any of them.
+    key = jwk.generate_key(key_type, size, auto_kid=True)  # type: ignore[call-overload]
     return SigningKey(key=key, alg=alg, created_at=now, published=published)
 
 
@@ -228,7 +230,8 @@ class KeyStore:
                 for k in self._keys
             ]
         }
-        write_private(self._file, json.dumps(data))
+        self._file.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(self._file, json.dumps(data), mode=0o600)
 
 
 def _canonical_signature(token: str, alg: str) -> str:

@@ -39,10 +39,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tokenslo.errors import InputError
+from tokenslo.files import write_atomically
 from tokenslo.lab.idp.clients import Client
 from tokenslo.lab.idp.keys import KeyStore
 from tokenslo.lab.logsafe import clean
-from tokenslo.lab.private_file import write_private
 
 log = logging.getLogger("tokenslo.lab.idp")
 
@@ -179,7 +179,9 @@ class RevocationList:
         assert self._path is not None
         self.prune(now)
         live = self.snapshot(now)
-        write_private(self._path, "".join(json.dumps(entry) + "\n" for entry in live))
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        entries = "".join(json.dumps(entry) + "\n" for entry in live)
+        write_atomically(self._path, entries, mode=0o600)  # holds token ids: owner only
         self._lines = len(live)
 
 
