@@ -21,8 +21,9 @@ from layering import (
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 # Small shared modules every package outside core may use: the exit-code errors, the one
-# atomic file writer, signal handling, Markdown escaping, and the package root (version).
-SHARED = {"errors", "files", "signals", "markdown", "tokenslo"}
+# atomic file writer, signal handling, bounded waiting, Markdown escaping, and the package
+# root (version).
+SHARED = {"errors", "files", "signals", "waiting", "markdown", "tokenslo"}
 
 ALLOWED: dict[str, set[str]] = {
     # shared leaves: import no other tokenslo package
@@ -30,6 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "files": set(),
     "signals": set(),
+    "waiting": set(),
     "markdown": set(),
     # the pure core: model, durations, burn-rate math, SLI PromQL, time scaling
     "core": {"errors"},
