@@ -76,16 +76,6 @@ KNOWN_EXCEPTIONS = [
         "tokenslo.lab",
         "the default target file is the one `lab up` writes (LAB_TARGET_FILE)",
     ),
-    KnownException(
-        "tokenslo.lab.idp.__main__",
-        "tokenslo.proxy.cli",
-        "the IdP reads its admin secret with the proxy's reader (belongs in lab.faults.admin)",
-    ),
-    KnownException(
-        "tokenslo.lab.gateway.__main__",
-        "tokenslo.proxy.cli",
-        "the gateway reads its admin secret with the proxy's reader (belongs in lab.faults.admin)",
-    ),
 ]
 
 # What "no I/O" means for core: no network, files, processes, clocks or terminal.

@@ -10,19 +10,16 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
-import os
 import signal
 import socket
 import sys
-from collections.abc import Mapping
-from pathlib import Path
 from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
 from tokenslo.errors import InputError, UnavailableError
+from tokenslo.lab.admin_secret import ADMIN_SECRET_ENV, read_admin_secret
 
-ADMIN_SECRET_ENV = "TOKENSLO_ADMIN_SECRET"
 UVICORN_OPTIONS: dict[str, Any] = {  # keyword arguments of uvicorn.run and uvicorn.Config
     # C parser and loop: the proxy's own HTTP work is most of its CPU per request
     # (benchmarks/bench_proxy.py); both are dependencies, so never a silent fallback.
@@ -95,26 +92,6 @@ def check_upstream(value: str) -> str:
     if parts.query or parts.fragment:
         raise InputError("must not have a query or fragment", field="--upstream")
     return value
-
-
-def read_admin_secret(path: str | None, environ: Mapping[str, str] | None = None) -> str:
-    """The secret from ``path`` (first line) or the environment; InputError when neither."""
-    environ = os.environ if environ is None else environ
-    if path:
-        try:
-            secret = Path(path).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise InputError(f"cannot read: {exc.strerror}", file=path) from None
-        if not secret:
-            raise InputError("is empty", file=path, field="admin secret")
-        return secret
-    secret = environ.get(ADMIN_SECRET_ENV, "").strip()
-    if not secret:
-        raise InputError(
-            f"set {ADMIN_SECRET_ENV} or pass --admin-secret-file (the admin API injects faults)",
-            field="admin secret",
-        )
-    return secret
 
 
 def _check_free(host: str, port: int) -> None:

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 import uvicorn
 
 from tokenslo.errors import TokensloError
+from tokenslo.lab.admin_secret import read_admin_secret
 from tokenslo.lab.gateway.app import create_app
 from tokenslo.lab.gateway.config import ADMIN_SECRET_ENV, load_credentials, load_gateway_config
 from tokenslo.lab.serving import server_options
-from tokenslo.proxy.cli import read_admin_secret
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,10 +18,10 @@ from types import FrameType
 import uvicorn
 
 from tokenslo.errors import TokensloError
+from tokenslo.lab.admin_secret import ADMIN_SECRET_ENV, read_admin_secret
 from tokenslo.lab.idp.app import create_app
 from tokenslo.lab.idp.config import load_idp_config
 from tokenslo.lab.serving import server_options
-from tokenslo.proxy.cli import ADMIN_SECRET_ENV, read_admin_secret
 
 
 def main(argv: list[str] | None = None) -> int:
