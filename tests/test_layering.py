@@ -44,7 +44,7 @@ ALLOWED: dict[str, set[str]] = {
     "engine": {"core", "spec", "prometheus", "target"} | SHARED,
     "render": {"core", "spec", "prometheus", "target", "rules", "engine"} | SHARED,
     # runtime components
-    "lab": {"core", "spec", "prometheus", "target", "rules", "render"} | SHARED,
+    "lab": {"core", "spec", "prometheus", "target", "rules"} | SHARED,
     "proxy": {"lab"} | SHARED,
     "prober": {"target"} | SHARED,
     "load": {"core", "spec", "prometheus", "target", "engine"} | SHARED,

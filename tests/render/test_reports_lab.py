@@ -20,16 +20,16 @@ from pathlib import Path
 import pytest
 import requests
 
-from support import assert_no_secrets, lab_secrets, lab_up_on_free_ports
-from tokenslo.cli import main
-from tokenslo.core.durations import format_duration, parse_duration
-from tokenslo.lab.orchestrator import lab_down
-from tokenslo.lab.report_example import (
+from report_example import (
     TIME_SCALE,
     example_lab_config,
     report_from_state,
     run_scenario,
 )
+from support import assert_no_secrets, lab_secrets, lab_up_on_free_ports
+from tokenslo.cli import main
+from tokenslo.core.durations import format_duration, parse_duration
+from tokenslo.lab.orchestrator import lab_down
 from tokenslo.prometheus.process import free_port, stop_pid
 from tokenslo.render.reports import write_report
 

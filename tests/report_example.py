@@ -1,5 +1,9 @@
 """A real lab run to report on: used by ``scripts/example-report`` and the Chromium test.
 
+A development tool, not part of the shipped package: it lives with the tests that share
+it (importable as ``report_example`` because ``tests/`` is on ``sys.path``, as for
+``support``), and the script puts ``tests/`` on ``sys.path`` itself.
+
 Brings a lab up on free ports with compressed time (so burn-rate alerts fire
 within a minute), drives a bounded burst of real OAuth traffic through it (token,
 refresh, introspection, revocation, JWKS, protected API calls), injects one
