@@ -27,9 +27,9 @@ from tokenslo.lab.config import LabConfig, load_lab_config
 from tokenslo.lab.orchestrator import LabState, lab_down, lab_up
 from tokenslo.prometheus.client import PromClient
 from tokenslo.prometheus.process import free_port
-from tokenslo.render.report_data import collect
-from tokenslo.render.report_model import FaultInterval, ReportModel
-from tokenslo.render.reports import write_report
+from tokenslo.reports.data import collect
+from tokenslo.reports.model import FaultInterval, ReportModel
+from tokenslo.reports.render import write_report
 
 log = logging.getLogger("tokenslo.lab.example")
 

@@ -29,8 +29,8 @@ GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "lab": ("the local token infrastructure lab", ("tokenslo.lab.cli",)),
     "loadtest": ("Locust load tests that end in an SLO gate", ("tokenslo.load.cli",)),
     "chaos": ("Chaos Toolkit experiments against token infrastructure", ("tokenslo.chaos.cli",)),
-    "dashboards": ("render Grafana dashboards from SLOs", ("tokenslo.render.dashboards_cli",)),
-    "report": ("render SLO and game-day reports", ("tokenslo.render.reports_cli",)),
+    "dashboards": ("render Grafana dashboards from SLOs", ("tokenslo.dashboards.cli",)),
+    "report": ("render SLO and game-day reports", ("tokenslo.reports.cli",)),
 }
 
 # command → module whose register(subparsers) adds it directly at the top level

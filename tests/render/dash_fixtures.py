@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from tokenslo.render.dashboards import render_dashboards
+from tokenslo.dashboards.generate import render_dashboards
 from tokenslo.spec.loader import load_paths, load_text
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dash_fixtures import REPO, repo_slos
 
-from tokenslo.render.dashboards import render_files
+from tokenslo.dashboards.generate import render_files
 
 REFRESH = "run scripts/refresh-goldens (or: tokenslo dashboards render slo/ -o dashboards/)"
 

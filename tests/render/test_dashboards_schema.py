@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from dash_fixtures import REPO, rendered
 
-from tokenslo.render import dash_schema
-from tokenslo.render.dashboards import SCHEMA_VERSION
+from tokenslo.dashboards import schema as dash_schema
+from tokenslo.dashboards.generate import SCHEMA_VERSION
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,9 @@ def test_schema_version_is_the_one_the_sdk_generates():
     assert Dashboard().schema_version == SCHEMA_VERSION
 
 
-@pytest.mark.parametrize("name", ["slo-detail", "slo-overview", "token-debug",
-                                  "token-executive", "token-oncall"])
+@pytest.mark.parametrize(
+    "name", ["slo-detail", "slo-overview", "token-debug", "token-executive", "token-oncall"]
+)
 def test_rendered_dashboard_validates(docs, name):
     assert dash_schema.validate(docs[f"{name}.json"]) == []
 
@@ -56,24 +57,38 @@ def _mutated(docs, change) -> list[str]:
     return dash_schema.validate(doc)
 
 
-@pytest.mark.parametrize("change, expected", [
-    # a misspelt field is dropped by the decoder: caught by the round trip
-    (lambda d: _first(d, "timeseries")["targets"][0].update(legendFromat="x"),
-     r"targets\[0\]\.legendFromat: not a field"),
-    (lambda d: d.update(schemaVerison=41), r"\$\.schemaVerison: not a field"),
-    # enum and literal values
-    (lambda d: d.update(graphTooltip=7), r"graph_tooltip: 7 is not one of"),
-    (lambda d: _first(d, "stat")["options"].update(colorMode="rainbow"), r"color_mode: 'rainbow'"),
-    (lambda d: _first(d, "timeseries")["fieldConfig"]["defaults"]["custom"].update(
-        drawStyle="zigzag"), r"draw_style: 'zigzag'"),
-    # wrong JSON types
-    (lambda d: _first(d, "timeseries").update(title=5), r"\.title: expected a string"),
-    (lambda d: _first(d, "timeseries")["gridPos"].update(w="wide"), r"grid_pos\.w: expected"),
-    (lambda d: _first(d, "table")["transformations"][0].update(id=3), r"transformations\[0\]"),
-    # a query of a data source type the schema does not know
-    (lambda d: _first(d, "timeseries")["datasource"].update(type="nosuchdb"),
-     r"targets\[0\]: query of a data source type"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        # a misspelt field is dropped by the decoder: caught by the round trip
+        (
+            lambda d: _first(d, "timeseries")["targets"][0].update(legendFromat="x"),
+            r"targets\[0\]\.legendFromat: not a field",
+        ),
+        (lambda d: d.update(schemaVerison=41), r"\$\.schemaVerison: not a field"),
+        # enum and literal values
+        (lambda d: d.update(graphTooltip=7), r"graph_tooltip: 7 is not one of"),
+        (
+            lambda d: _first(d, "stat")["options"].update(colorMode="rainbow"),
+            r"color_mode: 'rainbow'",
+        ),
+        (
+            lambda d: _first(d, "timeseries")["fieldConfig"]["defaults"]["custom"].update(
+                drawStyle="zigzag"
+            ),
+            r"draw_style: 'zigzag'",
+        ),
+        # wrong JSON types
+        (lambda d: _first(d, "timeseries").update(title=5), r"\.title: expected a string"),
+        (lambda d: _first(d, "timeseries")["gridPos"].update(w="wide"), r"grid_pos\.w: expected"),
+        (lambda d: _first(d, "table")["transformations"][0].update(id=3), r"transformations\[0\]"),
+        # a query of a data source type the schema does not know
+        (
+            lambda d: _first(d, "timeseries")["datasource"].update(type="nosuchdb"),
+            r"targets\[0\]: query of a data source type",
+        ),
+    ],
+)
 def test_validator_rejects_what_the_schema_forbids(docs, change, expected):
     problems = _mutated(docs, change)
     assert any(re.search(expected, p) for p in problems), problems

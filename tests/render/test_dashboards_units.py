@@ -12,11 +12,11 @@ import yaml
 from dash_fixtures import DASHBOARDS, ONE_SLO, REPO, rendered, repo_slos, slos_from
 
 from tokenslo.cli import main
+from tokenslo.dashboards import context as dc
+from tokenslo.dashboards import generate as d
+from tokenslo.dashboards.queries import queries, substitute, variable_queries
 from tokenslo.errors import InputError
-from tokenslo.render import dash_context as dc
-from tokenslo.render import dashboards as d
-from tokenslo.render.dash_queries import queries, substitute, variable_queries
-from tokenslo.render.jinja import BRACKETS, environment
+from tokenslo.templating import BRACKETS, environment
 
 
 def test_renders_the_five_dashboards_with_stable_short_uids():
@@ -34,15 +34,19 @@ def test_uid_for_long_names_stays_unique_and_short():
 
 
 def test_grafana_legends_pass_through_jinja_untouched():
-    legends = [t["legendFormat"] for doc in rendered().values()
-               for p in doc["panels"] for t in p.get("targets", [])]
+    legends = [
+        t["legendFormat"]
+        for doc in rendered().values()
+        for p in doc["panels"]
+        for t in p.get("targets", [])
+    ]
     assert "{{service}}/{{slo}}" in legends
     assert "{{grant_type}} {{code}}" in legends
 
 
 def test_bracket_environment_leaves_curly_braces_alone(tmp_path):
     (tmp_path / "t.j2").write_text('{"legend": "{{slo}}", "n": [[ n ]]}')
-    env = environment("dashboards", tmp_path, delimiters=BRACKETS)
+    env = environment(d.TEMPLATES, tmp_path, delimiters=BRACKETS)
     assert env.get_template("t.j2").render(n=3) == '{"legend": "{{slo}}", "n": 3}'
 
 
@@ -62,7 +66,9 @@ def test_every_panel_and_target_uses_the_datasource_variable():
 
 def test_panel_ids_unique_and_stable_when_an_slo_is_added():
     base = d.render_dashboards(slos_from(ONE_SLO))["slo-overview.json"]
-    more = ONE_SLO + """
+    more = (
+        ONE_SLO
+        + """
   - name: aaa-first
     objective: 99
     window: 7d
@@ -71,6 +77,7 @@ def test_panel_ids_unique_and_stable_when_an_slo_is_added():
         bad: sum(rate(idp_jwks_requests_total{code=~"5.."}[{{window}}]))
         total: sum(rate(idp_jwks_requests_total[{{window}}]))
 """
+    )
     grown = d.render_dashboards(slos_from(more))["slo-overview.json"]
     ids = {p["title"]: p["id"] for p in base["panels"]}
     ids_grown = {p["title"]: p["id"] for p in grown["panels"]}
@@ -91,19 +98,29 @@ def test_layout_fills_24_columns_without_overlap():
         for panel in doc["panels"]:
             pos = panel["gridPos"]
             assert pos["x"] + pos["w"] <= 24
-            cover = {(x, y) for x in range(pos["x"], pos["x"] + pos["w"])
-                     for y in range(pos["y"], pos["y"] + pos["h"])}
+            cover = {
+                (x, y)
+                for x in range(pos["x"], pos["x"] + pos["w"])
+                for y in range(pos["y"], pos["y"] + pos["h"])
+            }
             assert not cover & cells, (doc["title"], panel["title"])
             cells |= cover
 
 
 def test_layout_wraps_and_rows_start_new_lines():
-    panels = [{"type": "stat", "gridPos": {"w": 16, "h": 4}},
-              {"type": "stat", "gridPos": {"w": 16, "h": 6}},
-              {"type": "row"}, {"type": "stat", "gridPos": {"w": 8, "h": 2}}]
+    panels = [
+        {"type": "stat", "gridPos": {"w": 16, "h": 4}},
+        {"type": "stat", "gridPos": {"w": 16, "h": 6}},
+        {"type": "row"},
+        {"type": "stat", "gridPos": {"w": 8, "h": 2}},
+    ]
     d.layout(panels)
-    assert [(p["gridPos"]["x"], p["gridPos"]["y"]) for p in panels] == [(0, 0), (0, 4), (0, 10),
-                                                                         (0, 11)]
+    assert [(p["gridPos"]["x"], p["gridPos"]["y"]) for p in panels] == [
+        (0, 0),
+        (0, 4),
+        (0, 10),
+        (0, 11),
+    ]
 
 
 def test_overview_thresholds_come_from_each_slo_objective():
@@ -177,9 +194,11 @@ def test_detail_dashboard_is_driven_by_the_slo_variable():
 def test_override_directory_replaces_one_template_and_adds_another(tmp_path):
     (tmp_path / "slo-overview.json.j2").write_text(
         '[% import "_panels.j2" as p with context %]{ [[ p.header("Mine", []) ]] "panels": '
-        '[ [[ p.stat("Objectives", [target("tokenslo:slo_objective:ratio", "{{slo}}")]) ]] ] }')
-    (tmp_path / "extra.json.j2").write_text((tmp_path / "slo-overview.json.j2").read_text()
-                                            .replace("Mine", "Extra"))
+        '[ [[ p.stat("Objectives", [target("tokenslo:slo_objective:ratio", "{{slo}}")]) ]] ] }'
+    )
+    (tmp_path / "extra.json.j2").write_text(
+        (tmp_path / "slo-overview.json.j2").read_text().replace("Mine", "Extra")
+    )
     out = d.render_dashboards(repo_slos(), tmp_path)
     assert out["slo-overview.json"]["title"] == "Mine"
     assert out["extra.json"]["uid"] == "tokenslo-extra"
@@ -209,7 +228,8 @@ def test_undefined_template_variable_is_an_error(tmp_path):
 def test_duplicate_panel_titles_are_rejected(tmp_path):
     (tmp_path / "slo-overview.json.j2").write_text(
         '[% import "_panels.j2" as p with context %]{ [[ p.header("T", []) ]] "panels": [ '
-        '[[ p.stat("Same", [target("up")]) ]], [[ p.stat("Same", [target("up")]) ]] ] }')
+        '[[ p.stat("Same", [target("up")]) ]], [[ p.stat("Same", [target("up")]) ]] ] }'
+    )
     with pytest.raises(InputError, match="unique") as err:
         d.render_dashboards(repo_slos(), tmp_path)
     assert err.value.field == "panels[1].title"
@@ -224,12 +244,17 @@ def test_cli_writes_every_dashboard(tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["dashboards", "render", "no/such/dir", "-o", "{out}"], "no/such/dir"),
-    (["dashboards", "render", str(REPO / "slo"), "-o", "{out}", "--templates", "/no/where"],
-     "--templates"),
-    (["dashboards", "render", str(REPO / "slo")], "-o"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["dashboards", "render", "no/such/dir", "-o", "{out}"], "no/such/dir"),
+        (
+            ["dashboards", "render", str(REPO / "slo"), "-o", "{out}", "--templates", "/no/where"],
+            "--templates",
+        ),
+        (["dashboards", "render", str(REPO / "slo")], "-o"),
+    ],
+)
 def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     argv = [a.replace("{out}", str(tmp_path / "o")) for a in argv]
     try:
@@ -256,9 +281,7 @@ def test_generated_note_names_the_slo_files_not_absolute_paths():
 
 
 def test_templates_are_package_data():
-    from tokenslo.render.jinja import TEMPLATES_ROOT
-
-    names = {p.name for p in (TEMPLATES_ROOT / "dashboards").iterdir()}
+    names = {p.name for p in d.TEMPLATES.iterdir()}
     assert {f"{n}.json.j2" for n in DASHBOARDS} | {"_panels.j2"} <= names
     text = (Path(REPO) / "pyproject.toml").read_text()
     assert '"**/*.j2"' in text

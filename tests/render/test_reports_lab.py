@@ -31,7 +31,7 @@ from tokenslo.cli import main
 from tokenslo.core.durations import format_duration, parse_duration
 from tokenslo.lab.orchestrator import lab_down
 from tokenslo.prometheus.process import free_port, stop_pid
-from tokenslo.render.reports import write_report
+from tokenslo.reports.render import write_report
 
 REPO = Path(__file__).resolve().parents[2]
 SLO_DIR = str(REPO / "slo")

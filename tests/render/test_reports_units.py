@@ -16,21 +16,21 @@ from tokenslo.core.model import SLO, EventsSLI
 from tokenslo.core.timescale import scale_slo
 from tokenslo.engine.evaluator import SLOStatus, WindowCounts, alert_windows
 from tokenslo.errors import InputError
-from tokenslo.render import report_data as rd
-from tokenslo.render.report_model import (
+from tokenslo.reports import data as rd
+from tokenslo.reports.cli import parse_timeline
+from tokenslo.reports.model import (
     AlertSpan,
     Experiment,
     FaultInterval,
     ReportModel,
 )
-from tokenslo.render.reports import (
+from tokenslo.reports.render import (
     format_of,
     redact,
     render_html,
     render_markdown,
     write_report,
 )
-from tokenslo.render.reports_cli import parse_timeline
 
 T0 = 1_700_000_000.0
 HOUR = 3600.0
@@ -223,7 +223,7 @@ RENDER_ELSEWHERE = """
 import hashlib, sys
 sys.path[:0] = sys.argv[1:]
 from test_reports_units import _model
-from tokenslo.render.reports import render_html
+from tokenslo.reports.render import render_html
 print(hashlib.sha256(render_html(_model()).encode()).hexdigest())
 """
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from tokenslo.engine.evaluator import iso_time
 from tokenslo.gameday import timeline as tl
-from tokenslo.render.report_model import Experiment
+from tokenslo.reports.model import Experiment
 
 EXIT_INTERRUPTED = 130
 # Verdict reasons (tokenslo.chaos.journal) that mean an activity itself broke.
@@ -87,7 +87,7 @@ class ExperimentResult:
     file: str
     expected_outcome: str
     outcome: str
-    status: str  # passed | failed | interrupted | error (render.report_model.Experiment)
+    status: str  # passed | failed | interrupted | error (reports.model.Experiment)
     met: bool
     misses: tuple[str, ...]
     expected_alerts: tuple[str, ...]
@@ -280,7 +280,7 @@ def exit_code(results: Iterable[ExperimentResult], interrupted: bool) -> int:
 
 
 def to_report_experiment(result: ExperimentResult) -> Experiment:
-    """The render model's row: the first expected alert's detection stands for the run."""
+    """The report model's row: the first expected alert's detection stands for the run."""
     first = next((d for d in result.detections if d.fired), None)
     notes = "; ".join(result.misses) or (
         f"expected {result.expected_outcome}, observed {result.outcome}"

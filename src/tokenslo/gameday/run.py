@@ -37,9 +37,9 @@ from tokenslo.gameday.plan import ExperimentPlan, GameDayPlan, expected_alerts, 
 from tokenslo.gameday.progress import Progress
 from tokenslo.lab import LAB_STATE_DIR
 from tokenslo.prometheus.client import PromClient
-from tokenslo.render.report_data import collect, source_of
-from tokenslo.render.report_model import ReportModel
-from tokenslo.render.reports import write_report
+from tokenslo.reports.data import collect, source_of
+from tokenslo.reports.model import ReportModel
+from tokenslo.reports.render import write_report
 from tokenslo.rules import conventions as conv
 from tokenslo.signals import interrupts_ignored, interrupts_raise
 from tokenslo.spec.loader import load_paths

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 
 from tokenslo.engine.evaluator import iso_time
-from tokenslo.render.report_data import spans_from_alerts_matrix
-from tokenslo.render.report_model import FaultInterval
+from tokenslo.reports.data import spans_from_alerts_matrix
+from tokenslo.reports.model import FaultInterval
 from tokenslo.rules import conventions as conv
 
 FAULT_INJECTED = "fault_injected"

@@ -35,8 +35,13 @@ class Query:
 def queries(name: str, doc: dict) -> Iterator[Query]:
     for panel in doc.get("panels", []):
         for target in panel.get("targets", []):
-            yield Query(name, panel.get("title", ""), target.get("refId", ""),
-                        target["expr"], bool(target.get("instant")))
+            yield Query(
+                name,
+                panel.get("title", ""),
+                target.get("refId", ""),
+                target["expr"],
+                bool(target.get("instant")),
+            )
     for annotation in doc.get("annotations", {}).get("list", []):
         if annotation.get("expr"):
             yield Query(name, annotation.get("name", ""), "annotation", annotation["expr"])

@@ -20,8 +20,8 @@ from tokenslo.engine import evaluator
 from tokenslo.engine.cli import default_step, parse_step, parse_time
 from tokenslo.errors import InputError, UnavailableError
 from tokenslo.prometheus.client import PromClient
-from tokenslo.render.report_data import collect
-from tokenslo.render.report_model import Experiment, FaultInterval
+from tokenslo.reports.data import collect
+from tokenslo.reports.model import Experiment, FaultInterval
 from tokenslo.target import options as target_options
 
 DEFAULT_RANGE = 3600.0
@@ -136,7 +136,7 @@ def load_timeline(path: str) -> tuple[list[FaultInterval], list[Experiment], boo
 
 def run_slo(args: argparse.Namespace) -> int:
     # Imported here: the HTML renderer pulls in matplotlib, too slow for every CLI start.
-    from tokenslo.render.reports import format_of, write_report
+    from tokenslo.reports.render import format_of, write_report
 
     format_of(args.output)  # bad -o fails before any query
     if args.templates and not Path(args.templates).is_dir():

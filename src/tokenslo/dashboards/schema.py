@@ -89,8 +89,11 @@ def _check_value(value: Any, hint: Any, path: str, runtime) -> typing.Iterator[s
         if all(results):
             # Report the problems of the option the value was decoded as (else the
             # closest one): more useful than "none of".
-            same = [r for a, r in zip(options, results, strict=True)
-                    if isinstance(a, type) and isinstance(value, a)]
+            same = [
+                r
+                for a, r in zip(options, results, strict=True)
+                if isinstance(a, type) and isinstance(value, a)
+            ]
             yield from (same or [min(results, key=len)])[0]
         return
     if origin is typing.Literal:
@@ -177,8 +180,11 @@ def _lost(original: Any, encoded: Any, path: str) -> list[str]:
     if isinstance(original, list):
         if not isinstance(encoded, list) or len(encoded) != len(original):
             return [f"{path}: list changed in the round trip"]
-        return [p for i, (a, b) in enumerate(zip(original, encoded, strict=True))
-                for p in _lost(a, b, f"{path}[{i}]")]
+        return [
+            p
+            for i, (a, b) in enumerate(zip(original, encoded, strict=True))
+            for p in _lost(a, b, f"{path}[{i}]")
+        ]
     if original != encoded:
         return [f"{path}: {_show(original)} became {_show(encoded)}"]
     return []

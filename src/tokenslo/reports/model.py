@@ -1,6 +1,6 @@
 """What a report shows, as plain data: the SLO report and the game day fill the same model.
 
-Kept free of I/O and of formatting so that ``report_data`` (Prometheus) and the
+Kept free of I/O and of formatting so that ``data`` (Prometheus) and the
 game day (its own timeline and experiment results) can build it, and the HTML
 and Markdown renderers only read it. Times are unix seconds; windows are
 nominal Prometheus durations (``1h``) even when the lab ran with compressed time.

@@ -30,7 +30,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.backends.backend_svg import FigureCanvasSVG  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from tokenslo.render.report_model import AlertSpan, FaultInterval, SLOSeries  # noqa: E402
+from tokenslo.reports.model import AlertSpan, FaultInterval, SLOSeries  # noqa: E402
 
 if TYPE_CHECKING:
     from matplotlib.patches import Rectangle

@@ -22,7 +22,7 @@ from tokenslo.engine import backtest as bt
 from tokenslo.engine.evaluator import WindowCounts, alert_windows, evaluate
 from tokenslo.errors import InputError
 from tokenslo.prometheus.client import PromClient, sample_value
-from tokenslo.render.report_model import (
+from tokenslo.reports.model import (
     AlertSpan,
     Experiment,
     FaultInterval,

@@ -47,8 +47,7 @@ def sli_query(sli: SLI, window: str) -> str:
 def burn_query(window: str, sel: str) -> str:
     """Burn rate over a recorded window: error ratio ÷ error budget (1 − objective)."""
     ratio = c.error_ratio_record(window) + sel
-    return (f"{ratio} / on({c.SLO_LABEL}, {c.SERVICE_LABEL}) "
-            f"(1 - {c.OBJECTIVE_RECORD}{sel})")
+    return f"{ratio} / on({c.SLO_LABEL}, {c.SERVICE_LABEL}) (1 - {c.OBJECTIVE_RECORD}{sel})"
 
 
 @dataclass(frozen=True)
@@ -137,46 +136,72 @@ def _events(bad: str, total: str) -> EventsSLI:
 
 ROLES: dict[str, Role] = {
     "issuance": Role(
-        "Token issuance success", "idp_token_requests_total", 99.9,
-        _events('sum(rate(idp_token_requests_total{code=~"5.."}[{{window}}]))',
-                "sum(rate(idp_token_requests_total[{{window}}]))"),
+        "Token issuance success",
+        "idp_token_requests_total",
+        99.9,
+        _events(
+            'sum(rate(idp_token_requests_total{code=~"5.."}[{{window}}]))',
+            "sum(rate(idp_token_requests_total[{{window}}]))",
+        ),
         match=lambda s: "refresh_token" not in _text(s.sli),
     ),
     "issuance_latency": Role(
-        "Token issuance latency", "idp_token_request_duration_seconds", 95.0,
+        "Token issuance latency",
+        "idp_token_request_duration_seconds",
+        95.0,
         LatencySLI("idp_token_request_duration_seconds", 0.3),
     ),
     "refresh": Role(
-        "Token refresh success", "idp_token_requests_total", 99.9,
-        _events('sum(rate(idp_token_requests_total{grant_type="refresh_token", code=~"5.."}'
-                "[{{window}}]))",
-                'sum(rate(idp_token_requests_total{grant_type="refresh_token"}[{{window}}]))'),
+        "Token refresh success",
+        "idp_token_requests_total",
+        99.9,
+        _events(
+            'sum(rate(idp_token_requests_total{grant_type="refresh_token", code=~"5.."}'
+            "[{{window}}]))",
+            'sum(rate(idp_token_requests_total{grant_type="refresh_token"}[{{window}}]))',
+        ),
         match=lambda s: "refresh_token" in _text(s.sli),
     ),
     "validation": Role(
-        "Token validation success", "gateway_token_validations_total", 99.95,
-        _events('sum(rate(gateway_token_validations_total{result=~"unknown_kid|not_yet_valid|'
-                'expired"}[{{window}}]))',
-                'sum(rate(gateway_token_validations_total{result=~"valid|unknown_kid|'
-                'not_yet_valid|expired"}[{{window}}]))'),
+        "Token validation success",
+        "gateway_token_validations_total",
+        99.95,
+        _events(
+            'sum(rate(gateway_token_validations_total{result=~"unknown_kid|not_yet_valid|'
+            'expired"}[{{window}}]))',
+            'sum(rate(gateway_token_validations_total{result=~"valid|unknown_kid|'
+            'not_yet_valid|expired"}[{{window}}]))',
+        ),
     ),
     "validation_latency": Role(
-        "Token validation latency", "gateway_token_validation_duration_seconds", 95.0,
+        "Token validation latency",
+        "gateway_token_validation_duration_seconds",
+        95.0,
         LatencySLI("gateway_token_validation_duration_seconds", 0.05),
     ),
     "introspection": Role(
-        "Introspection availability", "idp_introspection_requests_total", 99.9,
-        _events('sum(rate(idp_introspection_requests_total{code=~"5.."}[{{window}}]))',
-                "sum(rate(idp_introspection_requests_total[{{window}}]))"),
+        "Introspection availability",
+        "idp_introspection_requests_total",
+        99.9,
+        _events(
+            'sum(rate(idp_introspection_requests_total{code=~"5.."}[{{window}}]))',
+            "sum(rate(idp_introspection_requests_total[{{window}}]))",
+        ),
     ),
     "introspection_latency": Role(
-        "Introspection latency", "idp_introspection_request_duration_seconds", 95.0,
+        "Introspection latency",
+        "idp_introspection_request_duration_seconds",
+        95.0,
         LatencySLI("idp_introspection_request_duration_seconds", 0.1),
     ),
     "jwks": Role(
-        "JWKS availability", "idp_jwks_requests_total", 99.9,
-        _events('sum(rate(idp_jwks_requests_total{code=~"5.."}[{{window}}]))',
-                "sum(rate(idp_jwks_requests_total[{{window}}]))"),
+        "JWKS availability",
+        "idp_jwks_requests_total",
+        99.9,
+        _events(
+            'sum(rate(idp_jwks_requests_total{code=~"5.."}[{{window}}]))',
+            "sum(rate(idp_jwks_requests_total[{{window}}]))",
+        ),
     ),
 }
 
@@ -324,20 +349,28 @@ def template_globals() -> dict[str, object]:
     }
 
 
-def quantiles(metric: str, qs: Sequence[float] = (0.95, 0.99), by: str = "",
-              window: str = RATE_INTERVAL) -> list[dict]:
+def quantiles(
+    metric: str, qs: Sequence[float] = (0.95, 0.99), by: str = "", window: str = RATE_INTERVAL
+) -> list[dict]:
     """p-quantile targets of a histogram (``metric`` without ``_bucket``), one per ``q``."""
     labels = ", ".join(["le", *([by] if by else [])])
     return [
-        target(f"histogram_quantile({q:g}, sum by ({labels}) "
-               f"(rate({metric}_bucket[{window}])))",
-               f"p{q * 100:g}" + (f" · {{{{{by}}}}}" if by else ""))
+        target(
+            f"histogram_quantile({q:g}, sum by ({labels}) (rate({metric}_bucket[{window}])))",
+            f"p{q * 100:g}" + (f" · {{{{{by}}}}}" if by else ""),
+        )
         for q in qs
     ]
 
 
-def target(expr: str, legend: str = "__auto", *, instant: bool = False,
-           table: bool = False, ref: str | None = None) -> dict:
+def target(
+    expr: str,
+    legend: str = "__auto",
+    *,
+    instant: bool = False,
+    table: bool = False,
+    ref: str | None = None,
+) -> dict:
     """A Prometheus query of a panel (data source, and ``refId`` unless given, are added
     when the dashboard is finalized)."""
     head = {"refId": ref} if ref else {}

@@ -2,7 +2,7 @@
 
 Steps, each a small function:
 
-1. context   – SLO facts and SLO-derived PromQL (``dash_context``);
+1. context   – SLO facts and SLO-derived PromQL (``context``);
 2. render    – every ``*.json.j2`` template (package data, or ``--templates DIR``
    searched first) with ``[[ ]]``/``[% %]`` delimiters, so Grafana's ``{{label}}``
    legends pass through untouched;
@@ -26,11 +26,11 @@ from pathlib import Path
 import jinja2
 
 from tokenslo.core.model import SLO
+from tokenslo.dashboards.context import DATASOURCE_VAR, build_context, template_globals
 from tokenslo.errors import InputError
-from tokenslo.render.dash_context import DATASOURCE_VAR, build_context, template_globals
-from tokenslo.render.jinja import BRACKETS, environment, template_error
+from tokenslo.templating import BRACKETS, environment, template_error
 
-KIND = "dashboards"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 SUFFIX = ".json.j2"
 SCHEMA_VERSION = 41  # what grafana-foundation-sdk 11.6 (the pinned schema) expects
 UID_PREFIX = "tokenslo-"
@@ -49,16 +49,14 @@ GENERATED_NOTE = (
 def template_names(override: Path | str | None = None) -> list[str]:
     """Dashboard templates: the package's five plus any extra ``*.json.j2`` in ``override``.
     Names starting with ``_`` are macro libraries, not dashboards."""
-    from tokenslo.render.jinja import TEMPLATES_ROOT
-
-    dirs = [TEMPLATES_ROOT / KIND] + ([Path(override)] if override else [])
+    dirs = [TEMPLATES] + ([Path(override)] if override else [])
     names = {p.name for d in dirs if d.is_dir() for p in d.glob(f"*{SUFFIX}")}
     return sorted(n for n in names if not n.startswith("_"))
 
 
 def render_texts(slos: Sequence[SLO], override: Path | str | None = None) -> dict[str, str]:
     """Template name → rendered (not yet parsed) text."""
-    env = environment(KIND, override, delimiters=BRACKETS, filters={"json": _json_filter})
+    env = environment(TEMPLATES, override, delimiters=BRACKETS, filters={"json": _json_filter})
     env.globals.update(template_globals())
     context = build_context(slos)
     out: dict[str, str] = {}
@@ -80,7 +78,7 @@ def _json_filter(value: object) -> str:
 def _template_file(name: str, override: Path | str | None) -> str:
     if override and (Path(override) / name).is_file():
         return str(Path(override) / name)
-    return f"tokenslo/render/templates/{KIND}/{name}"
+    return f"tokenslo/dashboards/templates/{name}"
 
 
 def dashboard_name(template: str) -> str:

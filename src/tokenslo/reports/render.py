@@ -1,10 +1,10 @@
 """SLO and game-day reports: one ``ReportModel`` rendered as HTML or Markdown.
 
 ``render_html`` produces ONE self-contained file that works offline: inline CSS,
-charts as inline SVG (``report_charts``), no scripts, fonts, images or URLs.
+charts as inline SVG (``charts``), no scripts, fonts, images or URLs.
 ``render_markdown`` produces GitHub-flavoured tables for CI summaries and pull-
 request comments. Both go through Jinja templates (package data under
-``templates/reports/``, overridable with a directory searched first) fed by one
+``templates/``, overridable with a directory searched first) fed by one
 pure ``context(model)``, so the two formats always show the same numbers.
 
 No token, secret or key material belongs in a report: the model holds only
@@ -23,15 +23,15 @@ from typing import Any
 
 import jinja2
 
+from tokenslo import templating
 from tokenslo.core.durations import format_duration, parse_duration
 from tokenslo.core.timescale import nominal, nominal_duration
 from tokenslo.engine.evaluator import SLOStatus, iso_time
 from tokenslo.errors import InputError
 from tokenslo.files import write_atomically
 from tokenslo.markdown import md_text
-from tokenslo.render import jinja
-from tokenslo.render.report_charts import chart_id, slo_chart
-from tokenslo.render.report_model import (
+from tokenslo.reports.charts import chart_id, slo_chart
+from tokenslo.reports.model import (
     AlertSpan,
     Experiment,
     FaultInterval,
@@ -56,6 +56,7 @@ __all__ = [
     "write_report",
 ]
 
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 HTML_TEMPLATE = "report.html.j2"
 MARKDOWN_TEMPLATE = "report.md.j2"
 NONE = "–"
@@ -250,11 +251,11 @@ def _chart_of(model: ReportModel) -> Callable[[int, str], str]:
 
 
 def _render(name: str, ctx: dict[str, Any], templates: Path | str | None, html: bool) -> str:
-    env = jinja.environment("reports", templates, autoescape=html, filters={"cell": md_text})
+    env = templating.environment(TEMPLATES, templates, autoescape=html, filters={"cell": md_text})
     try:
         return env.get_template(name).render(**ctx)
     except jinja2.TemplateError as exc:
-        raise jinja.template_error(exc, name) from None
+        raise templating.template_error(exc, name) from None
 
 
 def render_html(model: ReportModel, templates: Path | str | None = None) -> str:

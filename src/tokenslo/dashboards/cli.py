@@ -16,15 +16,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "dashboard, written atomically).",
     )
     render.add_argument("paths", nargs="+", metavar="PATH", help="SLO files or directories")
-    render.add_argument("-o", "--output", required=True, metavar="DIR",
-                        help="directory to write <dashboard>.json files into (created)")
-    render.add_argument("--templates", metavar="DIR",
-                        help="directory of *.json.j2 templates searched before the built-in ones")
+    render.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="DIR",
+        help="directory to write <dashboard>.json files into (created)",
+    )
+    render.add_argument(
+        "--templates",
+        metavar="DIR",
+        help="directory of *.json.j2 templates searched before the built-in ones",
+    )
     render.set_defaults(handler=render_command)
 
 
 def render_command(args: argparse.Namespace) -> int:
-    from tokenslo.render.dashboards import render_files, write_dashboards
+    from tokenslo.dashboards.generate import render_files, write_dashboards
     from tokenslo.spec.loader import load_paths
 
     files = render_files(load_paths(args.paths), args.templates)

@@ -1,8 +1,8 @@
 """One Jinja environment factory for every renderer (dashboards, reports).
 
-Templates ship as package data under ``tokenslo/render/templates/<kind>/`` and
-can be overridden by a user directory searched first, so a team can change one
-template without forking the package. The delimiters are a parameter because
+Each renderer's templates ship as package data in its own package's ``templates/``
+directory and can be overridden by a user directory searched first, so a team can
+change one template without forking the package. The delimiters are a parameter because
 each output format collides with different syntax: Grafana legends use
 ``{{label}}``, so dashboard templates use ``[[ ]]``/``[% %]`` instead of ever
 wrapping text in ``{% raw %}``.
@@ -18,8 +18,6 @@ import jinja2
 
 from tokenslo.errors import InputError
 
-TEMPLATES_ROOT = Path(__file__).resolve().parent / "templates"
-
 
 @dataclass(frozen=True)
 class Delimiters:
@@ -34,14 +32,14 @@ BRACKETS = Delimiters(block=("[%", "%]"), variable=("[[", "]]"), comment=("[#", 
 
 
 def environment(
-    kind: str,
+    templates: Path,
     override: Path | str | None = None,
     *,
     delimiters: Delimiters = JINJA_DEFAULT,
     autoescape: bool = False,
     filters: Mapping[str, Callable] | None = None,
 ) -> jinja2.Environment:
-    """Environment loading ``templates/<kind>/`` with ``override`` searched first.
+    """Environment loading the ``templates`` directory with ``override`` searched first.
 
     ``StrictUndefined`` turns a misspelt variable into an error instead of an
     empty string in the output. ``autoescape`` is for HTML renderers.
@@ -50,10 +48,11 @@ def environment(
     if override is not None:
         path = Path(override)
         if not path.is_dir():
-            raise InputError(f"template directory {str(path)!r} does not exist",
-                             field="--templates")
+            raise InputError(
+                f"template directory {str(path)!r} does not exist", field="--templates"
+            )
         loaders.append(jinja2.FileSystemLoader(str(path)))
-    loaders.append(jinja2.FileSystemLoader(str(TEMPLATES_ROOT / kind)))
+    loaders.append(jinja2.FileSystemLoader(str(templates)))
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
         block_start_string=delimiters.block[0],
@@ -75,8 +74,9 @@ def environment(
 def template_error(exc: jinja2.TemplateError, name: str) -> InputError:
     """A Jinja failure as bad input naming the template file and line (exit 2)."""
     if isinstance(exc, jinja2.TemplateSyntaxError):
-        return InputError(f"template syntax error: {exc.message}",
-                          file=exc.filename or name, line=exc.lineno)
+        return InputError(
+            f"template syntax error: {exc.message}", file=exc.filename or name, line=exc.lineno
+        )
     if isinstance(exc, jinja2.TemplateNotFound):
         return InputError(f"template not found: {exc.name}", file=name)
     return InputError(f"template error: {exc}", file=name)

@@ -1,0 +1,1 @@
+"""Grafana dashboards: SLOs → import-ready dashboard JSON from Jinja templates (``templates/``)."""

@@ -1,1 +1,0 @@
-"""Jinja renderers: Grafana dashboards and SLO/game-day reports."""
