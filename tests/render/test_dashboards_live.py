@@ -24,7 +24,8 @@ import requests
 from dash_fixtures import REPO, rendered, repo_slos
 
 from support import free_ports_lab_config, lab_up_on_free_ports
-from tokenslo.lab.orchestrator import LabState, lab_down
+from tokenslo.lab.orchestrator import lab_down
+from tokenslo.lab.state import LabState
 from tokenslo.prometheus.client import PromClient
 from tokenslo.prometheus.process import free_port, stop_pid
 from tokenslo.render.dash_queries import Query, queries, substitute, variable_queries
@@ -56,8 +57,12 @@ class Traffic:
             self.stop.wait(0.2)
 
     def _token(self, data: dict) -> dict:
-        response = requests.post(self.lab.urls["idp"] + "/token", data=data,
-                                 auth=("loadtest", self.creds["loadtest"]), timeout=5)
+        response = requests.post(
+            self.lab.urls["idp"] + "/token",
+            data=data,
+            auth=("loadtest", self.creds["loadtest"]),
+            timeout=5,
+        )
         return response.json() if response.status_code == 200 else {}
 
     def round(self) -> None:
@@ -66,18 +71,24 @@ class Traffic:
         access = issued.get("access_token")
         if not access:
             return
-        requests.get(gateway + "/api/resource", headers={"Authorization": f"Bearer {access}"},
-                     timeout=5)
-        requests.get(gateway + "/api/resource", headers={"Authorization": "Bearer not.a.jwt"},
-                     timeout=5)
+        requests.get(
+            gateway + "/api/resource", headers={"Authorization": f"Bearer {access}"}, timeout=5
+        )
+        requests.get(
+            gateway + "/api/resource", headers={"Authorization": "Bearer not.a.jwt"}, timeout=5
+        )
         gw = ("gateway", self.creds["gateway"])
         requests.post(idp + "/introspect", data={"token": access}, auth=gw, timeout=5)
         requests.get(idp + "/jwks", timeout=5)
         if issued.get("refresh_token"):
             self._token({"grant_type": "refresh_token", "refresh_token": issued["refresh_token"]})
         if self.rounds % 5 == 0:
-            requests.post(idp + "/revoke", data={"token": access},
-                          auth=("loadtest", self.creds["loadtest"]), timeout=5)
+            requests.post(
+                idp + "/revoke",
+                data={"token": access},
+                auth=("loadtest", self.creds["loadtest"]),
+                timeout=5,
+            )
 
 
 @pytest.fixture(scope="module")
@@ -90,11 +101,26 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabState, f
         lab, config = lab_up_on_free_ports(config, state_dir)
         started = time.time()
         prober = subprocess.Popen(
-            [sys.executable, "-m", "tokenslo", "probe",
-             "--target", str(lab.state_dir / "target.yaml"),
-             "--listen", f"127.0.0.1:{config.ports.prober}", "--interval", "1",
-             "--propagation-timeout", "5", "--max-runs", "150"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+            [
+                sys.executable,
+                "-m",
+                "tokenslo",
+                "probe",
+                "--target",
+                str(lab.state_dir / "target.yaml"),
+                "--listen",
+                f"127.0.0.1:{config.ports.prober}",
+                "--interval",
+                "1",
+                "--propagation-timeout",
+                "5",
+                "--max-runs",
+                "150",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
         traffic = Traffic(lab)
         traffic.thread.start()
         exercise_faults_and_keys(lab)
@@ -119,8 +145,9 @@ def exercise_faults_and_keys(lab: LabState) -> None:
 
 
 def _count(lab: LabState, expr: str) -> float:
-    response = requests.get(lab.urls["prometheus"] + "/api/v1/query", params={"query": expr},
-                            timeout=5)
+    response = requests.get(
+        lab.urls["prometheus"] + "/api/v1/query", params={"query": expr}, timeout=5
+    )
     result = response.json()["data"]["result"]
     return float(result[0]["value"][1]) if result else 0.0
 
@@ -136,8 +163,11 @@ def wait_ready(lab: LabState) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         values = {name: _count(lab, expr) for name, expr in checks.items()}
-        if (values["recorded SLO ratios"] >= slos and values["recorded budgets"] >= slos
-                and values["prober propagation"] >= 3):
+        if (
+            values["recorded SLO ratios"] >= slos
+            and values["recorded budgets"] >= slos
+            and values["prober propagation"] >= 3
+        ):
             time.sleep(5)  # a few more scrapes after the last series appeared
             return
         time.sleep(2)
@@ -184,8 +214,11 @@ def test_the_slo_variable_offers_every_slo(live):
     lab, _ = live
     doc = rendered()["slo-detail.json"]
     metric, label = variable_queries(doc)["slo"]
-    response = requests.get(lab.urls["prometheus"] + f"/api/v1/label/{label}/values",
-                            params={"match[]": metric}, timeout=5)
+    response = requests.get(
+        lab.urls["prometheus"] + f"/api/v1/label/{label}/values",
+        params={"match[]": metric},
+        timeout=5,
+    )
     assert set(response.json()["data"]) == {s.name for s in repo_slos()}
 
 

@@ -247,7 +247,8 @@ def reach_target(gd: GameDay) -> Reached:
 
 def _reach_lab(gd: GameDay) -> Reached:
     from tokenslo.lab.config import load_lab_config
-    from tokenslo.lab.orchestrator import lab_up, write_target_file
+    from tokenslo.lab.orchestrator import lab_up
+    from tokenslo.lab.state import write_target_file
 
     plan = gd.plan
     config = load_lab_config(gd.options.lab_config or plan.target.lab_config)
@@ -381,8 +382,7 @@ def _ensure_load(gd: GameDay) -> None:
 
 
 def _alive(record: dict) -> bool:
-    from tokenslo.lab.orchestrator import proc_start_time
-    from tokenslo.prometheus.process import pid_alive
+    from tokenslo.prometheus.process import pid_alive, proc_start_time
 
     pid = int(record["pid"])
     child = actions._CHILDREN.get(pid)
