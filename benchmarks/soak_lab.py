@@ -25,7 +25,8 @@ import requests
 
 from tokenslo.errors import InputError, TokensloError, UnavailableError
 from tokenslo.lab.config import load_lab_config
-from tokenslo.lab.orchestrator import LabState, lab_down, lab_up, load_state
+from tokenslo.lab.orchestrator import lab_down, lab_up
+from tokenslo.lab.state import LabState, load_state
 from tokenslo.prometheus.process import free_port
 
 GROWTH_LIMIT_PERCENT = 10.0

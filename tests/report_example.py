@@ -24,7 +24,8 @@ import requests
 from requests import Response
 
 from tokenslo.lab.config import LabConfig, load_lab_config
-from tokenslo.lab.orchestrator import LabState, lab_down, lab_up
+from tokenslo.lab.orchestrator import lab_down, lab_up
+from tokenslo.lab.state import LabState
 from tokenslo.prometheus.client import PromClient
 from tokenslo.prometheus.process import free_port
 from tokenslo.reports.data import collect

@@ -45,7 +45,8 @@ def lab_up_on_free_ports(config: LabConfig, state_dir: Path, attempts: int = 3):
     if one of the ports is now busy it was not ours, so the lab starts again on fresh
     ones. Returns ``(state, config)``: the config the lab really runs with.
     """
-    from tokenslo.lab.orchestrator import lab_up, port_busy
+    from tokenslo.lab.orchestrator import lab_up
+    from tokenslo.lab.ports import port_busy
 
     attempt = 1
     while True:
@@ -70,7 +71,7 @@ def lab_config_file(config: LabConfig, path: Path, **extra) -> Path:
 def lab_secrets(state_dir: Path) -> list[str]:
     """Every secret a lab in ``state_dir`` used: client secrets, the admin secret and the
     IdP's private key material (files the lab leaves in its state dir)."""
-    from tokenslo.lab.orchestrator import ADMIN_SECRET_FILE, CREDENTIALS_FILE, read_credentials
+    from tokenslo.lab.credentials import ADMIN_SECRET_FILE, CREDENTIALS_FILE, read_credentials
 
     secrets = [*read_credentials(state_dir / CREDENTIALS_FILE).values()]
     secrets.append((state_dir / ADMIN_SECRET_FILE).read_text(encoding="utf-8").strip())

@@ -24,8 +24,9 @@ import yaml
 
 from support import assert_no_secrets, lab_secrets
 from tokenslo.chaos import theory
-from tokenslo.lab.orchestrator import lab_down, load_state, proc_start_time
-from tokenslo.prometheus.process import free_port, pid_alive
+from tokenslo.lab.orchestrator import lab_down
+from tokenslo.lab.state import load_state
+from tokenslo.prometheus.process import free_port, pid_alive, proc_start_time
 from tokenslo.spec.loader import load_paths
 
 pytestmark = [pytest.mark.lab, pytest.mark.chaos, pytest.mark.slow, pytest.mark.prometheus]

@@ -15,10 +15,28 @@ import yaml
 
 from tokenslo.cli import main
 from tokenslo.errors import InputError
-from tokenslo.lab import orchestrator as orch
 from tokenslo.lab.config import load_lab_config
+from tokenslo.lab.configs import (
+    RULES_FILE,
+    alertmanager_config,
+    check_pass_through,
+    check_rules,
+    idp_config,
+    prometheus_config,
+    rule_files,
+)
+from tokenslo.lab.credentials import (
+    CREDENTIALS_FILE,
+    WEBHOOK_SECRET_FILE,
+    clients_registry,
+    ensure_admin_secret,
+    ensure_credentials,
+    ensure_secret,
+)
 from tokenslo.lab.idp.clients import hash_secret
-from tokenslo.prometheus.process import free_port
+from tokenslo.lab.ports import check_ports
+from tokenslo.lab.state import Component
+from tokenslo.prometheus.process import free_port, proc_start_time
 
 
 def write(tmp_path, text: str):
@@ -89,12 +107,12 @@ def test_bad_config_via_cli_is_one_line_exit_2(tmp_path, capsys):
 def test_bad_gateway_pass_through_fails_before_start(tmp_path):
     config = load_lab_config(write(tmp_path, "gateway:\n  allowed_algs: [HS256]\n"))
     with pytest.raises(InputError, match="HS256"):
-        orch.check_pass_through(config, tmp_path)
+        check_pass_through(config, tmp_path)
 
 
 def test_prometheus_config_scrapes_every_second_and_alerts_locally():
     config = load_lab_config().with_ports(prober=9500)
-    prom = orch.prometheus_config(config)
+    prom = prometheus_config(config)
     assert prom["global"]["scrape_interval"] == "1s"
     assert prom["global"]["evaluation_interval"] == "1s"
     assert prom["global"]["scrape_timeout"] == "1s"
@@ -111,7 +129,7 @@ def test_prometheus_config_scrapes_every_second_and_alerts_locally():
 
 def test_alertmanager_routes_everything_to_the_webhook():
     config = load_lab_config().with_ports(webhook=9999)
-    am = orch.alertmanager_config(config)
+    am = alertmanager_config(config)
     assert am["route"]["group_wait"] == "1s"
     receiver = am["receivers"][0]
     assert receiver["name"] == am["route"]["receiver"]
@@ -123,9 +141,9 @@ def test_alertmanager_routes_everything_to_the_webhook():
 def test_alertmanager_authenticates_to_the_webhook_with_a_file(tmp_path):
     """The installed Alertmanager accepts the keys (``amtool check-config``); the secret
     itself stays in its 0600 file and never enters alertmanager.yml."""
-    secret_file = orch.ensure_secret(tmp_path, orch.WEBHOOK_SECRET_FILE)
+    secret_file = ensure_secret(tmp_path, WEBHOOK_SECRET_FILE)
     assert stat.S_IMODE(os.stat(secret_file).st_mode) == 0o600
-    am = orch.alertmanager_config(load_lab_config(), secret_file)
+    am = alertmanager_config(load_lab_config(), secret_file)
     webhook = am["receivers"][0]["webhook_configs"][0]
     assert webhook["http_config"] == {
         "authorization": {"type": "Bearer", "credentials_file": str(secret_file)}
@@ -143,12 +161,12 @@ def test_alertmanager_authenticates_to_the_webhook_with_a_file(tmp_path):
 
 
 def test_credentials_are_private_stable_and_only_hashed_in_the_registry(tmp_path):
-    creds = orch.ensure_credentials(tmp_path)
+    creds = ensure_credentials(tmp_path)
     assert set(creds) == {"loadtest", "gateway", "prober", "opaque-client"}
-    path = tmp_path / orch.CREDENTIALS_FILE
+    path = tmp_path / CREDENTIALS_FILE
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert orch.ensure_credentials(tmp_path) == creds  # generated once
-    registry = orch.clients_registry(creds, "api://lab")
+    assert ensure_credentials(tmp_path) == creds  # generated once
+    registry = clients_registry(creds, "api://lab")
     text = yaml.safe_dump(registry)
     assert not any(secret in text for secret in creds.values())
     by_id = {c["client_id"]: c for c in registry["clients"]}
@@ -159,31 +177,31 @@ def test_credentials_are_private_stable_and_only_hashed_in_the_registry(tmp_path
 
 
 def test_the_lab_idp_keeps_its_revocations_in_the_state_dir(tmp_path):
-    idp = orch.idp_config(load_lab_config(), tmp_path)
+    idp = idp_config(load_lab_config(), tmp_path)
     assert idp["revocations_file"] == str(tmp_path / "idp-revocations.json")
-    orch.check_pass_through(load_lab_config(), tmp_path)  # the IdP config accepts the key
+    check_pass_through(load_lab_config(), tmp_path)  # the IdP config accepts the key
 
 
 def test_admin_secret_is_private_and_kept(tmp_path):
-    path = orch.ensure_admin_secret(tmp_path)
+    path = ensure_admin_secret(tmp_path)
     secret = path.read_text()
     assert len(secret.strip()) >= 32
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert orch.ensure_admin_secret(tmp_path).read_text() == secret
+    assert ensure_admin_secret(tmp_path).read_text() == secret
 
 
 def test_proc_start_time_tells_processes_apart():
-    mine = orch.proc_start_time(os.getpid())
+    mine = proc_start_time(os.getpid())
     assert mine is not None and mine > 0
-    assert orch.proc_start_time(1) != mine or os.getpid() == 1
-    assert orch.proc_start_time(2**22 + 12345) is None
+    assert proc_start_time(1) != mine or os.getpid() == 1
+    assert proc_start_time(2**22 + 12345) is None
 
 
 def test_recycled_pid_is_not_ours():
-    component = orch.Component(
+    component = Component(
         name="idp",
         pid=os.getpid(),
-        start_time=(orch.proc_start_time(os.getpid()) or 0) + 1,
+        start_time=(proc_start_time(os.getpid()) or 0) + 1,
         port=1,
         url="",
         health_url="",
@@ -202,11 +220,11 @@ def test_slo_rules_follow_the_time_scale(tmp_path):
     repo_slo = str(Path(__file__).resolve().parents[2] / "slo")
     base = replace(load_lab_config(), slo_paths=(repo_slo, str(tmp_path / "missing")))
     notes: list[str] = []
-    real_time = orch.rule_files(base, notes)[orch.RULES_FILE]
+    real_time = rule_files(base, notes)[RULES_FILE]
     assert notes == [f"SLO path {tmp_path / 'missing'} not found; no rules from it"]
-    scaled = orch.rule_files(replace(base, rules_time_scale=60), [])[orch.RULES_FILE]
+    scaled = rule_files(replace(base, rules_time_scale=60), [])[RULES_FILE]
     assert real_time != scaled
-    orch.check_rules({orch.RULES_FILE: scaled}, base, tmp_path / "check")  # promtool-valid
+    check_rules({RULES_FILE: scaled}, base, tmp_path / "check")  # promtool-valid
 
 
 def test_port_in_use_names_the_config_key(tmp_path):
@@ -217,6 +235,6 @@ def test_port_in_use_names_the_config_key(tmp_path):
         busy = blocker.getsockname()[1]
         with pytest.raises(InputError) as info:
             free = {k: free_port() for k in ("idp", "gateway", "prometheus")}
-            orch.check_ports(config.with_ports(alertmanager=busy, **free))
+            check_ports(config.with_ports(alertmanager=busy, **free))
     assert info.value.field == "ports.alertmanager"
     assert f"port {busy} is already in use" in str(info.value)

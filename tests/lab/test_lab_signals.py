@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from tokenslo.cli import main
-from tokenslo.lab.orchestrator import STATE_FILE, load_state, port_busy
+from tokenslo.lab.ports import port_busy
+from tokenslo.lab.state import STATE_FILE, load_state
 
 pytestmark = [pytest.mark.lab, pytest.mark.prometheus, pytest.mark.slow]
 

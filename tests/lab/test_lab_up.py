@@ -12,8 +12,9 @@ from support import lab_config_file
 from tokenslo.cli import main
 from tokenslo.errors import UnavailableError
 from tokenslo.lab import orchestrator
-from tokenslo.lab.orchestrator import STATE_FILE, lab_down, lab_status, lab_up, proc_start_time
-from tokenslo.prometheus.process import pid_alive
+from tokenslo.lab.orchestrator import lab_down, lab_status, lab_up
+from tokenslo.lab.state import STATE_FILE
+from tokenslo.prometheus.process import pid_alive, proc_start_time
 
 pytestmark = [pytest.mark.lab, pytest.mark.prometheus, pytest.mark.slow]
 

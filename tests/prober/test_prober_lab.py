@@ -23,7 +23,8 @@ import requests
 
 from support import free_ports_lab_config, lab_up_on_free_ports
 from tokenslo.cli import main
-from tokenslo.lab.orchestrator import LabState, lab_down
+from tokenslo.lab.orchestrator import lab_down
+from tokenslo.lab.state import LabState
 from tokenslo.prober.config import Credentials, ProbeConfig
 from tokenslo.prober.runner import Prober
 from tokenslo.prober.transaction import run_transaction

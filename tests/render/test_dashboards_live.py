@@ -25,7 +25,8 @@ from dash_fixtures import REPO, rendered, repo_slos
 
 from support import free_ports_lab_config, lab_up_on_free_ports
 from tokenslo.dashboards.queries import Query, queries, substitute, variable_queries
-from tokenslo.lab.orchestrator import LabState, lab_down
+from tokenslo.lab.orchestrator import lab_down
+from tokenslo.lab.state import LabState
 from tokenslo.prometheus.client import PromClient
 from tokenslo.prometheus.process import free_port, stop_pid
 

@@ -142,8 +142,8 @@ def test_openslo_import_refuses_deep_nesting(tmp_path, capsys):
 
 
 def test_credentials_and_target_files_refuse_aliases(tmp_path):
+    from tokenslo.lab.credentials import read_credentials
     from tokenslo.lab.gateway.config import load_credentials
-    from tokenslo.lab.orchestrator import read_credentials
     from tokenslo.target.credentials import credentials
     from tokenslo.target.loader import load_target
     from tokenslo.target.model import Client, SecretRef

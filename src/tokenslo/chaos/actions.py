@@ -225,7 +225,7 @@ def _publish_if_pending(admin: LabAdmin, kid: str) -> bool:
 
 
 def _spawn(name: str, argv: list[str], run: runstate.RunState, log: str | None = None) -> dict:
-    from tokenslo.lab.orchestrator import proc_start_time
+    from tokenslo.prometheus.process import proc_start_time
 
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
     try:
@@ -244,8 +244,7 @@ def _spawn(name: str, argv: list[str], run: runstate.RunState, log: str | None =
 
 def _stop_process(record: dict) -> bool:
     """Stop a process we started, by PID, only if the PID is still the same process."""
-    from tokenslo.lab.orchestrator import proc_start_time
-    from tokenslo.prometheus.process import pid_alive, stop_pid
+    from tokenslo.prometheus.process import pid_alive, proc_start_time, stop_pid
 
     pid = int(record["pid"])
     child = _CHILDREN.pop(pid, None)

@@ -71,7 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from tokenslo.gameday.plan import load_plan
-    from tokenslo.gameday.run import Options, run_gameday
+    from tokenslo.gameday.run import run_gameday
+    from tokenslo.gameday.state import Options
 
     plan = load_plan(args.file)
     if args.target:

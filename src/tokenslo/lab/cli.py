@@ -9,7 +9,8 @@ from pathlib import Path
 
 from tokenslo.errors import EXIT_OK, EXIT_UNAVAILABLE
 from tokenslo.lab.config import load_lab_config
-from tokenslo.lab.orchestrator import LabState, lab_down, lab_status, lab_up
+from tokenslo.lab.orchestrator import lab_down, lab_status, lab_up
+from tokenslo.lab.state import LabState
 from tokenslo.lab.target_file import TARGET_FILE
 
 DEFAULT_STATE_DIR = Path(".tokenslo/lab")

@@ -15,7 +15,7 @@ from tokenslo.target.model import VERSION
 
 TARGET_FILE = "target.yaml"
 API_PATH = "/api/resource"
-# role → lab client (see orchestrator.CLIENTS)
+# role → lab client (see credentials.CLIENTS)
 ROLE_CLIENTS = {"load": "loadtest", "prober": "prober", "introspection": "loadtest"}
 
 

@@ -135,6 +135,19 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def proc_start_time(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot (field 22 of /proc/<pid>/stat).
+
+    With the PID it names one process for good: a recycled PID has another start time,
+    so whoever records both never signals a stranger."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(") ", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[19])
+
+
 def _tail(path: Path, lines: int = 3) -> str:
     try:
         return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
