@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import (
@@ -44,14 +44,9 @@ from tokenslo.lab.faults import (
     check_admin,
 )
 from tokenslo.proxy.discovery import OTHER, WELL_KNOWN, PathLabels
-from tokenslo.proxy.forward import Forwarder, new_session
+from tokenslo.proxy.forward import Forwarder, Receive, Scope, Send, new_session
 
 log = logging.getLogger("tokenslo.proxy")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 SERVICE = "proxy"
 FAULT_MAX_EXPIRY = 3600.0
