@@ -36,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tokenslo.lab.asgi import Receive, Scope, Send
 from tokenslo.lab.faults import (
     FaultEngine,
     FaultMiddleware,
@@ -44,7 +45,7 @@ from tokenslo.lab.faults import (
     check_admin,
 )
 from tokenslo.proxy.discovery import OTHER, WELL_KNOWN, PathLabels
-from tokenslo.proxy.forward import Forwarder, Receive, Scope, Send, new_session
+from tokenslo.proxy.forward import Forwarder, new_session
 
 log = logging.getLogger("tokenslo.proxy")
 

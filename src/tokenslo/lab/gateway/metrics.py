@@ -9,12 +9,12 @@ test process. Label combinations are created up front so every series exists
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from tokenslo.lab.asgi import ASGIApp, Message, Scope
 from tokenslo.lab.gateway.validator import RESULTS
 
 # Every latency threshold an SLO uses (0.05, 0.1, 0.3) is a bucket boundary.
@@ -102,13 +102,6 @@ def create_metrics(
             registry=registry,
         ),
     )
-
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-ASGIApp = Callable[
-    [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
-]
 
 
 class RequestMetricsMiddleware:
