@@ -25,11 +25,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Histogram,
-    generate_latest,
 )
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -37,6 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tokenslo.lab.asgi import Receive, Scope, Send
+from tokenslo.lab.exposition import metrics_response
 from tokenslo.lab.faults import (
     FaultEngine,
     FaultMiddleware,
@@ -212,7 +211,7 @@ class FaultProxy:
             )
 
         async def metrics(_request: Request) -> Response:
-            return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+            return metrics_response(self.registry)
 
         async def healthz(_request: Request) -> Response:
             return JSONResponse({"status": "ok", "upstream": self.upstream})
