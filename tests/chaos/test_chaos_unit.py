@@ -347,6 +347,39 @@ def test_action_refuses_a_bad_expiry_before_any_request(bad):
         actions.rotate_signing_key(publish=False, expires_in=bad, configuration=nowhere)
 
 
+def test_an_action_records_its_change_for_the_rollback_and_marks_the_injection():
+    from types import SimpleNamespace
+
+    from tokenslo.chaos.runstate import RunState
+
+    run = RunState(run_id="r")
+    admin = SimpleNamespace(base_url="http://admin")
+    at = actions._record_change(
+        run, admin, True, kind="clock", target="idp", ref="clock", expires_at=9.0, detail={}
+    )
+    (change,) = run.changes
+    assert (change.kind, change.admin_url, change.set_at, change.expires_at) == (
+        "clock",
+        "http://admin",
+        at,
+        9.0,
+    )
+    assert change.cleared_at is None and run.events[actions.INJECTED_AT] == at
+    quiet = RunState(run_id="q")
+    later = actions._record_change(
+        quiet,
+        admin,
+        False,
+        kind="rotation",
+        target="idp",
+        ref="k",
+        expires_at=None,
+        detail={},
+        undone=True,
+    )
+    assert quiet.changes[0].cleared_at == later and not quiet.events and not quiet.active()
+
+
 @pytest.mark.parametrize("where", [{}, {"path": "/token", "path_prefix": "/token"}])
 def test_action_needs_exactly_one_of_path_and_path_prefix(where):
     nowhere = {"tokenslo_idp_url": "http://127.0.0.1:9", "tokenslo_admin_secret_file": "/none"}

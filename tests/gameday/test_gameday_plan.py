@@ -114,6 +114,8 @@ BAD = [
     ("experiments: [a, a]\n", 1, "experiments[1]", "listed twice"),
     ("load: {driver: vegeta}\nexperiments: [a]\n", 1, "load.driver", "loadgen, locust, none"),
     ("load: {rate: 0}\nexperiments: [a]\n", 1, "load.rate", "between"),
+    ("load: fast\nexperiments: [a]\n", 1, "load", "must be a mapping"),
+    ("target: [lab]\nexperiments: [a]\n", 1, "target", "must be a mapping"),
     ("target: {kind: cloud}\nexperiments: [a]\n", 1, "target.kind", "lab, external"),
     (
         "target:\n  kind: external\nexperiments: [a]\n",

@@ -191,3 +191,15 @@ def test_write_target_helper_round_trips(tmp_path):
 def test_a_url_where_a_target_file_belongs_says_so():
     with pytest.raises(InputError, match="takes a target description file .* not a URL"):
         load_target("https://idp.example")
+
+
+def test_the_target_file_option_defaults_to_none_so_load_target_picks_the_file():
+    import argparse
+
+    from tokenslo.target.options import add_target_file
+
+    parser = argparse.ArgumentParser()
+    add_target_file(parser)
+    assert parser.parse_args([]).target is None
+    assert parser.parse_args(["--target", "t.yaml"]).target == "t.yaml"
+    assert "$TOKENSLO_TARGET_FILE" in parser.format_help()

@@ -65,6 +65,38 @@ def _admin(resolved: targets.Targets, target: str) -> LabAdmin:
     return LabAdmin(resolved.admin_url(target), resolved.admin_secret())
 
 
+def _record_change(
+    run: runstate.RunState,
+    admin: LabAdmin,
+    mark_injection: bool,
+    *,
+    kind: str,
+    target: str,
+    ref: str,
+    expires_at: float | None,
+    detail: dict[str, Any],
+    undone: bool = False,
+) -> float:
+    """Record what an action set (so a rollback can undo it) and, with ``mark_injection``,
+    when it was injected; returns that time. ``undone``: recorded as already cleared."""
+    now = time.time()
+    run.record(
+        Change(
+            kind=kind,
+            target=target,
+            admin_url=admin.base_url,
+            ref=ref,
+            set_at=now,
+            expires_at=expires_at,
+            detail=detail,
+            cleared_at=now if undone else None,
+        )
+    )
+    if mark_injection:
+        run.mark(INJECTED_AT, now)
+    return now
+
+
 def inject_http_fault(
     target: str,
     effect: str,
@@ -113,20 +145,16 @@ def inject_http_fault(
     where = {"path": path} if path else {"path_prefix": path_prefix}
     if endpoint:
         where["endpoint"] = endpoint
-    now = time.time()
-    run.record(
-        Change(
-            kind="fault",
-            target=target,
-            admin_url=admin.base_url,
-            ref=str(fault["id"]),
-            set_at=now,
-            expires_at=fault.get("expires_at"),
-            detail={"effect": effect, **where},
-        )
+    now = _record_change(
+        run,
+        admin,
+        mark_injection,
+        kind="fault",
+        target=target,
+        ref=str(fault["id"]),
+        expires_at=fault.get("expires_at"),
+        detail={"effect": effect, **where},
     )
-    if mark_injection:
-        run.mark(INJECTED_AT, now)
     return {
         "fault_id": fault["id"],
         "target": target,
@@ -151,20 +179,16 @@ def set_clock_offset(
     resolved, run = _context(configuration)
     admin = _admin(resolved, target)
     clock = admin.set_clock(float(offset_seconds), expiry)
-    now = time.time()
-    run.record(
-        Change(
-            kind="clock",
-            target=target,
-            admin_url=admin.base_url,
-            ref="clock",
-            set_at=now,
-            expires_at=clock.get("expires_at"),
-            detail={"offset_seconds": float(offset_seconds)},
-        )
+    now = _record_change(
+        run,
+        admin,
+        mark_injection,
+        kind="clock",
+        target=target,
+        ref="clock",
+        expires_at=clock.get("expires_at"),
+        detail={"offset_seconds": float(offset_seconds)},
     )
-    if mark_injection:
-        run.mark(INJECTED_AT, now)
     return {
         "target": target,
         "offset_seconds": float(offset_seconds),
@@ -189,27 +213,25 @@ def rotate_signing_key(
     admin = _admin(resolved, target)
     state = admin.rotate_keys(publish=bool(publish), expires_in=expiry)
     kid = str(state.get("current_kid") or state.get("kid"))
-    now = time.time()
-    change = Change(
+    expires_at = state.get("publish_at") if expiry is not None else None
+    now = _record_change(
+        run,
+        admin,
+        mark_injection,
         kind="key" if not publish else "rotation",
         target=target,
-        admin_url=admin.base_url,
         ref=kid,
-        set_at=now,
-        expires_at=state.get("publish_at") if expiry is not None else None,
+        expires_at=expires_at,
         detail={"published": bool(publish)},
+        # a published rotation is a normal rotation: nothing to undo
+        undone=bool(publish),
     )
-    if publish:
-        change.cleared_at = now  # a published rotation is a normal rotation: nothing to undo
-    run.record(change)
-    if mark_injection:
-        run.mark(INJECTED_AT, now)
     return {
         "kid": kid,
         "published": bool(publish),
         "jwks_kids": state.get("jwks_kids", []),
         "injected_at": now,
-        "expires_at": change.expires_at,
+        "expires_at": expires_at,
     }
 
 

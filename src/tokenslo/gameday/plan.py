@@ -130,12 +130,8 @@ def parse_plan(text: str, file: str) -> GameDayPlan:
 def _target(doc: Document, value: Any) -> Target:
     if value is None:
         return Target(kind="lab")
-    if not isinstance(value, dict):
-        raise doc.error("must be a mapping", ("target",))
-    _no_unknown(doc, value, TARGET_KEYS, ("target",))
-    kind = value.get("kind", "lab")
-    if kind not in KINDS:
-        raise doc.error(f"must be one of {', '.join(KINDS)}, got {kind!r}", ("target", "kind"))
+    _section(doc, value, TARGET_KEYS, ("target",))
+    kind = _choice(doc, value, ("target", "kind"), KINDS, "lab")
     lab_config = _string(doc, value, ("target", "lab_config"), None)
     file = _string(doc, value, ("target", "file"), None)
     if kind == "external" and file is None:
@@ -150,12 +146,8 @@ def _target(doc: Document, value: Any) -> Target:
 def _load(doc: Document, value: Any) -> LoadProfile:
     if value is None:
         return LoadProfile()
-    if not isinstance(value, dict):
-        raise doc.error("must be a mapping", ("load",))
-    _no_unknown(doc, value, LOAD_KEYS, ("load",))
-    driver = value.get("driver", "loadgen")
-    if driver not in DRIVERS:
-        raise doc.error(f"must be one of {', '.join(DRIVERS)}, got {driver!r}", ("load", "driver"))
+    _section(doc, value, LOAD_KEYS, ("load",))
+    driver = _choice(doc, value, ("load", "driver"), DRIVERS, "loadgen")
     rate = None
     if value.get("rate") is not None:
         rate = _number(doc, value, ("load", "rate"), 0, minimum=0.1, maximum=1000.0)
@@ -198,9 +190,7 @@ def _experiment(doc: Document, item: Any, path: tuple, experiments_dir: str) -> 
     if file is None:
         file = str(Path(experiments_dir) / f"{name}.yaml")
     name = name or Path(file).stem
-    expect = item.get("expect", "held")
-    if expect not in OUTCOMES:
-        raise doc.error(f"must be one of {', '.join(OUTCOMES)}, got {expect!r}", (*path, "expect"))
+    expect = _choice(doc, item, (*path, "expect"), OUTCOMES, "held")
     return ExperimentPlan(
         name=name,
         file=file,
@@ -270,6 +260,20 @@ def _no_unknown(doc: Document, data: dict, allowed: tuple[str, ...], path: tuple
             raise doc.error(
                 f"unknown setting (expected one of {', '.join(allowed)})", (*path, key), key=True
             )
+
+
+def _section(doc: Document, value: Any, allowed: tuple[str, ...], path: tuple) -> None:
+    """An optional section of the plan, when present: a mapping of known settings only."""
+    if not isinstance(value, dict):
+        raise doc.error("must be a mapping", path)
+    _no_unknown(doc, value, allowed, path)
+
+
+def _choice(doc: Document, data: dict, path: tuple, choices: tuple[str, ...], default: str) -> str:
+    value = data.get(path[-1], default)
+    if value not in choices:
+        raise doc.error(f"must be one of {', '.join(choices)}, got {value!r}", path)
+    return value
 
 
 @overload

@@ -14,12 +14,16 @@ httptools (the C parser uvicorn picks by default) is kept for its speed.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
+import sys
 from typing import Any
 
 from starlette.requests import Request
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from tokenslo.lab.admin_secret import ADMIN_SECRET_ENV
 
 MAX_HEADER_BYTES = 16 * 1024
 KEEP_ALIVE_SECONDS = 5
@@ -106,6 +110,29 @@ def server_options(request_read_seconds: float = REQUEST_READ_SECONDS) -> dict[s
         "http": bounded_protocol(request_read_seconds),
         "timeout_keep_alive": KEEP_ALIVE_SECONDS,
     }
+
+
+def service_parser(
+    prog: str, config_help: str, description: str | None = None
+) -> argparse.ArgumentParser:
+    """The command line every config-driven lab service (IdP, gateway) takes, so ``lab up``
+    starts them all the same way: ``--config``, ``--log-level``, ``--admin-secret-file``."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--config", required=True, help=config_help)
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    parser.add_argument(
+        "--admin-secret-file", metavar="FILE", help=f"admin secret (else ${ADMIN_SECRET_ENV})"
+    )
+    return parser
+
+
+def log_to_stderr(level: str) -> None:
+    """One timestamped line per event on stderr, where ``lab up`` collects each service's log."""
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
 
 
 class BodyTooLarge(Exception):

@@ -26,13 +26,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tokenslo.lab.exposition import metrics_response, zeroed_counter
 from tokenslo.lab.logsafe import clean
 from tokenslo.lab.serving import BodyTooLarge, read_limited, server_options
 
@@ -97,22 +97,20 @@ def create_app(state_dir: Path, *, secret: str, clock=time.time) -> Starlette:
     path = Path(state_dir) / NOTIFICATIONS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     registry = CollectorRegistry()
-    counter = Counter(
+    counter = zeroed_counter(
         "tokenslo_webhook_notifications",
         "Alerts received from Alertmanager, by alert status.",
-        ["status"],
-        registry=registry,
+        "status",
+        ("firing", "resolved"),
+        registry,
     )
-    for status in ("firing", "resolved"):
-        counter.labels(status=status)
-    refused = Counter(
+    refused = zeroed_counter(
         "tokenslo_webhook_refused",
         "POST /alerts requests refused before recording, by reason.",
-        ["reason"],
-        registry=registry,
+        "reason",
+        ("unauthorized", "too_large", "invalid"),
+        registry,
     )
-    for reason in ("unauthorized", "too_large", "invalid"):
-        refused.labels(reason=reason)
     lock = threading.Lock()
 
     async def alerts(request: Request) -> Response:
@@ -162,7 +160,7 @@ def create_app(state_dir: Path, *, secret: str, clock=time.time) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def metrics(_: Request) -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return metrics_response(registry)
 
     return Starlette(
         routes=[

@@ -31,6 +31,7 @@ from tokenslo.load.target import LoadTarget, resolve_target
 from tokenslo.prometheus.client import PromClient
 from tokenslo.spec.loader import load_paths
 from tokenslo.target.discovery import discover
+from tokenslo.target.options import add_target_file
 
 
 def _duration(text: str, field: str) -> float:
@@ -180,11 +181,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--wait", metavar="MIN-MAX", help="paced: each user waits MIN..MAX s after a task"
     )
-    p.add_argument(
-        "--target",
-        metavar="FILE",
-        help="target description (default: $TOKENSLO_TARGET_FILE, else the running lab's)",
-    )
+    add_target_file(p)
     p.add_argument(
         "--gate", nargs="+", metavar="PATH", help="SLO files/dirs (default: the target's slo_paths)"
     )

@@ -18,6 +18,7 @@ from tokenslo.prober.result import TransactionResult
 from tokenslo.prober.runner import Prober, serve_metrics, stop_on_signals
 from tokenslo.target.credentials import credentials
 from tokenslo.target.loader import load_target
+from tokenslo.target.options import add_target_file
 
 log = logging.getLogger("tokenslo.prober")
 
@@ -32,11 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "propagation, fetch the JWKS; export probe_* metrics on --listen. The IdP, the API and "
         "the prober client (role prober, its secret included) come from the target file.",
     )
-    p.add_argument(
-        "--target",
-        metavar="FILE",
-        help="target description (default: $TOKENSLO_TARGET_FILE, else the running lab's)",
-    )
+    add_target_file(p)
     p.add_argument(
         "--listen", metavar="HOST:PORT", help="serve /metrics here (e.g. 127.0.0.1:9404)"
     )

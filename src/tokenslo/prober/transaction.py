@@ -170,6 +170,16 @@ class Transaction:
             headers={"Accept": "application/json"},
         )
 
+    def _post_token(self, endpoint: str) -> requests.Response:
+        """POST the issued access token to the ``introspection`` or ``revocation`` endpoint:
+        RFC 7662 and RFC 7009 take the same form and the same client authentication."""
+        assert self.issued is not None
+        return self._post(
+            f"{endpoint}_endpoint",
+            {"token": self.issued.access_token, "token_type_hint": "access_token"},
+            f"{endpoint}_endpoint_auth_methods_supported",
+        )
+
     def _bearer_get(self, url: str) -> requests.Response:
         assert self.issued is not None
         headers = {"Authorization": f"Bearer {self.issued.access_token}"}
@@ -207,8 +217,7 @@ class Transaction:
         sent = time.time()
         response = self._post("token_endpoint", form, "token_endpoint_auth_methods_supported")
         received = time.time()
-        if response.status_code != 200:
-            raise StepFailed(f"HTTP {response.status_code}{_oauth_error(response)}")
+        _require_ok(response)
         body = response.json()
         token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
@@ -236,13 +245,8 @@ class Transaction:
 
     def introspect(self) -> None:
         assert self.issued is not None
-        response = self._post(
-            "introspection_endpoint",
-            {"token": self.issued.access_token, "token_type_hint": "access_token"},
-            "introspection_endpoint_auth_methods_supported",
-        )
-        if response.status_code != 200:
-            raise StepFailed(f"HTTP {response.status_code}{_oauth_error(response)}")
+        response = self._post_token("introspection")
+        _require_ok(response)
         body = response.json()
         if not isinstance(body, dict) or body.get("active") is not True:
             raise StepFailed("a freshly issued token introspects as inactive")
@@ -252,14 +256,8 @@ class Transaction:
             self.result.skew["token_iat"] = iat + 0.5 - self.issued.issued_mid
 
     def revoke(self) -> None:
-        assert self.issued is not None
-        response = self._post(
-            "revocation_endpoint",
-            {"token": self.issued.access_token, "token_type_hint": "access_token"},
-            "revocation_endpoint_auth_methods_supported",
-        )
-        if response.status_code != 200:
-            raise StepFailed(f"HTTP {response.status_code}{_oauth_error(response)}")
+        response = self._post_token("revocation")
+        _require_ok(response)
         self._revoked_at = time.perf_counter()
 
     def propagation(self) -> None:
@@ -296,12 +294,7 @@ class Transaction:
             )
 
     def _introspection_rejects(self) -> bool:
-        assert self.issued is not None
-        response = self._post(
-            "introspection_endpoint",
-            {"token": self.issued.access_token, "token_type_hint": "access_token"},
-            "introspection_endpoint_auth_methods_supported",
-        )
+        response = self._post_token("introspection")
         if response.status_code != 200:
             return False
         body = response.json()
@@ -323,6 +316,12 @@ class Transaction:
         if header and isinstance(header.get("kid"), str):
             kids = {k.get("kid") for k in keys if isinstance(k, dict)}
             self.result.kid_published = header["kid"] in kids
+
+
+def _require_ok(response: requests.Response) -> None:
+    """An OAuth endpoint answers 200 on success; anything else fails the step with its error."""
+    if response.status_code != 200:
+        raise StepFailed(f"HTTP {response.status_code}{_oauth_error(response)}")
 
 
 def _oauth_error(response: requests.Response) -> str:

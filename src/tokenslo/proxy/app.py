@@ -21,21 +21,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Histogram,
-    generate_latest,
 )
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tokenslo.lab.asgi import Receive, Scope, Send
+from tokenslo.lab.exposition import metrics_response
 from tokenslo.lab.faults import (
     FaultEngine,
     FaultMiddleware,
@@ -47,11 +47,6 @@ from tokenslo.proxy.discovery import OTHER, WELL_KNOWN, PathLabels
 from tokenslo.proxy.forward import Forwarder, new_session
 
 log = logging.getLogger("tokenslo.proxy")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 SERVICE = "proxy"
 FAULT_MAX_EXPIRY = 3600.0
@@ -216,7 +211,7 @@ class FaultProxy:
             )
 
         async def metrics(_request: Request) -> Response:
-            return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+            return metrics_response(self.registry)
 
         async def healthz(_request: Request) -> Response:
             return JSONResponse({"status": "ok", "upstream": self.upstream})

@@ -16,10 +16,12 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from tokenslo.lab.asgi import Scope
 
 WELL_KNOWN = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
 OTHER = "other"
@@ -29,8 +31,6 @@ MAX_LABEL_PATH = 256
 KEPT_FIELDS = frozenset({"issuer"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 _HOST = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253})(?::[0-9]{1,5})?$")
-
-Scope = MutableMapping[str, Any]
 
 
 def discovery_name(path: str) -> str | None:

@@ -16,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from yarl import URL
 
+from tokenslo.lab.asgi import Receive, Scope, Send
 from tokenslo.proxy.discovery import (
     MAX_DOCUMENT_BYTES,
     WELL_KNOWN,
@@ -35,10 +35,6 @@ from tokenslo.proxy.headers import body_framing, request_headers, response_heade
 
 log = logging.getLogger("tokenslo.proxy")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 # Headers aiohttp would add when the client did not send them; a proxy adds none.
 NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")

@@ -216,16 +216,21 @@ def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: Path, doc: Docume
     try:
         return loader.construct_object(node, deep=True)
     except (ValueError, OverflowError, TypeError, IndexError, KeyError, yaml.YAMLError) as exc:
-        line, column = _pos(node.start_mark)
         problem = getattr(exc, "problem", None) or str(exc) or type(exc).__name__
-        raise InputError(
+        raise _error_at(
+            doc,
+            node,
+            path,
             f"invalid value {node.value!r} for {node.tag.replace(_CORE, '!!')}: "
             f"{_one_line(str(problem))}",
-            file=doc.file,
-            line=line,
-            column=column,
-            field=field_path(path),
         ) from None
+
+
+def _error_at(doc: Document, node: yaml.Node, path: Path, message: str) -> InputError:
+    """Bad input at ``node`` itself: while walking, positions are known from the node before
+    ``Document.error`` could find them by path."""
+    line, column = _pos(node.start_mark)
+    return InputError(message, file=doc.file, line=line, column=column, field=field_path(path))
 
 
 def _walk(loader: yaml.SafeLoader, node: yaml.Node, path: Path, doc: Document) -> Any:
@@ -234,33 +239,27 @@ def _walk(loader: yaml.SafeLoader, node: yaml.Node, path: Path, doc: Document) -
         loader.flatten_mapping(node)  # resolve `<<` merge keys as safe_load would
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            line, column = _pos(key_node.start_mark)
             if not isinstance(key_node, yaml.ScalarNode):
-                raise InputError(
+                raise _error_at(
+                    doc,
+                    key_node,
+                    path,
                     "mapping keys must be strings, got a "
                     + ("mapping" if isinstance(key_node, yaml.MappingNode) else "list"),
-                    file=doc.file,
-                    line=line,
-                    column=column,
-                    field=field_path(path),
                 )
             key = _construct(loader, key_node, path, doc)
             if not isinstance(key, str):
-                raise InputError(
+                raise _error_at(
+                    doc,
+                    key_node,
+                    path,
                     f"mapping keys must be strings, got {type(key).__name__} {key!r} (quote it)",
-                    file=doc.file,
-                    line=line,
-                    column=column,
-                    field=field_path(path),
                 )
             child = (*path, key)
             if key in result:
-                raise InputError(
-                    f"duplicate key {key!r} (first at line {doc.keys[child][0]})",
-                    file=doc.file,
-                    line=line,
-                    column=column,
-                    field=field_path(child),
+                first = doc.keys[child][0]
+                raise _error_at(
+                    doc, key_node, child, f"duplicate key {key!r} (first at line {first})"
                 )
             doc.keys[child] = _pos(key_node.start_mark)
             result[key] = _walk(loader, value_node, child, doc)

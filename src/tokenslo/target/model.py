@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from tokenslo.errors import InputError
+
+_Entry = TypeVar("_Entry")
 
 VERSION = "tokenslo/target/v1"
 # Clients act on the IdP by role; a scenario or probe asks for a role, never a client name.
@@ -77,25 +81,23 @@ class Target:
 
     def client(self, role: str) -> Client:
         """The client acting in ``role``; bad input naming the role when none is declared."""
-        try:
-            return self.clients[role]
-        except KeyError:
-            known = ", ".join(sorted(self.clients)) or "none"
-            raise InputError(
-                f"no client for role {role!r} (declared: {known})",
-                file=self.source,
-                field=f"clients.{role}",
-            ) from None
+        return self._declared(self.clients, "clients", role, f"no client for role {role!r}")
 
     def fault_admin(self, component: str) -> FaultInjector:
+        return self._declared(
+            self.faults, "faults", component, f"no fault injection for {component!r}"
+        )
+
+    def _declared(
+        self, table: Mapping[str, _Entry], section: str, key: str, missing: str
+    ) -> _Entry:
+        """``table[key]``, else bad input at ``section.key`` listing what the file declares."""
         try:
-            return self.faults[component]
+            return table[key]
         except KeyError:
-            known = ", ".join(sorted(self.faults)) or "none"
+            known = ", ".join(sorted(table)) or "none"
             raise InputError(
-                f"no fault injection for {component!r} (declared: {known})",
-                file=self.source,
-                field=f"faults.{component}",
+                f"{missing} (declared: {known})", file=self.source, field=f"{section}.{key}"
             ) from None
 
     def require(self, attribute: str, what: str) -> str:

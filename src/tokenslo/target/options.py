@@ -1,5 +1,9 @@
-"""``--target FILE`` for commands that need only Prometheus and SLO paths (status, backtest,
-reports): explicit ``--prometheus`` and paths win, the target file fills in the rest."""
+"""``--target FILE`` as the commands define it.
+
+``add_target_file`` is the option of commands that use the whole target (clients, endpoints:
+``loadtest run``, ``probe``). ``add_arguments`` and ``resolve`` serve commands that need only
+Prometheus and SLO paths (status, backtest, reports): explicit ``--prometheus`` and paths win,
+the target file fills in the rest."""
 
 from __future__ import annotations
 
@@ -7,6 +11,15 @@ import argparse
 
 from tokenslo.errors import InputError
 from tokenslo.target.loader import load_target
+
+
+def add_target_file(parser: argparse.ArgumentParser) -> None:
+    """``--target FILE``, read with ``load_target`` (whose default is the one the help names)."""
+    parser.add_argument(
+        "--target",
+        metavar="FILE",
+        help="target description (default: $TOKENSLO_TARGET_FILE, else the running lab's)",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

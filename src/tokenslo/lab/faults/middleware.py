@@ -15,18 +15,13 @@ import logging
 import os
 import socket
 import struct
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Callable, MutableMapping
 
+from tokenslo.lab.asgi import ASGIApp, Message, Receive, Scope, Send
 from tokenslo.lab.faults.engine import Fault, FaultEngine
 
 log = logging.getLogger("tokenslo.lab.faults")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 HANG_STATUS = 499  # nginx's "client closed request"
 HANG_POLL_SECONDS = 0.5

@@ -8,8 +8,6 @@ uvicorn worker and exits cleanly on SIGTERM.
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -18,23 +16,14 @@ import uvicorn
 from tokenslo.errors import TokensloError
 from tokenslo.lab.admin_secret import read_admin_secret
 from tokenslo.lab.gateway.app import create_app
-from tokenslo.lab.gateway.config import ADMIN_SECRET_ENV, load_credentials, load_gateway_config
-from tokenslo.lab.serving import server_options
+from tokenslo.lab.gateway.config import load_credentials, load_gateway_config
+from tokenslo.lab.serving import log_to_stderr, server_options, service_parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tokenslo.lab.gateway")
-    parser.add_argument("--config", required=True, help="gateway YAML config")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
-    parser.add_argument(
-        "--admin-secret-file", metavar="FILE", help=f"admin secret (else ${ADMIN_SECRET_ENV})"
-    )
+    parser = service_parser("python -m tokenslo.lab.gateway", "gateway YAML config")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    log_to_stderr(args.log_level)
     try:
         secret = read_admin_secret(args.admin_secret_file)
         config = load_gateway_config(args.config)

@@ -19,13 +19,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import httpx
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tokenslo.lab.exposition import metrics_response
 from tokenslo.lab.faults import FaultEngine, FaultMiddleware, admin_routes, check_admin
 from tokenslo.lab.gateway.config import ClientCredentials, GatewayConfig
 from tokenslo.lab.gateway.idp_client import CachedIntrospector, IdPClient, IdPUnavailable
@@ -318,7 +319,7 @@ async def _healthz(_request: Request) -> Response:
 
 async def _metrics(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
-    return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return metrics_response(gateway.metrics.registry)
 
 
 def _admin_status(admin_secret: str):

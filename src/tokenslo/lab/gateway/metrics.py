@@ -1,20 +1,19 @@
 """Gateway metrics (names and labels fixed by the lab metric contract, README "The lab").
 
-Each app gets its own ``CollectorRegistry`` so several gateways can run in one
-test process. Label combinations are created up front so every series exists
-(at 0) before the first error — otherwise ``rate()`` of an error series is
-"no data" rather than 0 and burn-rate alerts cannot evaluate.
+Each app gets its own ``CollectorRegistry`` and its counters' series exist at 0 from the
+start (``tokenslo.lab.exposition`` says why).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from tokenslo.lab.asgi import ASGIApp, Message, Scope
+from tokenslo.lab.exposition import zeroed_counter
 from tokenslo.lab.gateway.validator import RESULTS
 
 # Every latency threshold an SLO uses (0.05, 0.1, 0.3) is a bucket boundary.
@@ -46,22 +45,20 @@ def create_metrics(
     jwks_age: Callable[[], float],
     revocation_age: Callable[[], float],
 ) -> GatewayMetrics:
-    validations = Counter(
+    validations = zeroed_counter(
         "gateway_token_validations_total",
         "Access-token validations by result.",
-        ["result"],
-        registry=registry,
+        "result",
+        RESULTS,
+        registry,
     )
-    for result in RESULTS:
-        validations.labels(result=result)
-    jwks_refreshes = Counter(
+    jwks_refreshes = zeroed_counter(
         "gateway_jwks_refreshes_total",
         "JWKS fetches from the IdP by outcome.",
-        ["outcome"],
-        registry=registry,
+        "outcome",
+        ("success", "error"),
+        registry,
     )
-    for outcome in ("success", "error"):
-        jwks_refreshes.labels(outcome=outcome)
     jwks_cache_age = Gauge(
         "gateway_jwks_cache_age_seconds",
         "Seconds since the JWKS was last fetched successfully (+Inf before the first).",
@@ -74,14 +71,13 @@ def create_metrics(
         registry=registry,
     )
     revocation_list_age.set_function(revocation_age)
-    requests = Counter(
+    requests = zeroed_counter(
         "gateway_requests_total",
         "HTTP requests to the gateway's API by status code the client got.",
-        ["code"],
-        registry=registry,
+        "code",
+        COMMON_CODES,
+        registry,
     )
-    for code in COMMON_CODES:
-        requests.labels(code=code)
     return GatewayMetrics(
         registry=registry,
         validations=validations,
@@ -102,13 +98,6 @@ def create_metrics(
             registry=registry,
         ),
     )
-
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-ASGIApp = Callable[
-    [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
-]
 
 
 class RequestMetricsMiddleware:

@@ -9,7 +9,6 @@ SIGTERM stops uvicorn gracefully.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
@@ -18,30 +17,21 @@ from types import FrameType
 import uvicorn
 
 from tokenslo.errors import TokensloError
-from tokenslo.lab.admin_secret import ADMIN_SECRET_ENV, read_admin_secret
+from tokenslo.lab.admin_secret import read_admin_secret
 from tokenslo.lab.idp.app import create_app
 from tokenslo.lab.idp.config import load_idp_config
-from tokenslo.lab.serving import server_options
+from tokenslo.lab.serving import log_to_stderr, server_options, service_parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tokenslo.lab.idp", description=__doc__)
-    parser.add_argument("--config", required=True, help="IdP config YAML")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
-    parser.add_argument(
-        "--admin-secret-file", metavar="FILE", help=f"admin secret (else ${ADMIN_SECRET_ENV})"
-    )
+    parser = service_parser("python -m tokenslo.lab.idp", "IdP config YAML", __doc__)
     args = parser.parse_args(argv)
     try:
         admin_secret = read_admin_secret(args.admin_secret_file)
     except TokensloError as exc:
         print(f"tokenslo idp: {exc}", file=sys.stderr)
         return exc.exit_code
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    log_to_stderr(args.log_level)
     try:
         config = load_idp_config(args.config)
         app = create_app(config, admin_secret=admin_secret)

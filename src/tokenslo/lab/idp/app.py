@@ -16,13 +16,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import parse_qs, unquote
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tokenslo.lab.exposition import metrics_response
 from tokenslo.lab.faults import FaultEngine, FaultMiddleware, admin_routes, check_admin, read_json
 from tokenslo.lab.faults.engine import number_field
 from tokenslo.lab.idp.clients import Client, ClientRegistry, load_clients
@@ -288,7 +289,7 @@ class IdP:
         return JSONResponse({"status": "ok"})
 
     async def metrics_endpoint(self, request: Request) -> Response:
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+        return metrics_response(self.registry)
 
     # -- client authentication -------------------------------------------------------------
 

@@ -10,12 +10,13 @@ before the endpoint reads the body.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from tokenslo.lab.asgi import ASGIApp, Message, Scope
 from tokenslo.lab.faults import call_observed
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.3, 0.5, 1.0, 2.5, 5.0)
@@ -26,11 +27,6 @@ OTHER_GRANT = "other"  # unknown/missing grant_type: bounded label cardinality
 COMMON_CODES = ("200", "400", "401", "500", "503")
 MAX_BODY = 64 * 1024
 STATE_KEY = "tokenslo.idp"  # scope key the endpoints use to hand facts to the middleware
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-ASGIApp = Callable[[Scope, Receive, Callable[[Message], Awaitable[None]]], Awaitable[None]]
 
 
 class IdPMetrics:

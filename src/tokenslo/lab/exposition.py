@@ -1,0 +1,33 @@
+"""How the lab's services and the fault proxy expose their Prometheus metrics.
+
+Each service has a ``CollectorRegistry`` of its own, so several can run in one test
+process. A counter whose label values are known up front has every series created at 0
+(``zeroed_counter``): ``rate()`` of a series that does not exist yet is "no data" rather
+than 0, and a burn-rate alert over it cannot evaluate before the first error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from starlette.responses import Response
+
+
+def zeroed_counter(
+    name: str,
+    documentation: str,
+    label: str,
+    values: Iterable[str],
+    registry: CollectorRegistry,
+) -> Counter:
+    """A counter with one label whose series for ``values`` exist (at 0) from the start."""
+    counter = Counter(name, documentation, [label], registry=registry)
+    for value in values:
+        counter.labels(**{label: value})
+    return counter
+
+
+def metrics_response(registry: CollectorRegistry) -> Response:
+    """The ``/metrics`` answer: ``registry`` in the Prometheus text format."""
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

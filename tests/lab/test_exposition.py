@@ -1,0 +1,28 @@
+"""The metrics helpers every lab service and the fault proxy share (``lab.exposition``)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from tokenslo.lab.exposition import metrics_response, zeroed_counter
+
+
+def test_a_zeroed_counter_exports_every_known_series_at_zero_before_any_increment() -> None:
+    registry = CollectorRegistry()
+    counter = zeroed_counter("demo_events", "Demo events.", "kind", ("a", "b"), registry)
+    assert registry.get_sample_value("demo_events_total", {"kind": "a"}) == 0.0
+    assert registry.get_sample_value("demo_events_total", {"kind": "b"}) == 0.0
+    counter.labels(kind="b").inc()
+    assert registry.get_sample_value("demo_events_total", {"kind": "b"}) == 1.0
+
+
+def test_the_metrics_response_is_the_registry_in_the_text_format() -> None:
+    registry = CollectorRegistry()
+    zeroed_counter("demo_events", "Demo events.", "kind", ("a",), registry)
+    response = metrics_response(registry)
+    assert response.media_type is not None and response.media_type.startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(bytes(response.body).decode())}
+    assert [s.labels for s in families["demo_events"].samples if s.name == "demo_events_total"] == [
+        {"kind": "a"}
+    ]
