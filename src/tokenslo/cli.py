@@ -39,6 +39,7 @@ TOP_LEVEL: dict[str, str] = {
     "probe": "tokenslo.prober.cli",
     "proxy": "tokenslo.proxy.cli",
     "gameday": "tokenslo.gameday.cli",
+    "scan": "tokenslo.scan.cli",
 }
 
 
