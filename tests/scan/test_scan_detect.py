@@ -173,3 +173,18 @@ def test_detect_secrets_settings_are_restored_after_a_scan():
     before = get_settings().json()
     _scan("ci.log", f"Authorization: Bearer {OPAQUE}\n")
     assert get_settings().json() == before
+
+
+def test_no_secret_is_ever_sent_anywhere_to_be_verified(monkeypatch):
+    """detect-secrets can verify some kinds against their issuers; the scan never does."""
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the scan made an HTTP request")
+
+    monkeypatch.setattr("requests.sessions.Session.request", refuse)
+    github = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"  # pragma: allowlist secret
+    slack = (
+        "xoxb-" + "123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"
+    )  # pragma: allowlist secret
+    findings = _scan("ci.log", f"token {github}\nSLACK {slack}\n")
+    assert [(f.line, f.kind) for f in findings] == [(1, "github token"), (2, "slack token")]
