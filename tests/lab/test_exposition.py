@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from tokenslo.lab.exposition import metrics_response, zeroed_counter
+from tokenslo.lab.exposition import metrics_response, zeroed_counter, zeroed_grid
 
 
 def test_a_zeroed_counter_exports_every_known_series_at_zero_before_any_increment() -> None:
@@ -26,3 +26,12 @@ def test_the_metrics_response_is_the_registry_in_the_text_format() -> None:
     assert [s.labels for s in families["demo_events"].samples if s.name == "demo_events_total"] == [
         {"kind": "a"}
     ]
+
+
+def test_a_zeroed_grid_exports_every_combination_at_zero() -> None:
+    registry = CollectorRegistry()
+    zeroed_grid("demo_pairs", "Demo pairs.", {"a": ("x", "y"), "b": ("1", "2", "3")}, registry)
+    for a in ("x", "y"):
+        for b in ("1", "2", "3"):
+            assert registry.get_sample_value("demo_pairs_total", {"a": a, "b": b}) == 0.0
+    assert registry.get_sample_value("demo_pairs_total", {"a": "z", "b": "1"}) is None

@@ -540,6 +540,110 @@ def test_faulted_503_is_counted_with_the_status_the_client_got(lab_idp):
     assert lab_idp.token().status_code == 200
 
 
+def _token_errors(lab: LabIdP) -> dict[tuple[str, str], float]:
+    """The non-zero ``idp_token_errors_total`` series as ``{(grant_type, error): value}``."""
+    text = requests.get(lab.url + "/metrics", timeout=5).text
+    (family,) = [f for f in text_string_to_metric_families(text) if f.name == "idp_token_errors"]
+    return {
+        (s.labels["grant_type"], s.labels["error"]): s.value
+        for s in family.samples
+        if s.name == "idp_token_errors_total" and s.value
+    }
+
+
+def _escalations(lab: LabIdP) -> dict[tuple[str, str], float]:
+    """Every ``idp_privilege_escalation_attempts_total`` series: ``{(client_id, kind): value}``."""
+    text = requests.get(lab.url + "/metrics", timeout=5).text
+    (family,) = [
+        f
+        for f in text_string_to_metric_families(text)
+        if f.name == "idp_privilege_escalation_attempts"
+    ]
+    return {
+        (s.labels["client_id"], s.labels["kind"]): s.value
+        for s in family.samples
+        if s.name == "idp_privilege_escalation_attempts_total"
+    }
+
+
+def test_token_errors_are_counted_by_oauth_error_and_escalations_by_client(lab_idp):
+    kinds = ("scope_not_registered", "scope_widening_on_refresh")
+    clients = ("svc", "gateway", "opaque", "plain", "unknown")
+    assert _token_errors(lab_idp) == {}
+    assert _escalations(lab_idp) == {(c, k): 0 for c in clients for k in kinds}
+
+    wrong = requests.post(
+        lab_idp.url + "/token",
+        data={"grant_type": "client_credentials"},
+        auth=("svc", "not-the-secret"),
+        timeout=5,
+    )
+    assert wrong.json()["error"] == "invalid_client"
+    for n in range(20):  # garbage client ids from an unauthenticated caller
+        garbage = {"grant_type": "client_credentials", "scope": "admin"}
+        requests.post(lab_idp.url + "/token", data=garbage, auth=(f"x{n}", "y"), timeout=5)
+    bad_refresh = lab_idp.token(grant_type="refresh_token", refresh_token="no-such-token")
+    assert bad_refresh.json()["error"] == "invalid_grant"
+    assert lab_idp.token(grant_type="password").json()["error"] == "unsupported_grant_type"
+    unregistered = lab_idp.token(scope="read admin")
+    assert unregistered.status_code == 400 and unregistered.json()["error"] == "invalid_scope"
+    narrowed = lab_idp.token(
+        grant_type="refresh_token",
+        refresh_token=lab_idp.token().json()["refresh_token"],
+        scope="read",
+    ).json()
+    widened = lab_idp.token(
+        grant_type="refresh_token", refresh_token=narrowed["refresh_token"], scope="read write"
+    )
+    assert widened.status_code == 400 and widened.json()["error"] == "invalid_scope"
+    assert lab_idp.token(client="plain", audience="api://nope").status_code == 400
+    too_large = requests.post(lab_idp.url + "/token", data={"grant_type": "x" * 70_000}, timeout=5)
+    assert too_large.status_code == 413
+
+    assert _token_errors(lab_idp) == {
+        ("client_credentials", "invalid_client"): 21,
+        ("refresh_token", "invalid_grant"): 1,
+        ("other", "unsupported_grant_type"): 1,
+        ("client_credentials", "invalid_scope"): 1,
+        ("refresh_token", "invalid_scope"): 1,
+        ("client_credentials", "invalid_target"): 1,
+        ("other", "invalid_request"): 1,
+    }
+    expected = {(c, k): 0 for c in clients for k in kinds}
+    expected[("svc", "scope_not_registered")] = 1
+    expected[("svc", "scope_widening_on_refresh")] = 1
+    assert _escalations(lab_idp) == expected  # the garbage ids added no series
+    # the request counter keeps its labels and counts as before
+    assert (
+        lab_idp.metric("idp_token_requests_total", grant_type="client_credentials", code="401")
+        == 21
+    )
+
+
+def test_injected_server_errors_count_as_the_rfc_6749_condition(lab_idp):
+    def inject(status: int) -> None:
+        body = {"method": "POST", "path": "/token", "effect": "status", "status": status}
+        answer = lab_idp.admin("POST", "/admin/faults", json={**body, "expires_in": 30})
+        assert answer.status_code == 201, answer.text
+
+    inject(503)
+    assert lab_idp.token().status_code == 503
+    lab_idp.admin("DELETE", "/admin/faults")
+    inject(500)
+    assert lab_idp.token(grant_type="refresh_token", refresh_token="x").status_code == 500
+    lab_idp.admin("DELETE", "/admin/faults")
+    inject(429)  # an injected 4xx is no OAuth error of the IdP's
+    assert lab_idp.token().status_code == 429
+    lab_idp.admin("DELETE", "/admin/faults")
+    assert _token_errors(lab_idp) == {
+        ("client_credentials", "temporarily_unavailable"): 1,
+        ("refresh_token", "server_error"): 1,
+    }
+    assert (
+        lab_idp.metric("idp_token_requests_total", grant_type="client_credentials", code="429") == 1
+    )
+
+
 def test_hang_counts_499_and_drop_counts_nothing(lab_idp, wait_until):
     def fault(effect: str) -> None:
         body = {"method": "POST", "path_prefix": "/introspect", "effect": effect, "expires_in": 20}

@@ -150,6 +150,27 @@ def test_alertmanager_notifications_reach_the_webhook_with_their_time(lab, wait_
     assert lab.notifications_file.read_text().count("TokensloLabAlwaysFiring") >= 1
 
 
+def test_an_escalation_attempt_reaches_the_webhook_as_the_security_alert(lab, wait_until):
+    """The lab's Prometheus loads the security rules; the first refused attempt fires."""
+    series = (
+        'idp_privilege_escalation_attempts_total{client_id="prober",kind="scope_not_registered"}'
+    )
+    wait_until(lambda: prom_value(lab, series) == 0, 30)  # scraped at 0 before the attempt
+    refused = requests.post(
+        lab.urls["idp"] + "/token",
+        data={"grant_type": "client_credentials", "scope": "api.read api.write"},
+        auth=("prober", lab.credentials()["prober"]),
+        timeout=5,
+    )
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_scope"
+    url = lab.urls["webhook"] + "/notifications?alertname=IdPPrivilegeEscalationAttempt"
+    records = wait_until(lambda: requests.get(url, timeout=5).json()["notifications"], 30)
+    assert records[0]["status"] == "firing"
+    assert records[0]["labels"]["client_id"] == "prober"
+    assert records[0]["labels"]["kind"] == "scope_not_registered"
+    assert records[0]["labels"]["severity"] == "ticket"
+
+
 def test_rotation_without_publish_gives_unknown_kid(lab, wait_until):
     idp = lab.admin("idp")
     before = gateway_validations(lab, "unknown_kid")

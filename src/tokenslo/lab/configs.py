@@ -27,6 +27,9 @@ SCRAPE_JOBS = {
     "prober": "prober",
 }
 RULES_FILE = "tokenslo-slo-rules.yml"
+# The lab's own alerts (not from SLOs), shipped in the package: written under this name.
+SECURITY_RULES = Path(__file__).with_name("security_rules.yaml")
+SECURITY_RULES_FILE = "tokenslo-lab-security-rules.yml"
 
 
 def issuer_url(config: LabConfig) -> str:
@@ -129,11 +132,13 @@ def check_pass_through(config: LabConfig, state_dir: Path) -> None:
 
 
 def rule_files(config: LabConfig, notes: list[str]) -> dict[str, str]:
-    """SLO rules (rendered by the rule generator) plus ``extra_rule_files`` as they are."""
+    """SLO rules (rendered by the rule generator), the lab's security alerts, then
+    ``extra_rule_files`` as they are."""
     files: dict[str, str] = {}
     rendered = render_slo_rules(config, notes)
     if rendered:
         files[RULES_FILE] = rendered
+    files[SECURITY_RULES_FILE] = SECURITY_RULES.read_text(encoding="utf-8")
     for index, name in enumerate(config.extra_rule_files):
         try:
             files[f"extra-{index}-{Path(name).name}"] = Path(name).read_text(encoding="utf-8")
@@ -168,6 +173,8 @@ def _promtool_error(output: str) -> str:
 def _rule_source(name: str, config: LabConfig) -> str:
     if name == RULES_FILE:
         return ", ".join(config.slo_paths)
+    if name == SECURITY_RULES_FILE:
+        return str(SECURITY_RULES)
     index = int(name.split("-", 2)[1])
     return config.extra_rule_files[index]
 

@@ -8,7 +8,8 @@ than 0, and a burn-rate alert over it cannot evaluate before the first error.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from itertools import product
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from starlette.responses import Response
@@ -22,9 +23,24 @@ def zeroed_counter(
     registry: CollectorRegistry,
 ) -> Counter:
     """A counter with one label whose series for ``values`` exist (at 0) from the start."""
-    counter = Counter(name, documentation, [label], registry=registry)
-    for value in values:
-        counter.labels(**{label: value})
+    return zeroed_grid(name, documentation, {label: values}, registry)
+
+
+def zeroed_grid(
+    name: str,
+    documentation: str,
+    labels: Mapping[str, Iterable[str]],
+    registry: CollectorRegistry,
+) -> Counter:
+    """A counter whose series exist (at 0) for every combination of the ``labels`` values.
+
+    Only for labels whose every value is known up front and few: the series count is the
+    product of the value counts.
+    """
+    names = list(labels)
+    counter = Counter(name, documentation, names, registry=registry)
+    for values in product(*(tuple(labels[n]) for n in names)):
+        counter.labels(*values)
     return counter
 
 

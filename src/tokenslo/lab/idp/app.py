@@ -29,7 +29,7 @@ from tokenslo.lab.faults.engine import number_field
 from tokenslo.lab.idp.clients import Client, ClientRegistry, load_clients
 from tokenslo.lab.idp.config import IdPConfig
 from tokenslo.lab.idp.keys import KeyStore, SigningKey
-from tokenslo.lab.idp.metrics import STATE_KEY, IdPMetrics, MetricsMiddleware
+from tokenslo.lab.idp.metrics import ERROR_FACT, STATE_KEY, IdPMetrics, MetricsMiddleware
 from tokenslo.lab.idp.tokens import SWEEP_INTERVAL, OAuthError, TokenService, token_ref
 from tokenslo.lab.logsafe import clean
 from tokenslo.lab.serving import BodyTooLarge, read_limited
@@ -61,7 +61,7 @@ class IdP:
         self.admin_secret = admin_secret
         self.engine = engine
         self.registry = registry
-        self.metrics = IdPMetrics(registry)
+        self.metrics = IdPMetrics(registry, (c.client_id for c in clients))
         self.keys = KeyStore(
             config.signing_alg,
             config.keys_file,
@@ -80,6 +80,7 @@ class IdP:
     # -- OAuth endpoints -------------------------------------------------------------------
 
     async def token(self, request: Request) -> Response:
+        client: Client | None = None
         try:
             form = await _form(request)
             client = self._authenticate(request, form)
@@ -102,6 +103,7 @@ class IdP:
                     raise OAuthError("invalid_request", "refresh_token is required")
                 issued = self.tokens.refresh(client, refresh, form.get("scope"))
         except OAuthError as exc:
+            self._token_refused(request, client, exc)
             return _oauth_error(exc)
         self.metrics.issued(grant, issued.access_token, issued.expires_in)
         log.debug(
@@ -119,6 +121,20 @@ class IdP:
         if issued.refresh_token:
             body["refresh_token"] = issued.refresh_token
         return JSONResponse(body, headers=NO_STORE)
+
+    def _token_refused(self, request: Request, client: Client | None, exc: OAuthError) -> None:
+        """Hand the error code to the metrics middleware; count an escalation attempt."""
+        facts = request.scope.get(STATE_KEY)
+        if isinstance(facts, dict):
+            facts[ERROR_FACT] = exc.error
+        if exc.escalation is not None and client is not None:
+            self.metrics.escalation(client.client_id, exc.escalation)
+            log.info(
+                "privilege escalation refused client=%s kind=%s: %s",
+                clean(client.client_id),
+                exc.escalation,
+                clean(exc.description),
+            )
 
     async def introspect(self, request: Request) -> Response:
         try:

@@ -5,19 +5,26 @@ The middleware sits OUTSIDE the fault middleware, so a faulted response is count
 the status the client actually got. It buffers the (small, form-encoded) request body
 first, which lets it label a /token request by grant_type even when a fault answers
 before the endpoint reads the body.
+
+Two counters carry labels from what callers send, so both are bounded: the token
+error breakdown (``idp_token_errors_total``) takes its ``error`` from a fixed list and its
+``grant_type`` like the request counter; the escalation counter's ``client_id`` is a
+registered client or ``unknown`` (``client_label``), so no caller can add series.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from tokenslo.lab.asgi import ASGIApp, Message, Scope
+from tokenslo.lab.exposition import zeroed_grid
 from tokenslo.lab.faults import call_observed
+from tokenslo.lab.idp.tokens import ESCALATION_KINDS
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.3, 0.5, 1.0, 2.5, 5.0)
 SIZE_BUCKETS = (128, 256, 512, 768, 1024, 1536, 2048, 4096, 8192)
@@ -27,10 +34,55 @@ OTHER_GRANT = "other"  # unknown/missing grant_type: bounded label cardinality
 COMMON_CODES = ("200", "400", "401", "500", "503")
 MAX_BODY = 64 * 1024
 STATE_KEY = "tokenslo.idp"  # scope key the endpoints use to hand facts to the middleware
+ERROR_FACT = "error"  # the facts key under which /token hands over its OAuth error code
+# The token endpoint's error codes: RFC 6749 §5.2, plus RFC 8707's invalid_target (the
+# IdP's refusal of an audience) and the two §4.1.2.1 codes for a failing server.
+OAUTH_ERRORS = (
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+    "invalid_target",
+    "server_error",
+    "temporarily_unavailable",
+)
+UNKNOWN_CLIENT = "unknown"  # every client_id label value that is not a registered client
+
+
+def client_label(client_id: object, registered: Container[str]) -> str:
+    """The ``client_id`` label of a series: the id if it is a registered client, else
+    ``unknown``, so unauthenticated garbage cannot grow the series count. (A client
+    registered as ``unknown`` would share its series with them; the lab has none.)"""
+    if isinstance(client_id, str) and client_id in registered:
+        return client_id
+    return UNKNOWN_CLIENT
+
+
+def token_error_label(code: str, reported: str | None) -> str | None:
+    """The ``error`` label of one /token answer with HTTP status ``code``, or None when
+    there is no error to count.
+
+    ``reported`` is the code the IdP wrote into the body; a code outside ``OAUTH_ERRORS``
+    would be the IdP's own bug, so it counts as ``server_error``. Without one, the app
+    did not answer: a 5xx (an injected status fault, or a crash Starlette turned into a
+    500) counts as what RFC 6749 calls that condition, 503 ``temporarily_unavailable``
+    and any other ``server_error``; an injected 4xx, a hang (499) or a success is no
+    OAuth error of the IdP's and is seen only in ``idp_token_requests_total{code}``.
+    """
+    if reported is not None:
+        return reported if reported in OAUTH_ERRORS else "server_error"
+    if code == "503":
+        return "temporarily_unavailable"
+    return "server_error" if code.startswith("5") else None
 
 
 class IdPMetrics:
-    def __init__(self, registry: CollectorRegistry):
+    """The IdP's metrics; ``client_ids`` are the registered clients (``client_label``)."""
+
+    def __init__(self, registry: CollectorRegistry, client_ids: Iterable[str] = ()):
+        self.client_ids = frozenset(client_ids)
         self.token_requests = Counter(
             "idp_token_requests_total",
             "Token endpoint requests by grant type and HTTP status.",
@@ -82,6 +134,18 @@ class IdPMetrics:
         self.key_rotations = Counter(
             "idp_signing_key_rotations_total", "Signing key rotations.", registry=registry
         )
+        self.token_errors = zeroed_grid(
+            "idp_token_errors",
+            "Token endpoint errors by grant type and OAuth error code.",
+            {"grant_type": (*GRANT_TYPES, OTHER_GRANT), "error": OAUTH_ERRORS},
+            registry,
+        )
+        self.escalations = zeroed_grid(
+            "idp_privilege_escalation_attempts",
+            "Token requests refused for asking more scope than the client may get.",
+            {"client_id": (*sorted(self.client_ids), UNKNOWN_CLIENT), "kind": ESCALATION_KINDS},
+            registry,
+        )
         self._preinitialise()
 
     def _preinitialise(self) -> None:
@@ -98,10 +162,20 @@ class IdPMetrics:
             self.introspection_requests.labels(code=code, active="false")
         self.introspection_requests.labels(code="200", active="true")
 
-    def record(self, path: str, grant_type: str, code: str, active: bool, seconds: float) -> None:
+    def record(
+        self,
+        path: str,
+        grant_type: str,
+        code: str,
+        active: bool,
+        seconds: float,
+        error: str | None = None,
+    ) -> None:
+        """One answered request; ``error`` is the OAuth error code /token answered with."""
         if path == "/token":
             self.token_requests.labels(grant_type=grant_type, code=code).inc()
             self.token_duration.labels(grant_type=grant_type).observe(seconds)
+            self.token_error(grant_type, token_error_label(code, error))
         elif path == "/introspect":
             flag = "true" if active and code == "200" else "false"
             self.introspection_requests.labels(code=code, active=flag).inc()
@@ -110,6 +184,15 @@ class IdPMetrics:
             self.revocation_requests.labels(code=code).inc()
         elif path == "/jwks":
             self.jwks_requests.labels(code=code).inc()
+
+    def token_error(self, grant_type: str, error: str | None) -> None:
+        if error is not None:
+            self.token_errors.labels(grant_type=grant_type, error=error).inc()
+
+    def escalation(self, client_id: str, kind: str) -> None:
+        """A refused privilege-escalation attempt (a kind of ``ESCALATION_KINDS``)."""
+        label = client_label(client_id, self.client_ids)
+        self.escalations.labels(client_id=label, kind=kind).inc()
 
     def issued(self, grant_type: str, token: str, ttl: int) -> None:
         self.token_size.labels(grant_type=grant_type).observe(len(token.encode("ascii")))
@@ -124,7 +207,9 @@ class MetricsMiddleware:
 
     No response at all means the client went away first (a hang fault) → code 499;
     a ``drop`` fault (``scope["state"]["tokenslo_fault"] == "drop"``) sent nothing, so
-    nothing is counted. Bodies over ``MAX_BODY`` get 413 without reaching the app.
+    nothing is counted. Bodies over ``MAX_BODY`` get 413 without reaching the app. An
+    exception from the app is a /token ``server_error`` (Starlette answers it with 500
+    outside this middleware, which itself saw no response: 499).
     """
 
     def __init__(self, app: ASGIApp, metrics: IdPMetrics):
@@ -143,16 +228,21 @@ class MetricsMiddleware:
             body, receive = await _buffer_body(receive)
             if body is None:
                 await _too_large(send)
-                self.metrics.record(scope["path"], grant, "413", False, 0.0)
+                self.metrics.record(scope["path"], grant, "413", False, 0.0, "invalid_request")
                 return
             grant = _grant_type(body)
 
         def record(code: str) -> None:
-            self.metrics.record(
-                scope["path"], grant, code, bool(facts.get("active")), time.perf_counter() - start
-            )
+            seconds = time.perf_counter() - start
+            active, error = bool(facts.get("active")), facts.get(ERROR_FACT)
+            self.metrics.record(scope["path"], grant, code, active, seconds, error)
 
-        await call_observed(self.app, scope, receive, send, record)
+        try:
+            await call_observed(self.app, scope, receive, send, record)
+        except Exception:
+            if scope["path"] == "/token":
+                self.metrics.token_error(grant, "server_error")
+            raise
 
 
 async def _too_large(send) -> None:

@@ -59,11 +59,24 @@ def _digest(token: str) -> bytes:
 
 
 class OAuthError(Exception):
-    """An RFC 6749 §5.2 error response: ``error`` code, description and HTTP status."""
+    """An RFC 6749 §5.2 error response: ``error`` code, description and HTTP status.
 
-    def __init__(self, error: str, description: str, status: int = 400):
+    ``escalation`` marks a refusal that was a privilege-escalation attempt (one of
+    ``ESCALATION_KINDS``): it only feeds a metric and never changes the response.
+    """
+
+    def __init__(
+        self, error: str, description: str, status: int = 400, escalation: str | None = None
+    ):
         super().__init__(description)
         self.error, self.description, self.status = error, description, status
+        self.escalation = escalation
+
+
+# Privilege-escalation attempts (lab metric idp_privilege_escalation_attempts_total{kind}).
+SCOPE_NOT_REGISTERED = "scope_not_registered"  # a scope the client was never registered for
+SCOPE_WIDENING = "scope_widening_on_refresh"  # a refresh asking for more than its grant
+ESCALATION_KINDS = (SCOPE_NOT_REGISTERED, SCOPE_WIDENING)
 
 
 @dataclass(frozen=True)
@@ -229,15 +242,36 @@ def _damaged(path: Path, exc: Exception, line: int | None = None) -> InputError:
     )
 
 
-def grant_scope(requested: str | None, allowed: tuple[str, ...]) -> tuple[str, ...]:
-    """RFC 6749 §3.3: no scope → everything allowed; any scope outside it → invalid_scope."""
+def grant_scope(
+    requested: str | None, allowed: tuple[str, ...], registered: tuple[str, ...] | None = None
+) -> tuple[str, ...]:
+    """RFC 6749 §3.3: no scope → everything allowed; any scope outside it → invalid_scope.
+
+    ``allowed`` is the client's registration for a new grant, or (with ``registered``,
+    the registration) the original grant's scope on a refresh; the refusal says which
+    kind of escalation attempt it was (``escalation_kind``).
+    """
     if not requested or not requested.strip():
         return allowed
     wanted = tuple(dict.fromkeys(requested.split()))
     extra = [s for s in wanted if s not in allowed]
     if extra:
-        raise OAuthError("invalid_scope", f"scope not allowed for this client: {' '.join(extra)}")
+        raise OAuthError(
+            "invalid_scope",
+            f"scope not allowed for this client: {' '.join(extra)}",
+            escalation=escalation_kind(extra, registered),
+        )
     return wanted
+
+
+def escalation_kind(extra: list[str], registered: tuple[str, ...] | None) -> str:
+    """One refused request is one attempt of the most telling kind: a scope outside the
+    registration (``registered`` None: the refusal was already against it) is
+    ``scope_not_registered``, even on a refresh; a registered scope the refreshed
+    grant no longer holds is ``scope_widening_on_refresh``."""
+    if registered is None or any(scope not in registered for scope in extra):
+        return SCOPE_NOT_REGISTERED
+    return SCOPE_WIDENING
 
 
 def pick_audience(requested: str | None, client: Client) -> str | list[str]:
@@ -304,7 +338,8 @@ class TokenService:
                 raise OAuthError("invalid_grant", "refresh token was already used")
             if record.exp <= self.now():
                 raise OAuthError("invalid_grant", "refresh token expired")
-            scopes = sys.intern(" ".join(grant_scope(scope, tuple(record.scope.split()))))
+            granted = tuple(record.scope.split())
+            scopes = sys.intern(" ".join(grant_scope(scope, granted, client.scopes)))
             aud = pick_audience(family.audience, client)
             record.used = True
             return self._issue(client, scopes, aud, family)
