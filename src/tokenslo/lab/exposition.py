@@ -22,9 +22,23 @@ def zeroed_counter(
     registry: CollectorRegistry,
 ) -> Counter:
     """A counter with one label whose series for ``values`` exist (at 0) from the start."""
-    counter = Counter(name, documentation, [label], registry=registry)
-    for value in values:
-        counter.labels(**{label: value})
+    return zeroed_counter_of_pairs(
+        name, documentation, (label,), ((value,) for value in values), registry
+    )
+
+
+def zeroed_counter_of_pairs(
+    name: str,
+    documentation: str,
+    labels: tuple[str, ...],
+    combinations: Iterable[tuple[str, ...]],
+    registry: CollectorRegistry,
+) -> Counter:
+    """A counter with several labels whose series for the label-value ``combinations`` that
+    can occur (not their whole cross product) exist (at 0) from the start."""
+    counter = Counter(name, documentation, list(labels), registry=registry)
+    for values in combinations:
+        counter.labels(*values)
     return counter
 
 
