@@ -5,7 +5,12 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from tokenslo.lab.exposition import metrics_response, zeroed_counter, zeroed_grid
+from tokenslo.lab.exposition import (
+    metrics_response,
+    zeroed_counter,
+    zeroed_counter_of_pairs,
+    zeroed_grid,
+)
 
 
 def test_a_zeroed_counter_exports_every_known_series_at_zero_before_any_increment() -> None:
@@ -15,6 +20,18 @@ def test_a_zeroed_counter_exports_every_known_series_at_zero_before_any_incremen
     assert registry.get_sample_value("demo_events_total", {"kind": "b"}) == 0.0
     counter.labels(kind="b").inc()
     assert registry.get_sample_value("demo_events_total", {"kind": "b"}) == 1.0
+
+
+def test_a_zeroed_counter_of_pairs_creates_only_the_combinations_that_can_occur() -> None:
+    registry = CollectorRegistry()
+    pairs = [("allow", "ok"), ("deny", "why")]
+    counter = zeroed_counter_of_pairs("demo", "Demo.", ("outcome", "reason"), pairs, registry)
+    for outcome, reason in pairs:
+        labels = {"outcome": outcome, "reason": reason}
+        assert registry.get_sample_value("demo_total", labels) == 0.0
+    assert registry.get_sample_value("demo_total", {"outcome": "allow", "reason": "why"}) is None
+    counter.labels(outcome="deny", reason="why").inc()
+    assert registry.get_sample_value("demo_total", {"outcome": "deny", "reason": "why"}) == 1.0
 
 
 def test_the_metrics_response_is_the_registry_in_the_text_format() -> None:

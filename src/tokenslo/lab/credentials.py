@@ -34,7 +34,10 @@ class ClientSpec:
     introspect: bool = True
 
 
-# The lab's clients (the lab contract); secrets are generated once per state dir.
+# The lab's clients (the lab contract); secrets are generated once per state dir. Their
+# scopes cover the gateway routes each one calls (lab.default.yaml ``route_scopes``): the
+# load test (GET and POST) and the prober and opaque client (GET); a token asked for with
+# no scope gets them all.
 CLIENTS = (
     ClientSpec(
         "loadtest", ("client_credentials", "refresh_token"), scopes=("api.read", "api.write")

@@ -23,7 +23,9 @@ def zeroed_counter(
     registry: CollectorRegistry,
 ) -> Counter:
     """A counter with one label whose series for ``values`` exist (at 0) from the start."""
-    return zeroed_grid(name, documentation, {label: values}, registry)
+    return zeroed_counter_of_pairs(
+        name, documentation, (label,), ((value,) for value in values), registry
+    )
 
 
 def zeroed_grid(
@@ -37,9 +39,22 @@ def zeroed_grid(
     Only for labels whose every value is known up front and few: the series count is the
     product of the value counts.
     """
-    names = list(labels)
-    counter = Counter(name, documentation, names, registry=registry)
-    for values in product(*(tuple(labels[n]) for n in names)):
+    names = tuple(labels)
+    combinations = product(*(tuple(labels[n]) for n in names))
+    return zeroed_counter_of_pairs(name, documentation, names, combinations, registry)
+
+
+def zeroed_counter_of_pairs(
+    name: str,
+    documentation: str,
+    labels: tuple[str, ...],
+    combinations: Iterable[tuple[str, ...]],
+    registry: CollectorRegistry,
+) -> Counter:
+    """A counter with several labels whose series for the label-value ``combinations`` that
+    can occur (not their whole cross product) exist (at 0) from the start."""
+    counter = Counter(name, documentation, list(labels), registry=registry)
+    for values in combinations:
         counter.labels(*values)
     return counter
 

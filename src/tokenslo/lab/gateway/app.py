@@ -1,7 +1,10 @@
 """The lab gateway: a resource server that validates access tokens (RFC 6750/8725/9068).
 
-``GET /api/resource`` needs a Bearer token; ``GET /public/resource`` does the
-same work without one (the latency baseline). Requests pass, outermost first,
+``GET /api/resource`` and ``POST /api/resource`` need a Bearer token carrying the
+scopes the config requires of each route (``route_scopes``; ``api.read`` and
+``api.write`` by default): a valid token without them is answered 403
+``insufficient_scope``. ``GET /public/resource`` does the same work without a
+token (the latency baseline). Requests pass, outermost first,
 through the request-metrics middleware and the fault middleware, so injected
 faults are counted with the status the client got.
 
@@ -33,6 +36,7 @@ from tokenslo.lab.gateway.idp_client import CachedIntrospector, IdPClient, IdPUn
 from tokenslo.lab.gateway.jwks_cache import JWKSCache
 from tokenslo.lab.gateway.metrics import GatewayMetrics, RequestMetricsMiddleware, create_metrics
 from tokenslo.lab.gateway.revocation import IntrospectionCache, RevocationList, token_fingerprint
+from tokenslo.lab.gateway.scopes import INSUFFICIENT_SCOPE, decide, route_key
 from tokenslo.lab.gateway.validator import (
     INTERNAL_ERROR,
     MALFORMED,
@@ -103,7 +107,7 @@ def create_app(
     engine = engine or FaultEngine(service="gateway", registry=registry)
     gateway = _build_gateway(config, engine, registry, credentials)
     routes = [
-        Route("/api/resource", _api_resource, methods=["GET"]),
+        Route("/api/resource", _api_resource, methods=["GET", "POST"]),
         Route("/public/resource", _public_resource, methods=["GET"]),
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/metrics", _metrics, methods=["GET"]),
@@ -223,7 +227,11 @@ def extract_bearer(request: Request) -> tuple[str | None, BearerProblem | None]:
     return credentials, None
 
 
-def _challenge(status: int, error: str | None, description: str) -> Response:
+def _challenge(
+    status: int, error: str | None, description: str, scopes: tuple[str, ...] = ()
+) -> Response:
+    """An RFC 6750 §3 challenge; ``scopes`` (for ``insufficient_scope``) are the ones the
+    route requires, which the client needs to ask the IdP for."""
     parts = [f'realm="{REALM}"']
     body: dict[str, str] = {}
     if error:
@@ -232,6 +240,8 @@ def _challenge(status: int, error: str | None, description: str) -> Response:
         if description:
             parts.append(f'error_description="{description}"')
             body["error_description"] = description
+    if scopes:
+        parts.append(f'scope="{" ".join(scopes)}"')
     return JSONResponse(
         body or {"error": "unauthorized"},
         status_code=status,
@@ -273,6 +283,22 @@ async def _api_resource(request: Request) -> Response:
         )
         public = outcome.description if outcome.result != INTERNAL_ERROR else "token not accepted"
         return _challenge(401, "invalid_token", public)
+    return await _authorize(gateway, request, token, outcome)
+
+
+async def _authorize(gateway: Gateway, request: Request, token: str, outcome: Outcome) -> Response:
+    """The scope check of a validated token, counted apart from its (successful) validation."""
+    required = gateway.config.required_scopes(route_key(request.method, request.url.path))
+    decision = decide(required, outcome.claims)
+    gateway.metrics.authorization(decision)
+    if not decision.allowed:
+        log.info(
+            "token %s denied reason=%s missing=%s",
+            token_fingerprint(token),
+            decision.reason,
+            " ".join(decision.missing),
+        )
+        return _challenge(403, INSUFFICIENT_SCOPE, "token lacks a required scope", required)
     return await _respond(gateway, request, _resource_body("protected", outcome))
 
 
@@ -293,7 +319,11 @@ def _resource_body(kind: str, outcome: Outcome | None) -> dict[str, object]:
 
 
 async def _respond(gateway: Gateway, request: Request, body: dict[str, object]) -> Response:
-    """The resource itself, or the upstream's answer when an upstream is configured."""
+    """The resource itself, or the upstream's answer when an upstream is configured.
+
+    The upstream is asked with the client's method; a request body is not read or
+    forwarded (the lab's resource takes none, and an unread body costs no memory).
+    """
     upstream = gateway.config.upstream
     if not upstream:
         return JSONResponse(body)
@@ -302,7 +332,8 @@ async def _respond(gateway: Gateway, request: Request, body: dict[str, object]) 
     if body.get("sub"):
         headers["X-Tokenslo-Subject"] = str(body["sub"])
     try:
-        answer = await gateway.idp.http.get(url, headers=headers)
+        method = "GET" if request.method == "HEAD" else request.method
+        answer = await gateway.idp.http.request(method, url, headers=headers)
     except httpx.HTTPError as exc:
         log.warning("upstream unavailable (%s)", type(exc).__name__)
         return JSONResponse({"error": "bad_gateway"}, status_code=502)

@@ -9,10 +9,12 @@ refused here too, so a config typo can never switch the gateway to trusting them
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from tokenslo.errors import InputError
+from tokenslo.lab.gateway.scopes import check_scope_tokens
 from tokenslo.spec.yamlpos import parse_document, read_document, read_text
 
 # Asymmetric algorithms the validator knows how to check against a JWK's kty/crv.
@@ -20,6 +22,12 @@ SUPPORTED_ALGS = frozenset(
     {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
 )
 ADMIN_SECRET_ENV = "TOKENSLO_ADMIN_SECRET"
+# The routes behind Bearer auth and the scopes each requires of a valid token by default
+# (all of them; an empty list requires none). ``route_scopes`` overrides them per route.
+DEFAULT_ROUTE_SCOPES: Mapping[str, tuple[str, ...]] = {
+    "GET /api/resource": ("api.read",),
+    "POST /api/resource": ("api.write",),
+}
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,12 @@ class GatewayConfig:
     # Not in the contract's example but needed to keep the IdP calls bounded.
     http_timeout: float = 2.0
     credentials_client_id: str = "gateway"
+    # "METHOD /path" → scopes a valid token must carry; routes left out keep their default.
+    route_scopes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def required_scopes(self, route: str) -> tuple[str, ...]:
+        """The scopes ``route`` (``GET /api/resource``) requires: configured, else default."""
+        return tuple(self.route_scopes.get(route, DEFAULT_ROUTE_SCOPES.get(route, ())))
 
     @property
     def discovery_url(self) -> str:
@@ -126,6 +140,8 @@ def _check_value(key: str, value: Any, fail) -> Any:
         return float(value)
     if key == "allowed_algs":
         return _check_algs(value, lambda message: fail(key, message))
+    if key == "route_scopes":
+        return _check_route_scopes(value, lambda message: fail(key, message))
     raise fail(key, "unknown setting")
 
 
@@ -141,6 +157,24 @@ def _check_algs(value: Any, fail) -> tuple[str, ...]:
             supported = ", ".join(sorted(SUPPORTED_ALGS))
             raise fail(f"{alg!r} is not supported (supported: {supported})")
     return tuple(value)
+
+
+def _check_route_scopes(value: Any, fail) -> dict[str, tuple[str, ...]]:
+    """``{"GET /api/resource": [api.read], …}``: only the gateway's protected routes."""
+    if not isinstance(value, dict):
+        raise fail("must be a mapping of 'METHOD /path' to a list of scopes")
+    routes: dict[str, tuple[str, ...]] = {}
+    for route, scopes in value.items():
+        if route not in DEFAULT_ROUTE_SCOPES:
+            known = ", ".join(DEFAULT_ROUTE_SCOPES)
+            raise fail(f"{route!r} is not a protected route (known: {known})")
+        if not isinstance(scopes, list):
+            raise fail(f"{route}: must be a list of scopes (empty: none required)")
+        try:
+            routes[route] = check_scope_tokens(scopes)
+        except ValueError as exc:
+            raise fail(f"{route}: {exc}") from None
+    return routes
 
 
 def _is_int(value: Any) -> bool:

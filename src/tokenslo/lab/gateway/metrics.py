@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from tokenslo.lab.asgi import ASGIApp, Message, Scope
-from tokenslo.lab.exposition import zeroed_counter
+from tokenslo.lab.exposition import zeroed_counter, zeroed_counter_of_pairs
+from tokenslo.lab.gateway.scopes import DECISIONS, Decision
 from tokenslo.lab.gateway.validator import RESULTS
 
 # Every latency threshold an SLO uses (0.05, 0.1, 0.3) is a bucket boundary.
@@ -32,9 +33,13 @@ class GatewayMetrics:
     revocation_list_age: Gauge
     requests: Counter
     request_duration: Histogram
+    authorization_decisions: Counter
 
     def validation(self, result: str) -> None:
         self.validations.labels(result=result).inc()
+
+    def authorization(self, decision: Decision) -> None:
+        self.authorization_decisions.labels(outcome=decision.outcome, reason=decision.reason).inc()
 
     def jwks_refresh(self, outcome: str) -> None:
         self.jwks_refreshes.labels(outcome=outcome).inc()
@@ -96,6 +101,13 @@ def create_metrics(
             "Gateway API request latency (what the client saw, faults included).",
             buckets=LATENCY_BUCKETS,
             registry=registry,
+        ),
+        authorization_decisions=zeroed_counter_of_pairs(
+            "gateway_authorization_decisions_total",
+            "Scope checks of validated tokens by outcome (allow, deny) and reason.",
+            ("outcome", "reason"),
+            DECISIONS,
+            registry,
         ),
     )
 
