@@ -560,3 +560,27 @@ def test_background_load_refuses_bad_arguments_before_starting_anything(bad):
     nowhere = {"tokenslo_target_file": "/none/target.yaml"}
     with pytest.raises(ValueError):
         actions.start_background_load(10, configuration=nowhere, **bad)
+
+
+def test_the_observed_crossing_is_the_first_time_every_window_is_over_the_threshold():
+    # Threshold 0.5. The long window crosses at t=2 (6/10), the short one only at t=3
+    # (3/4); at t=1 the short one is over (2/3) but the long one is not (4/10).
+    long = {0.0: (10.0, 0.0), 1.0: (10.0, 4.0), 2.0: (10.0, 6.0), 3.0: (10.0, 7.0)}
+    short = {0.0: (2.0, 0.0), 1.0: (3.0, 2.0), 2.0: (4.0, 2.0), 3.0: (4.0, 3.0)}
+    assert theory.observed_crossing(0.5, [long, short]) == 3.0
+    # exactly at the threshold is not over it; a window with no events is no ratio
+    assert theory.observed_crossing(0.5, [{0.0: (4.0, 2.0)}]) is None
+    assert theory.observed_crossing(0.5, [{0.0: (0.0, 0.0)}, {0.0: (1.0, 1.0)}]) is None
+    # a point missing from one window (no sample) is not a crossing
+    assert theory.observed_crossing(0.5, [{1.0: (1.0, 1.0)}, {2.0: (1.0, 1.0)}]) is None
+
+
+def test_an_observed_expectation_adds_the_scaled_for():
+    # 99.9 %, the 1h/5m page at scale 60: threshold 14.4 x 0.1 % = 0.0144 (1/100 is not
+    # over it, 2/100 is), for 1m / 60 = 1 s
+    window = theory.conditions(slo(), "page", "1h")[0]
+    over = {0.0: (100.0, 0.0), 0.5: (100.0, 1.0), 1.0: (100.0, 2.0)}
+    expected = theory.observed_expectation(slo(), window, 60.0, over, over)
+    assert expected.theory_seconds == pytest.approx(2.0)
+    never = theory.observed_expectation(slo(), window, 60.0, {0.0: (100.0, 1.0)}, over)
+    assert never.theory_seconds is None

@@ -46,6 +46,7 @@ __all__ = [
 MAX_WAIT = 600.0
 MAX_DATA_WAIT = 30.0
 PROFILE_POINTS = 300  # at most this many stretches in the traffic profile of a window
+OBSERVED_POINTS = 1000  # at most this many points of each window after the injection
 HTTP_TIMEOUT = 3.0
 EXPECT = ("any", "yes", "no")
 
@@ -326,6 +327,50 @@ def _held_theory(
     return real, summary
 
 
+def _window_series(
+    resolved: targets.Targets, model, span: float, injected: float, until: float, step: float
+) -> dict[float, tuple[float, float]]:
+    """The SLI over a window of ``span`` seconds as it stood every ``step`` from the
+    injection to ``until``: ``{seconds after the injection: (events, errors)}``, from the
+    engine's own query, the one the alert's recording rule evaluates."""
+    ((_window, query),) = evaluator.plan_queries([model], windows_of=lambda _slo: (span,))
+    with PromClient(resolved.url("prometheus")) as client:
+        matrix = backtest.parse_matrix(client.query_range(query, injected, until, step))
+    errors = matrix.get((model.name, "errors"), {})
+    out: dict[float, tuple[float, float]] = {}
+    for ms, total in matrix.get((model.name, "total"), {}).items():
+        bad = errors.get(ms)
+        if total is not None and bad is not None:
+            out[round(ms / 1000 - injected, 3)] = (total, bad)
+    return out
+
+
+def _observed_theory(
+    resolved: targets.Targets,
+    model,
+    severity: str,
+    scale: float,
+    long_window: str,
+    injected: float,
+    until: float,
+) -> theory.Expectation | None:
+    """When the condition on ``long_window`` held in the SLI's own data after the injection
+    (both windows over the threshold), plus ``for``: what the alert rule, evaluating the
+    same series, must match within the slack. None without a condition or data."""
+    found = theory.conditions(model, severity, long_window)
+    timing = targets.prometheus_timing(resolved.url("prometheus"))
+    step = max(timing.evaluation_interval / 2, (until - injected) / OBSERVED_POINTS)
+    if not found or until - injected < step:
+        return None
+    window = found[0]
+    long, short = (
+        _window_series(resolved, model, scaled(span, scale), injected, until, step)
+        for span in (window.long_window, window.short_window)
+    )
+    expected = theory.observed_expectation(model, window, scale, long, short)
+    return expected if expected.theory_seconds is not None else None
+
+
 def wait_for_alert(
     slo: str,
     severity: str = "page",
@@ -338,11 +383,12 @@ def wait_for_alert(
     configuration: Configuration | None = None,
 ) -> dict:
     """Wait (at most ``timeout`` s) for SLO ``slo``'s ``severity`` burn-rate alert to
-    fire, measured from the last recorded fault injection. ``theory_seconds`` is the
-    engine's detection time for ``error_rate`` (error ratio the fault causes) starting
-    from what the alert's windows really held at the injection (events and errors,
-    queried from Prometheus; the traffic after it at the short window's rate), plus
-    ``for``, scaled; ``steady_theory_seconds`` is the textbook value for windows full
+    fire, measured from the last recorded fault injection. ``theory_seconds`` is when
+    the burn-rate condition held in the SLI's own data after the injection (both
+    windows, scaled, over the threshold), plus ``for``: the alert must follow within
+    the slack. ``predicted_theory_seconds`` predicts it from ``error_rate`` (error ratio
+    the fault causes) applied to the traffic, starting from what the alert's windows
+    held at the injection; ``steady_theory_seconds`` is the textbook value for windows full
     of steady, error-free traffic. ``slack_seconds`` covers scrape, evaluation and
     polling. By default the fastest condition (e.g. the 1h/5m page) is the one
     watched; ``long_window`` picks another. With ``require_within`` the probe fails
@@ -368,23 +414,22 @@ def wait_for_alert(
         if fired_at is not None:
             break
         time.sleep(poll_interval)
-    real, held = _held_theory(
-        resolved,
-        model,
-        severity,
-        float(error_rate),
-        scale,
-        long_window or steady.long_window,
-        injected,
-        fired_at or time.time(),
+    until = fired_at or time.time()
+    chosen = long_window or steady.long_window
+    predicted, held = _held_theory(
+        resolved, model, severity, float(error_rate), scale, chosen, injected, until
     )
-    expected = real or steady
+    real = _observed_theory(resolved, model, severity, scale, chosen, injected, until)
+    expected = real or predicted or steady
     result = {
         "alertname": alertname,
         "slo": slo,
         "severity": severity,
         **expected.to_json(),
         "theory_seconds": None if real is None else round(real.fires_after(), 3),
+        "predicted_theory_seconds": None
+        if predicted is None
+        else round(predicted.fires_after(), 3),
         "steady_theory_seconds": round(steady.fires_after(), 3),
         "held_at_injection": held,
         "error_rate": float(error_rate),
@@ -405,7 +450,7 @@ def wait_for_alert(
             else f"did not fire within {wait:g}s"
         )
         basis = (
-            "no traffic in its windows at the injection, so no theory"
+            "its SLI never held the condition after the injection, so no theory"
             if real is None
             else f"theory {real.theory_seconds:.2f}s + slack {slack:.2f}s"
         )

@@ -19,7 +19,7 @@ early than a steady rate would).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -298,6 +298,39 @@ def first_to_fire_held(
         for w in conditions(slo, severity, long_window)
     ]
     return _earliest(expected)
+
+
+def observed_crossing(
+    threshold: float, windows: Sequence[Mapping[float, tuple[float, float]]]
+) -> float | None:
+    """First time (seconds after the injection) at which every window's error ratio, as
+    the SLI's own queries measured it (``{t: (events, errors)}`` per window), exceeds
+    ``threshold``; None when that never happened. Counts from scrapes are estimates
+    (``increase`` extrapolates, paced clients arrive in bursts): near the threshold a
+    slowly rising ratio moves by a few per cent per second, so a prediction from
+    counts misses by seconds where the alert rule, reading the same series, does not."""
+    times = sorted(set.intersection(*(set(w) for w in windows))) if windows else []
+    for at in times:
+        if all(_exceeds(threshold, *w[at]) for w in windows):
+            return at
+    return None
+
+
+def _exceeds(threshold: float, events: float, errors: float) -> bool:
+    return events > 0 and errors / events > threshold
+
+
+def observed_expectation(
+    slo: SLO,
+    window: BurnWindow,
+    time_scale: float,
+    long: Mapping[float, tuple[float, float]],
+    short: Mapping[float, tuple[float, float]],
+) -> Expectation:
+    """``expectation`` of one condition from its two windows as measured after the
+    injection: both over the threshold, then ``for``."""
+    crossing = observed_crossing(burnrate.threshold_of(slo, window), [long, short])
+    return _from_crossings(window, burnrate.factor_of(slo, window), [crossing], time_scale)
 
 
 def slack_seconds(
