@@ -9,12 +9,11 @@ config in the chaos and game-day runs).
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from support import JSONStub, serving
 from tokenslo.chaos import targets
 from tokenslo.errors import UnavailableError
 from tokenslo.prometheus.client import PromClient
@@ -54,7 +53,7 @@ ANSWERS = {
 }
 
 
-class _Stub(BaseHTTPRequestHandler):
+class _Stub(JSONStub):
     override: tuple[int, str] | None = None  # (status, body) instead of the API's answer
     seen: list[tuple[str, dict]] = []
 
@@ -67,25 +66,14 @@ class _Stub(BaseHTTPRequestHandler):
             status, text = 200, json.dumps({"status": "success", "data": ANSWERS[parts.path]})
         else:
             status, text = 404, "404 page not found"
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(text.encode())
-
-    def log_message(self, *args):  # keep test output quiet
-        pass
+        self.answer(status, text)
 
 
 @pytest.fixture(scope="module")
 def server_url():
     """One stub for the module: shutting a server down takes half a second."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serving(_Stub) as url:
+        yield url
 
 
 @pytest.fixture

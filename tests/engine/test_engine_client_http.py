@@ -8,17 +8,16 @@ test_engine_prometheus.py.
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from support import JSONStub, serving
 from tokenslo.errors import InputError, UnavailableError
 from tokenslo.prometheus.client import PromClient
 
 
-class _Stub(BaseHTTPRequestHandler):
+class _Stub(JSONStub):
     reply: tuple[int, str] = (200, "{}")
     seen: list[dict] = []
 
@@ -32,26 +31,14 @@ class _Stub(BaseHTTPRequestHandler):
                 "form": parse_qs(body),
             }
         )
-        status, text = type(self).reply
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(text.encode())
-
-    def log_message(self, *args):  # keep test output quiet
-        pass
+        self.answer(*type(self).reply)
 
 
 @pytest.fixture
 def stub():
     _Stub.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield _Stub, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serving(_Stub) as url:
+        yield _Stub, url
 
 
 def _ok(result_type: str, result) -> str:
