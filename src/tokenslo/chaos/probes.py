@@ -227,8 +227,7 @@ def _injected_at(run: runstate.RunState, event: str = INJECTED_AT) -> float:
     return at
 
 
-def _slack(resolved: targets.Targets, poll_interval: float) -> float:
-    timing = targets.prometheus_timing(resolved.url("prometheus"))
+def _slack(timing: targets.PromTiming, poll_interval: float) -> float:
     return theory.slack_seconds(timing.scrape_interval, timing.evaluation_interval, poll_interval)
 
 
@@ -241,13 +240,12 @@ def _per_second(model) -> bool:
 
 
 def _profile_at(
-    resolved: targets.Targets, model, seconds: float, at: float, until: float
+    resolved: targets.Targets, model, scrape: float, seconds: float, at: float, until: float
 ) -> tuple[list[theory.Held], list[theory.Held], float]:
     """(events and errors per stretch of ``step`` seconds over the ``seconds`` before
     ``at``, then from ``at`` up to ``until``, oldest first, as counts; ``step``): one
-    range query of the engine's own SLI queries over a window of one step. Steps
-    without a sample count as no traffic."""
-    scrape = targets.prometheus_timing(resolved.url("prometheus")).scrape_interval
+    range query of the engine's own SLI queries over a window of one step (at least two
+    ``scrape`` intervals). Steps without a sample count as no traffic."""
     step = max(2 * scrape, seconds / PROFILE_POINTS)
     count = max(1, math.ceil(seconds / step))
     later = max(0, math.floor((until - at) / step))
@@ -283,6 +281,7 @@ def _steady_theory(
 
 def _held_theory(
     resolved: targets.Targets,
+    timing: targets.PromTiming,
     model,
     severity: str,
     error_rate: float,
@@ -302,7 +301,9 @@ def _held_theory(
             for span in (w.long_window, w.short_window)
         }
     )
-    profile, after_profile, step = _profile_at(resolved, model, spans[-1], injected, until)
+    profile, after_profile, step = _profile_at(
+        resolved, model, timing.scrape_interval, spans[-1], injected, until
+    )
     rate = None
     after = until - injected
     if after >= 2 * step:
@@ -347,6 +348,7 @@ def _window_series(
 
 def _observed_theory(
     resolved: targets.Targets,
+    timing: targets.PromTiming,
     model,
     severity: str,
     scale: float,
@@ -358,7 +360,6 @@ def _observed_theory(
     (both windows over the threshold), plus ``for``: what the alert rule, evaluating the
     same series, must match within the slack. None without a condition or data."""
     found = theory.conditions(model, severity, long_window)
-    timing = targets.prometheus_timing(resolved.url("prometheus"))
     step = max(timing.evaluation_interval / 2, (until - injected) / OBSERVED_POINTS)
     if not found or until - injected < step:
         return None
@@ -399,7 +400,8 @@ def wait_for_alert(
     scale = targets.time_scale_for(resolved, model)
     injected = _injected_at(run)
     steady = _steady_theory(model, severity, float(error_rate), scale, long_window)
-    slack = _slack(resolved, poll_interval)
+    timing = targets.prometheus_timing(resolved.url("prometheus"))
+    slack = _slack(timing, poll_interval)
     labels = _labels(slo, severity, long_window or steady.long_window)
     # An alert already active before the injection (an earlier incident) is not ours.
     cutoff = injected - slack
@@ -417,9 +419,9 @@ def wait_for_alert(
     until = fired_at or time.time()
     chosen = long_window or steady.long_window
     predicted, held = _held_theory(
-        resolved, model, severity, float(error_rate), scale, chosen, injected, until
+        resolved, timing, model, severity, float(error_rate), scale, chosen, injected, until
     )
-    real = _observed_theory(resolved, model, severity, scale, chosen, injected, until)
+    real = _observed_theory(resolved, timing, model, severity, scale, chosen, injected, until)
     expected = real or predicted or steady
     result = {
         "alertname": alertname,
@@ -490,7 +492,8 @@ def wait_for_alert_resolved(
     cleared = _injected_at(run, CLEARED_AT)
     incident = max(0.0, cleared - run.events.get(INJECTED_AT, cleared))
     reset = theory.resolution_seconds(model, chosen, float(error_rate), incident, scale, severity)
-    slack = _slack(resolved, poll_interval) + float(allowance_seconds)
+    timing = targets.prometheus_timing(resolved.url("prometheus"))
+    slack = _slack(timing, poll_interval) + float(allowance_seconds)
     labels = _labels(slo, severity, chosen)
     resolved_at = None
     deadline = time.monotonic() + wait
