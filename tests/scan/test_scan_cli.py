@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from joserfc import jwt
@@ -25,15 +26,17 @@ SECRETS = (LIVE, DEAD, CLIENT_SECRET)
 @pytest.fixture
 def workspace(tmp_path):
     """A CI workspace: a leaky job log, a config with a client secret, clean files, a
-    binary artifact."""
-    (tmp_path / "logs").mkdir()
-    (tmp_path / "logs" / "job.log").write_text(
+    binary artifact. It sits in ``leaky-workspace``, the name the project's own CI scan
+    of the test outputs excludes (tests/scan-exclude.txt)."""
+    root = tmp_path / "leaky-workspace"
+    (root / "logs").mkdir(parents=True)
+    (root / "logs" / "job.log").write_text(
         f"+ ./deploy.sh\n> Authorization: Bearer {LIVE}\n< HTTP/1.1 200 OK\nold token: {DEAD}\n"
     )
-    (tmp_path / "ci.yaml").write_text(f"client_id: runner\nclient_secret: {CLIENT_SECRET}\n")
-    (tmp_path / "README.txt").write_text("nothing to see\n")
-    (tmp_path / "logs" / "artifact.bin").write_bytes(b"\x7fELF\0\0" + LIVE.encode())
-    return tmp_path
+    (root / "ci.yaml").write_text(f"client_id: runner\nclient_secret: {CLIENT_SECRET}\n")
+    (root / "README.txt").write_text("nothing to see\n")
+    (root / "logs" / "artifact.bin").write_bytes(b"\x7fELF\0\0" + LIVE.encode())
+    return root
 
 
 def _assert_no_secret(*outputs: str) -> None:
@@ -101,3 +104,42 @@ def test_as_a_program_the_secret_never_reaches_stdout_or_stderr(workspace):
     assert len(proc.stdout.splitlines()) == 3
     assert "Traceback" not in proc.stderr
     _assert_no_secret(proc.stdout, proc.stderr)
+
+
+def test_excluded_files_are_not_scanned(workspace, capsys, monkeypatch):
+    monkeypatch.chdir(workspace)
+    assert main(["scan", "--exclude", "*.yaml", "--exclude", "logs/*.bin", "."]) == 1
+    out, err = capsys.readouterr()
+    assert [line.split(":")[0] for line in out.splitlines()] == ["logs/job.log"] * 2
+    assert err == ""
+    assert main(["scan", "--exclude", "*/job.log", "--exclude", "ci.yaml", "."]) == 0
+
+
+def test_exclude_from_reads_patterns_and_comments(workspace, tmp_path, capsys):
+    patterns = tmp_path / "exclude.txt"
+    patterns.write_text("# secret stores by design\nci.yaml   # the runner's config\n\nlogs/*\n")
+    assert main(["scan", "--exclude-from", str(patterns), str(workspace)]) == 0
+    assert capsys.readouterr() == ("", "")
+    missing = tmp_path / "nope.txt"
+    assert main(["scan", "--exclude-from", str(missing), str(workspace)]) == 2
+    assert capsys.readouterr().err.startswith(f"tokenslo: {missing}: cannot read")
+
+
+def test_the_ci_exclusions_spare_every_kind_of_output():
+    """The CI scan of what the tests write (scripts/test) skips only inputs that hold
+    secrets by design; reports, journals, gate results and logs are always scanned."""
+    from tokenslo.scan.files import excluded, read_patterns
+
+    patterns = read_patterns(str(Path(__file__).parents[1] / "scan-exclude.txt"))
+    outputs = [
+        "test_gameday0/run/journal-idp-outage.json",
+        "test_x0/out/report.html",
+        "test_x0/out/report.md",
+        "test_gate0/gate.json",
+        "test_lab0/state/logs/gateway.log",
+        "test_lab0/state/logs/idp.log",
+        "test_x0/console.txt",
+        "test_lab0/state/state.json",
+    ]
+    assert [o for o in outputs if excluded(o, patterns)] == []
+    assert excluded("test_scan0/leaky-workspace/logs/job.log", patterns)

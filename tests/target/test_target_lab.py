@@ -58,9 +58,7 @@ def test_lab_up_writes_its_target_and_target_check_is_green(lab, capsys):
 def test_target_check_names_a_wrong_secret(lab, tmp_path, capsys, monkeypatch):
     text = (lab.state_dir / "target.yaml").read_text()
     bad = tmp_path / "target.yaml"
-    bad.write_text(
-        text.replace(f"file: {lab.credentials_file}", "env: WRONG_SECRET", 1)
-    )
+    bad.write_text(text.replace(f"file: {lab.credentials_file}", "env: WRONG_SECRET", 1))
     monkeypatch.setenv("WRONG_SECRET", "not-the-secret")
     assert main(["target", "check", str(bad)]) == 1
     out = capsys.readouterr().out

@@ -86,7 +86,7 @@ def test_secrets_from_env_and_files_never_in_repr(tmp_path):
     with pytest.raises(InputError, match="SVC_SECRET .* is not set"):
         credentials(target.client("load"), env={})
     lab_file = secret_file(
-        tmp_path / "c.yaml",
+        tmp_path / "credentials.yaml",
         "clients:\n- {client_id: gateway, client_secret: g}\n"
         "- {client_id: svc, client_secret: x}\n",
     )

@@ -13,7 +13,13 @@ from datetime import UTC, datetime
 
 from tokenslo.errors import EXIT_FAILED, EXIT_OK
 from tokenslo.scan.detect import scan_texts
-from tokenslo.scan.files import DEFAULT_MAX_BYTES, Skipped, check_paths, read_texts
+from tokenslo.scan.files import (
+    DEFAULT_MAX_BYTES,
+    Skipped,
+    check_paths,
+    read_patterns,
+    read_texts,
+)
 
 SUMMARY = "find bearer tokens, JWTs and other secrets leaked into files (CI logs)"
 DESCRIPTION = (
@@ -34,6 +40,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help=f"skip (with a note) files larger than N bytes (default {DEFAULT_MAX_BYTES})",
     )
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="do not scan files whose path below a PATH directory matches GLOB ('*' crosses "
+        "'/'); repeatable",
+    )
+    p.add_argument(
+        "--exclude-from",
+        metavar="FILE",
+        help="read --exclude patterns from FILE, one per line, '#' comments",
+    )
     p.set_defaults(handler=run_scan)
 
 
@@ -49,8 +68,12 @@ def _positive_int(text: str) -> int:
 
 def run_scan(args: argparse.Namespace) -> int:
     check_paths(args.paths)
+    exclude = list(args.exclude)
+    if args.exclude_from:
+        exclude += read_patterns(args.exclude_from)
     skipped: list[Skipped] = []
-    findings = scan_texts(read_texts(args.paths, args.max_bytes, skipped), datetime.now(UTC))
+    texts = read_texts(args.paths, args.max_bytes, skipped, exclude)
+    findings = scan_texts(texts, datetime.now(UTC))
     for skip in skipped:
         print(f"tokenslo scan: skipped {skip.file}: {skip.reason}", file=sys.stderr)
     if args.json:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from tokenslo.errors import InputError
@@ -35,24 +36,46 @@ def check_paths(paths: Sequence[str]) -> None:
             raise InputError("not found", file=path)
 
 
-def files_under(paths: Sequence[str]) -> Iterator[Path]:
+def read_patterns(file: str) -> list[str]:
+    """The exclusion patterns of ``--exclude-from``: one per line, ``#`` starts a comment
+    (so each pattern can carry its reason), blank lines ignored."""
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", file=file) from exc
+    patterns = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return [pattern for pattern in patterns if pattern]
+
+
+def excluded(relative: str, patterns: Sequence[str]) -> bool:
+    """Whether a file, named by its POSIX path below the scanned directory (or as given
+    for a file argument), matches a pattern. ``*`` crosses ``/`` (``fnmatch``), so
+    ``*/credentials.yaml`` names that file at any depth."""
+    return any(fnmatchcase(relative, pattern) for pattern in patterns)
+
+
+def files_under(paths: Sequence[str], exclude: Sequence[str] = ()) -> Iterator[Path]:
     """Each path that is a file, and every file below each directory (sorted, symbolic
-    links to directories not followed)."""
+    links to directories not followed), minus those ``exclude`` names."""
     for path in map(Path, paths):
         if not path.is_dir():
-            yield path
+            if not excluded(path.as_posix(), exclude):
+                yield path
             continue
         for root, dirs, names in os.walk(path):
             dirs.sort()
             for name in sorted(names):
-                yield Path(root, name)
+                file = Path(root, name)
+                if not excluded(file.relative_to(path).as_posix(), exclude):
+                    yield file
 
 
 def read_texts(
-    paths: Sequence[str], max_bytes: int, skipped: list[Skipped]
+    paths: Sequence[str], max_bytes: int, skipped: list[Skipped], exclude: Sequence[str] = ()
 ) -> Iterator[tuple[str, str]]:
-    """``(name, text)`` for every scannable file; the others are appended to ``skipped``."""
-    for path in files_under(paths):
+    """``(name, text)`` for every scannable file not excluded; the others are appended to
+    ``skipped``."""
+    for path in files_under(paths, exclude):
         reason, data = _read(path, max_bytes)
         if reason:
             skipped.append(Skipped(str(path), reason))

@@ -2,8 +2,11 @@
 SaaS keys, private keys, JWTs), found by the maintained detector ``detect-secrets``.
 
 Its plugins and false-positive filters are used as they are, with two choices of ours:
-the entropy plugins and the public-IP plugin are left out (the first flag every digest
-and commit hash in a CI log, the second is no secret), and so is the filter
+the entropy plugins, the public-IP plugin and the Artifactory plugin are left out (the
+first flag every digest and commit hash in a CI log, the second is no secret, the third
+matches about one random base64url identifier in 20,000 — ``AP`` and a hex digit after a
+quote — and token infrastructure writes such ids, ``jti`` and ``kid``, everywhere), and
+so is the filter
 ``is_likely_id_string``, which drops any value that follows an ``_id`` on the same
 line — exactly the ``{"client_id": …, "client_secret": …}`` of OAuth client
 credentials. Each file's own name picks the plugins' rules for its type, as in
@@ -25,7 +28,7 @@ from detect_secrets.util.inject import call_function_with_arguments
 JWT_KIND = "JSON Web Token"  # detect-secrets' JwtTokenDetector.secret_type
 
 LEFT_OUT_PLUGINS = frozenset(
-    {"Base64HighEntropyString", "HexHighEntropyString", "IPPublicDetector"}
+    {"Base64HighEntropyString", "HexHighEntropyString", "IPPublicDetector", "ArtifactoryDetector"}
 )
 FILTERS = (
     "detect_secrets.filters.allowlist.is_line_allowlisted",  # `# pragma: allowlist secret`
