@@ -16,6 +16,7 @@ from pathlib import Path
 import requests
 
 from tokenslo.errors import TokensloError, UnavailableError
+from tokenslo.lab.admin_secret import ADMIN_SECRET_ENV
 from tokenslo.lab.config import LabConfig
 from tokenslo.lab.configs import SCRAPE_JOBS, alertmanager_config, prometheus_config
 from tokenslo.lab.credentials import ADMIN_SECRET_FILE, WEBHOOK_SECRET_FILE, ensure_secret
@@ -35,7 +36,6 @@ from tokenslo.waiting import wait_until
 
 log = logging.getLogger("tokenslo.lab")
 
-ADMIN_SECRET_ENV = "TOKENSLO_ADMIN_SECRET"
 # Start order; ``down`` stops in reverse (Prometheus first, so it never scrapes a dead target).
 ORDER = ("webhook", "idp", "gateway", "alertmanager", "prometheus")
 HEALTH_PATHS = {
