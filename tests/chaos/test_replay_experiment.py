@@ -4,7 +4,8 @@ Against a real lab (gateway, IdP, Prometheus with the lab's security rules): the
 deviates on purpose (the replay alert fires and breaks the steady state), every
 activity succeeded, the alert fired within the slack, and no token is in the journal
 or the run record. Against a target without the lab's security rules (a bare real
-Prometheus) or without a lab gateway it fails, saying why. The game day accepts it.
+Prometheus) or without a lab gateway it fails, saying why. The bundled game day takes
+it with ``--all`` (tests/gameday/test_gameday_replay.py runs it as a game day).
 """
 
 from __future__ import annotations
