@@ -9,8 +9,11 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from prometheus_client import CollectorRegistry
+from starlette.requests import Request
 
 from tokenslo.errors import InputError
+from tokenslo.lab.gateway.app import _watch_replay, create_app
 from tokenslo.lab.gateway.config import GatewayConfig, config_from_dict
 from tokenslo.lab.gateway.replay import (
     BUCKETS,
@@ -20,6 +23,7 @@ from tokenslo.lab.gateway.replay import (
     source_fingerprint,
     token_bucket,
 )
+from tokenslo.lab.gateway.validator import VALID, Outcome
 
 A = source_fingerprint("127.0.0.1", "client/1")
 B = source_fingerprint("127.0.0.2", "client/1")
@@ -137,3 +141,38 @@ def test_bad_replay_settings_name_the_field(key, value, message):
     with pytest.raises(InputError, match=message) as raised:
         config_from_dict({key: value}, "gw.yaml")
     assert raised.value.exit_code == 2 and key in str(raised.value)
+
+
+def _request(address: str, agent: str) -> Request:
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/api/resource",
+        "headers": [(b"user-agent", agent.encode())],
+        "client": (address, 40000),
+    }
+    return Request(scope)
+
+
+def _counted(registry: CollectorRegistry) -> float:
+    name = "gateway_token_replay_suspected_total"
+    return sum(registry.get_sample_value(name, {"token_bucket": b}) or 0.0 for b in BUCKETS)
+
+
+@pytest.mark.parametrize(
+    ("claims", "counted"),
+    [
+        ({"jti": "abc", "exp": 4e9}, 1.0),
+        ({"exp": 4e9}, 0.0),  # no jti: nothing to track
+        ({"jti": "", "exp": 4e9}, 0.0),
+        ({"jti": "abc"}, 0.0),  # an opaque token's introspection without exp
+        ({"jti": "abc", "exp": float("nan")}, 0.0),
+        ({"jti": "abc", "exp": True}, 0.0),
+    ],
+)
+def test_the_gateway_tracks_only_tokens_with_a_jti_and_an_exp(claims, counted):
+    registry = CollectorRegistry()
+    gateway = create_app(GatewayConfig(), admin_secret="s", registry=registry).state.gateway
+    for address, agent in (("127.0.0.1", "a"), ("127.0.0.2", "b")):
+        _watch_replay(gateway, _request(address, agent), Outcome(VALID, "", claims))
+    assert _counted(registry) == counted
