@@ -8,8 +8,9 @@ token (the latency baseline). Requests pass, outermost first,
 through the request-metrics middleware and the fault middleware, so injected
 faults are counted with the status the client got.
 
-Logs name a token only by ``sha256(token)[:12]``; the uvicorn access log must
-stay off (``__main__`` does that) because it would print query strings.
+Logs name a token only by ``sha256(token)[:12]`` (a suspected replay: by
+``sha256(jti)[:12]``, ``replay.py``); the uvicorn access log must stay off
+(``__main__`` does that) because it would print query strings.
 """
 
 from __future__ import annotations
