@@ -62,6 +62,17 @@ def gameday_argv(plan: Path, tmp: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+def run_game_day(plan: Path, tmp: Path, timeout: float = 420) -> subprocess.CompletedProcess:
+    """The game day through the CLI (its output captured); its lab is down afterwards."""
+    try:
+        return subprocess.run(
+            gameday_argv(plan, tmp, "--no-progress"),
+            cwd=tmp, capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+    finally:
+        lab_down(tmp / "state")  # only if the game day failed to
+
+
 def report_dir(tmp: Path) -> Path:
     dirs = [p for p in (tmp / "reports").iterdir() if p.is_dir()]
     assert len(dirs) == 1 and not dirs[0].name.startswith("."), dirs  # no partial left over
@@ -101,13 +112,7 @@ def test_shortened_game_day(tmp_path):
         ],
     )
     state = tmp_path / "state"
-    try:
-        proc = subprocess.run(
-            gameday_argv(plan, tmp_path, "--no-progress"),
-            cwd=tmp_path, capture_output=True, text=True, timeout=420,
-        )  # fmt: skip
-    finally:
-        lab_down(state)  # only if the game day failed to
+    proc = run_game_day(plan, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert "MET" in proc.stdout and "idp-outage" in proc.stdout
 

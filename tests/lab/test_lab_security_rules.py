@@ -1,6 +1,6 @@
 """The lab's security alert rules: shipped with the lab, loaded beside the SLO rules,
 valid for ``promtool check rules`` and firing on the first privilege-escalation attempt
-(``promtool test rules``)."""
+and the first suspected token replay (``promtool test rules``)."""
 
 from __future__ import annotations
 
@@ -16,13 +16,18 @@ from tokenslo.rules.promtool_tests import alert_check, promtool_file, promtool_g
 
 ALERT = "IdPPrivilegeEscalationAttempt"
 SERIES = 'idp_privilege_escalation_attempts_total{client_id="loadtest",kind="scope_not_registered"}'
+REPLAY_ALERT = "GatewayTokenReplaySuspected"
+REPLAY_SERIES = 'gateway_token_replay_suspected_total{token_bucket="b"}'
 
 
-def _rule() -> dict:
+def _rules() -> dict[str, dict]:
     (group,) = yaml.safe_load(SECURITY_RULES.read_text(encoding="utf-8"))["groups"]
     assert group["name"] == "tokenslo-lab-security"
-    (rule,) = group["rules"]
-    return rule
+    return {rule["alert"]: rule for rule in group["rules"]}
+
+
+def _rule(name: str = ALERT) -> dict:
+    return _rules()[name]
 
 
 def test_the_lab_loads_the_security_rules_even_without_slos(tmp_path):
@@ -30,9 +35,10 @@ def test_the_lab_loads_the_security_rules_even_without_slos(tmp_path):
     files = rule_files(config, [])
     assert list(files) == [SECURITY_RULES_FILE]
     assert files[SECURITY_RULES_FILE] == SECURITY_RULES.read_text(encoding="utf-8")
-    rule = _rule()
-    assert rule["alert"] == ALERT and rule["labels"] == {"severity": "ticket"}
-    assert {"summary", "description", "runbook_url"} <= set(rule["annotations"])
+    assert set(_rules()) == {ALERT, REPLAY_ALERT}
+    for rule in _rules().values():
+        assert rule["labels"] == {"severity": "ticket"}
+        assert {"summary", "description", "runbook_url"} <= set(rule["annotations"])
 
 
 def test_the_security_rules_pass_promtool_check(tmp_path):
@@ -66,6 +72,35 @@ def test_the_first_attempt_fires_and_a_quiet_window_resolves(tmp_path: Path):
         alert_check(720, ALERT, []),
     ]
     group = promtool_group("first attempt", 60, {SERIES: "0x5 1x10"}, checks)
+    test = promtool_file(["rules.yml"], "1m", [group])
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(test, sort_keys=False))
+    result = run_promtool("test", "rules", "test.yml", cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_first_suspected_replay_fires_and_a_quiet_window_resolves(tmp_path: Path):
+    """Same timeline as the escalation alert: 0 for 5 minutes, then one replay counted."""
+    (tmp_path / "rules.yml").write_text(SECURITY_RULES.read_text(encoding="utf-8"))
+    rule = _rule(REPLAY_ALERT)
+    fired = {
+        "exp_labels": {"token_bucket": "b", "severity": "ticket"},
+        "exp_annotations": {
+            **rule["annotations"],
+            "summary": (
+                "Gateway saw a verified access token from more sources than allowed"
+                " (token_bucket b)"
+            ),
+        },
+    }
+    quiet = 'gateway_token_replay_suspected_total{token_bucket="c"}'
+    checks = [
+        alert_check(300, REPLAY_ALERT, []),
+        alert_check(360, REPLAY_ALERT, [fired]),
+        alert_check(600, REPLAY_ALERT, [fired]),
+        alert_check(720, REPLAY_ALERT, []),
+    ]
+    series = {REPLAY_SERIES: "0x5 1x10", quiet: "0x15"}
+    group = promtool_group("first replay", 60, series, checks)
     test = promtool_file(["rules.yml"], "1m", [group])
     (tmp_path / "test.yml").write_text(yaml.safe_dump(test, sort_keys=False))
     result = run_promtool("test", "rules", "test.yml", cwd=tmp_path, timeout=120)

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from tokenslo.chaos import runstate, targets
 from tokenslo.chaos.runstate import Change
+from tokenslo.chaos.tokens import api_call_from, issue_token, token_ref
 from tokenslo.chaos.types import Configuration
 from tokenslo.errors import InputError, UnavailableError
 from tokenslo.lab.faults.client import LabAdmin
@@ -26,6 +27,7 @@ __all__ = [
     "inject_http_fault",
     "set_clock_offset",
     "rotate_signing_key",
+    "replay_token",
     "clear_faults",
     "clear_recorded_faults",
     "start_background_load",
@@ -244,6 +246,50 @@ def _publish_if_pending(admin: LabAdmin, kid: str) -> bool:
     if kid not in pending or listed.get("current_kid") != kid:
         return False
     return admin.publish_key().get("current_kid") == kid
+
+
+def replay_token(
+    role: str = "prober",
+    replay_source_address: str = "127.0.0.2",
+    owner_user_agent: str = "tokenslo-chaos/owner",
+    replay_user_agent: str = "tokenslo-chaos/replayer",
+    owner_calls: int = 3,
+    configuration: Configuration | None = None,
+) -> dict:
+    """Token replay (guide failure F4) at the lab gateway: issue a token to the target's
+    ``role`` client, call the API with it ``owner_calls`` times as its owner (this host's
+    address, ``owner_user_agent``), then once from a second source (bound to
+    ``replay_source_address``, another loopback address, with ``replay_user_agent``), as
+    someone who copied it would. Lab only: the replay detection is the lab gateway's.
+    Records the replay as the injection; returns the token's SHA-256 prefix, never the
+    token."""
+    resolved, run = _context(configuration)
+    gateway = resolved.target.faults.get("gateway")
+    if gateway is None or gateway.kind != "lab":
+        raise InputError(
+            "replay_token rehearses the lab gateway's replay detection "
+            "(GatewayTokenReplaySuspected); this target has no lab gateway",
+            file=resolved.target.source,
+            field="faults.gateway",
+        )
+    calls = max(1, int(owner_calls))
+    token, outcome = issue_token(resolved, role)
+    if token is None:
+        raise UnavailableError(f"could not issue a token for role {role}: {outcome}")
+    owner = [api_call_from(resolved, token, owner_user_agent) for _ in range(calls)]
+    if owner != [200] * calls:
+        raise UnavailableError(f"the gateway did not accept the owner's calls: {owner}")
+    replayed_at = run.mark(INJECTED_AT)
+    replay = api_call_from(resolved, token, replay_user_agent, replay_source_address)
+    if replay != 200:
+        raise UnavailableError(f"the replay from {replay_source_address} got {replay}, not 200")
+    return {
+        "token_sha256_12": token_ref(token),
+        "owner_answers": owner,
+        "replay_answer": replay,
+        "replay_source_address": replay_source_address,
+        "replayed_at": replayed_at,
+    }
 
 
 def _spawn(name: str, argv: list[str], run: runstate.RunState, log: str | None = None) -> dict:

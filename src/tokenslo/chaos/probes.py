@@ -10,7 +10,6 @@ Windows are given nominally (``5m``, as in the SLO policy) and divided by the
 time scale, so one experiment file runs in compressed and in real time.
 """
 
-import hashlib
 import math
 import time
 from datetime import datetime
@@ -19,6 +18,7 @@ import requests
 
 from tokenslo.chaos import runstate, targets, theory
 from tokenslo.chaos.actions import CLEARED_AT, INJECTED_AT
+from tokenslo.chaos.tokens import issue_token, token_ref
 from tokenslo.chaos.types import Configuration
 from tokenslo.core import burnrate
 from tokenslo.core.durations import format_duration, parse_duration
@@ -35,6 +35,8 @@ __all__ = [
     "alert_state",
     "wait_for_alert",
     "wait_for_alert_resolved",
+    "named_alert_state",
+    "wait_for_named_alert",
     "alert_delivered",
     "token_can_be_issued",
     "remember_token",
@@ -463,6 +465,74 @@ def wait_for_alert(
     return result
 
 
+def _known_alert(resolved: targets.Targets, alertname: str) -> str:
+    """Prometheus' URL, once it is known to evaluate an alert rule ``alertname``: a probe
+    of an alert nobody loaded would wait for ever, or call the steady state held."""
+    prometheus = resolved.url("prometheus")
+    if alertname not in targets.alert_rule_names(prometheus):
+        raise UnavailableError(
+            f"Prometheus at {prometheus} has no alert rule {alertname!r} "
+            "(the lab's security alerts are loaded only by the lab's Prometheus)"
+        )
+    return prometheus
+
+
+def named_alert_state(alertname: str, configuration: Configuration | None = None) -> str:
+    """``inactive``, ``pending`` or ``firing``: an alert that is not an SLO's burn-rate
+    alert (the lab's security alerts, e.g. ``GatewayTokenReplaySuspected``), for a
+    hypothesis tolerance such as ``inactive``. Fails when Prometheus has no such rule."""
+    resolved, _run = _context(configuration)
+    states = {
+        a.get("state") for a in targets.active_alerts(_known_alert(resolved, alertname), alertname)
+    }
+    return "firing" if "firing" in states else ("pending" if states else "inactive")
+
+
+def wait_for_named_alert(
+    alertname: str,
+    timeout: float = 30.0,
+    poll_interval: float = 0.25,
+    configuration: Configuration | None = None,
+) -> dict:
+    """Wait (at most ``timeout`` s) for alert ``alertname`` (no SLO: e.g. the lab's
+    ``GatewayTokenReplaySuspected``) to fire after the recorded injection, and check it
+    fired within the slack (scrape, evaluation, polling): these rules fire on the first
+    event, with no ``for``. The output names the firing alert's labels."""
+    wait = _bounded(timeout)
+    resolved, run = _context(configuration)
+    prometheus = _known_alert(resolved, alertname)
+    injected = _injected_at(run)
+    slack = _slack(targets.prometheus_timing(prometheus), poll_interval)
+    fired_at, labels = None, {}
+    deadline = time.monotonic() + wait
+    while fired_at is None and time.monotonic() < deadline:
+        for alert in targets.active_alerts(prometheus, alertname):
+            started = _unix(alert.get("activeAt"))
+            if (
+                alert.get("state") == "firing"
+                and started is not None
+                and started >= injected - slack
+            ):
+                fired_at, labels = time.time(), alert.get("labels", {})
+                break
+        else:
+            time.sleep(poll_interval)
+    detection = None if fired_at is None else round(fired_at - injected, 3)
+    result = {
+        "alertname": alertname,
+        "fired": fired_at is not None,
+        "labels": labels,
+        "detection_seconds": detection,
+        "slack_seconds": round(slack, 3),
+        "within": detection is not None and detection <= slack,
+        "timeout_seconds": wait,
+    }
+    if not result["within"]:
+        measured = f"fired after {detection}s" if fired_at else f"did not fire within {wait:g}s"
+        raise CheckNotMet(f"{alertname}: {measured} (bound: slack {slack:.2f}s)")
+    return result
+
+
 def wait_for_alert_resolved(
     slo: str,
     severity: str = "page",
@@ -581,33 +651,6 @@ def alert_delivered(
 # -- client-side token checks ------------------------------------------------------------------
 
 
-def _token_ref(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()[:12]
-
-
-def _issue(resolved: targets.Targets, role: str) -> tuple[str | None, str]:
-    """(access token or None, outcome) for a client_credentials request by the target's
-    client in ``role`` (with its declared token parameters, e.g. an RFC 8707 resource)."""
-    client = resolved.target.client(role)
-    creds = resolved.credentials(role)
-    try:
-        response = requests.post(
-            resolved.endpoints().token_endpoint,
-            data={"grant_type": "client_credentials", **client.token_params},
-            auth=creds.auth,
-            timeout=HTTP_TIMEOUT,
-        )
-    except requests.RequestException as exc:
-        return None, type(exc).__name__
-    if response.status_code != 200:
-        return None, f"HTTP {response.status_code}"
-    try:
-        token = response.json().get("access_token")
-    except ValueError:
-        return None, "invalid JSON"
-    return (token, "issued") if isinstance(token, str) and token else (None, "no access_token")
-
-
 def token_can_be_issued(
     role: str = "prober", expect: str = "any", configuration: Configuration | None = None
 ) -> bool:
@@ -616,7 +659,7 @@ def token_can_be_issued(
     ``expect`` yes/no makes it a check that fails otherwise."""
     _expect(expect)
     resolved, _run = _context(configuration)
-    token, outcome = _issue(resolved, role)
+    token, outcome = issue_token(resolved, role)
     issued = token is not None
     if expect != "any" and issued != (expect == "yes"):
         raise CheckNotMet(f"token issuance for role {role}: {outcome} (expected {expect})")
@@ -629,11 +672,11 @@ def remember_token(
     """Issue a token now and keep it (in memory only) for ``remembered_token_validates``
     later — an "existing token" from before the fault. Returns only its SHA-256 prefix."""
     resolved, run = _context(configuration)
-    token, outcome = _issue(resolved, role)
+    token, outcome = issue_token(resolved, role)
     if token is None:
         raise CheckNotMet(f"could not issue a token for role {role}: {outcome}")
     run.remember_token(name, token)
-    return {"name": name, "token_sha256_12": _token_ref(token)}
+    return {"name": name, "token_sha256_12": token_ref(token)}
 
 
 def _gateway_call(resolved: targets.Targets, token: str) -> int | str:
@@ -664,7 +707,7 @@ def remembered_token_validates(
     outcomes = [_gateway_call(resolved, token) for _ in range(max(1, int(calls)))]
     ok = all(o == 200 for o in outcomes)
     if expect != "any" and ok != (expect == "yes"):
-        raise CheckNotMet(f"remembered token {_token_ref(token)}: gateway answered {outcomes}")
+        raise CheckNotMet(f"remembered token {token_ref(token)}: gateway answered {outcomes}")
     return ok
 
 
@@ -686,7 +729,7 @@ def revocation_propagation(
     if objective <= 0:
         raise ValueError("objective_seconds must be > 0")
     resolved, _run = _context(configuration)
-    token, outcome = _issue(resolved, role)
+    token, outcome = issue_token(resolved, role)
     if token is None:
         raise UnavailableError(f"could not issue a token to revoke: {outcome}")
     first = _gateway_call(resolved, token)
@@ -713,7 +756,7 @@ def revocation_propagation(
     elapsed = rejected_after if rejected_after is not None else wait
     within = rejected_after is not None and rejected_after <= objective
     result = {
-        "token_sha256_12": _token_ref(token),
+        "token_sha256_12": token_ref(token),
         "propagated": rejected_after is not None,
         "propagation_seconds": None if rejected_after is None else round(rejected_after, 3),
         "at_least_seconds": round(elapsed, 3),

@@ -201,6 +201,13 @@ def burn_alert_rules(prometheus_url: str, slo_name: str) -> list[dict]:
     ]
 
 
+def alert_rule_names(prometheus_url: str) -> set[str]:
+    """The names of the alert rules Prometheus evaluates."""
+    with PromClient(prometheus_url, timeout=HTTP_TIMEOUT) as prom:
+        groups = prom.rules(type="alert")
+    return {str(rule.get("name")) for group in groups for rule in group.get("rules", [])}
+
+
 def active_alerts(prometheus_url: str, alertname: str) -> list[dict]:
     """The pending and firing alerts called ``alertname`` (Prometheus' alerts API)."""
     with PromClient(prometheus_url, timeout=HTTP_TIMEOUT) as prom:

@@ -8,8 +8,9 @@ token (the latency baseline). Requests pass, outermost first,
 through the request-metrics middleware and the fault middleware, so injected
 faults are counted with the status the client got.
 
-Logs name a token only by ``sha256(token)[:12]``; the uvicorn access log must
-stay off (``__main__`` does that) because it would print query strings.
+Logs name a token only by ``sha256(token)[:12]`` (a suspected replay: by
+``sha256(jti)[:12]``, ``replay.py``); the uvicorn access log must stay off
+(``__main__`` does that) because it would print query strings.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 import httpx
 from prometheus_client import CollectorRegistry
@@ -35,6 +38,7 @@ from tokenslo.lab.gateway.config import ClientCredentials, GatewayConfig
 from tokenslo.lab.gateway.idp_client import CachedIntrospector, IdPClient, IdPUnavailable
 from tokenslo.lab.gateway.jwks_cache import JWKSCache
 from tokenslo.lab.gateway.metrics import GatewayMetrics, RequestMetricsMiddleware, create_metrics
+from tokenslo.lab.gateway.replay import ReplayDetector, source_fingerprint
 from tokenslo.lab.gateway.revocation import IntrospectionCache, RevocationList, token_fingerprint
 from tokenslo.lab.gateway.scopes import INSUFFICIENT_SCOPE, decide, route_key
 from tokenslo.lab.gateway.validator import (
@@ -64,6 +68,7 @@ class Gateway:
     revocations: RevocationList
     introspection_cache: IntrospectionCache
     validator: TokenValidator
+    replay: ReplayDetector
     background: asyncio.Task | None = field(default=None, repr=False)
 
     async def poll_revocations(self) -> None:
@@ -156,7 +161,8 @@ def _build_gateway(
         introspector=_introspector(config, idp, cache) if credentials else None,
         max_token_lifetime=config.max_token_lifetime or None,
     )
-    return Gateway(config, engine, metrics, idp, jwks, revocations, cache, validator)
+    replay = ReplayDetector(config.replay_max_sources, config.replay_max_tracked_tokens)
+    return Gateway(config, engine, metrics, idp, jwks, revocations, cache, validator, replay)
 
 
 def _introspector(
@@ -283,7 +289,41 @@ async def _api_resource(request: Request) -> Response:
         )
         public = outcome.description if outcome.result != INTERNAL_ERROR else "token not accepted"
         return _challenge(401, "invalid_token", public)
+    _watch_replay(gateway, request, outcome)
     return await _authorize(gateway, request, token, outcome)
+
+
+def _watch_replay(gateway: Gateway, request: Request, outcome: Outcome) -> None:
+    """Count a verified token presented from one more source than its owner plausibly has.
+
+    Called only for tokens that passed validation, so a forged ``jti`` raises nothing;
+    a token without ``jti`` or ``exp`` (possible for opaque tokens) is not tracked.
+    """
+    jti, exp = outcome.claims.get("jti"), outcome.claims.get("exp")
+    if not isinstance(jti, str) or not jti or not _is_timestamp(exp):
+        return
+    config = gateway.config
+    device = (
+        request.headers.get(config.replay_source_header, "") if config.replay_source_header else ""
+    )
+    source = source_fingerprint(
+        request.client.host if request.client else "", request.headers.get("user-agent", ""), device
+    )
+    suspicion = gateway.replay.observe(jti, exp + config.leeway, source, gateway.engine.now())
+    if suspicion is None:
+        return
+    gateway.metrics.replay(suspicion.bucket)
+    log.warning(
+        "token replay suspected jti_sha256=%s token_bucket=%s sources=%d max_sources=%d",
+        suspicion.jti_sha256_12,
+        suspicion.bucket,
+        suspicion.sources,
+        config.replay_max_sources,
+    )
+
+
+def _is_timestamp(value: object) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 async def _authorize(gateway: Gateway, request: Request, token: str, outcome: Outcome) -> Response:

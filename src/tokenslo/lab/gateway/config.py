@@ -9,11 +9,13 @@ refused here too, so a config typo can never switch the gateway to trusting them
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from tokenslo.errors import InputError
+from tokenslo.lab.gateway.replay import DEFAULT_MAX_SOURCES, DEFAULT_MAX_TOKENS, SOURCES_PER_TOKEN
 from tokenslo.lab.gateway.scopes import check_scope_tokens
 from tokenslo.spec.yamlpos import parse_document, read_document, read_text
 
@@ -56,6 +58,16 @@ class GatewayConfig:
     credentials_client_id: str = "gateway"
     # "METHOD /path" → scopes a valid token must carry; routes left out keep their default.
     route_scopes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Replay detection (replay.py): a verified token presented from more than this many
+    # distinct sources (client address + User-Agent [+ replay_source_header]) within its
+    # lifetime is a suspected replay. 1: a token belongs to one client instance, which
+    # keeps its address and User-Agent for the minutes a token lives; roaming clients
+    # (mobile networks, NAT pools) need 2.
+    replay_max_sources: int = DEFAULT_MAX_SOURCES
+    # Token ids remembered at most (the soonest-expiring is forgotten first): bounds memory.
+    replay_max_tracked_tokens: int = DEFAULT_MAX_TOKENS
+    # A request header that tells client instances apart (e.g. X-Device-Id), or null.
+    replay_source_header: str | None = None
 
     def required_scopes(self, route: str) -> tuple[str, ...]:
         """The scopes ``route`` (``GET /api/resource``) requires: configured, else default."""
@@ -76,6 +88,8 @@ _NUMBER_FIELDS = {
     "max_token_lifetime": (0.0, True),
     "http_timeout": (0.0, False),
 }
+# RFC 9110 §5.1 field-name (token characters)
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _KNOWN = {f.name for f in fields(GatewayConfig)}
 
 
@@ -132,6 +146,18 @@ def _check_value(key: str, value: Any, fail) -> Any:
     if key == "max_token_bytes":
         if not _is_int(value) or value < 64:
             raise fail(key, "must be an integer of at least 64")
+        return value
+    if key == "replay_max_sources":
+        if not _is_int(value) or not 1 <= value < SOURCES_PER_TOKEN:
+            raise fail(key, f"must be an integer between 1 and {SOURCES_PER_TOKEN - 1}")
+        return value
+    if key == "replay_max_tracked_tokens":
+        if not _is_int(value) or value < 1:
+            raise fail(key, "must be an integer of at least 1")
+        return value
+    if key == "replay_source_header":
+        if value is not None and (not isinstance(value, str) or not _HEADER_NAME.fullmatch(value)):
+            raise fail(key, "must be an HTTP header name (e.g. X-Device-Id) or null")
         return value
     if key in _NUMBER_FIELDS:
         minimum, zero_ok = _NUMBER_FIELDS[key]

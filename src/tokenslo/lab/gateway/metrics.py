@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from tokenslo.lab.asgi import ASGIApp, Message, Scope
 from tokenslo.lab.exposition import zeroed_counter, zeroed_counter_of_pairs
+from tokenslo.lab.gateway.replay import BUCKETS
 from tokenslo.lab.gateway.scopes import DECISIONS, Decision
 from tokenslo.lab.gateway.validator import RESULTS
 
@@ -34,12 +35,16 @@ class GatewayMetrics:
     requests: Counter
     request_duration: Histogram
     authorization_decisions: Counter
+    replay_suspected: Counter
 
     def validation(self, result: str) -> None:
         self.validations.labels(result=result).inc()
 
     def authorization(self, decision: Decision) -> None:
         self.authorization_decisions.labels(outcome=decision.outcome, reason=decision.reason).inc()
+
+    def replay(self, bucket: str) -> None:
+        self.replay_suspected.labels(token_bucket=bucket).inc()
 
     def jwks_refresh(self, outcome: str) -> None:
         self.jwks_refreshes.labels(outcome=outcome).inc()
@@ -107,6 +112,14 @@ def create_metrics(
             "Scope checks of validated tokens by outcome (allow, deny) and reason.",
             ("outcome", "reason"),
             DECISIONS,
+            registry,
+        ),
+        replay_suspected=zeroed_counter(
+            "gateway_token_replay_suspected_total",
+            "Verified tokens seen from one more distinct source than allowed, by token_bucket"
+            " (first hex digit of sha256(jti)).",
+            "token_bucket",
+            BUCKETS,
             registry,
         ),
     )
