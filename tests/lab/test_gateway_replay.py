@@ -27,14 +27,14 @@ OWNER = ("127.0.0.1", "tokenslo-test/owner")
 REPLAYER = ("127.0.0.2", "tokenslo-test/replayer")
 
 
-def call(lab, token: str, source: tuple[str, str]) -> int:
+def call(lab, token: str, source: tuple[str, str], **headers: str) -> int:
     """GET the protected resource with ``token`` from (source address, User-Agent)."""
     address, agent = source
     transport = httpx.HTTPTransport(local_address=address)
     with httpx.Client(transport=transport, trust_env=False, timeout=5) as client:
         response = client.get(
             lab.urls["gateway"] + "/api/resource",
-            headers={"Authorization": f"Bearer {token}", "User-Agent": agent},
+            headers={"Authorization": f"Bearer {token}", "User-Agent": agent, **headers},
         )
     return response.status_code
 
@@ -105,6 +105,11 @@ def test_a_replayed_token_from_a_second_source_raises_the_replay_alert(lab, wait
     before = replays(lab)
     assert [call(lab, token, OWNER) for _ in range(3)] == [200] * 3
     assert replays(lab) == before  # one source, however often: no replay
+    # A caller cannot pick its address: the gateway trusts no X-Forwarded-For (uvicorn's
+    # default would, from 127.0.0.1), so the owner's own request stays one source.
+    forwarded = {"X-Forwarded-For": "198.51.100.7", "X-Real-IP": "198.51.100.8"}
+    assert call(lab, token, OWNER, **forwarded) == 200
+    assert replays(lab) == before
     assert call(lab, token, REPLAYER) == 200  # detection counts, it does not block
     assert call(lab, token, REPLAYER) == 200  # the same second source counts once
     after = replays(lab)

@@ -105,10 +105,15 @@ def bounded_protocol(request_read_seconds: float) -> type[BoundedHttpToolsProtoc
 
 
 def server_options(request_read_seconds: float = REQUEST_READ_SECONDS) -> dict[str, Any]:
-    """Keyword arguments for ``uvicorn.run``/``uvicorn.Config`` shared by every lab service."""
+    """Keyword arguments for ``uvicorn.run``/``uvicorn.Config`` shared by every lab service.
+
+    ``proxy_headers`` off: uvicorn would otherwise take the client address from
+    ``X-Forwarded-For`` of any caller on 127.0.0.1, and the gateway's replay detection and
+    the services' logs must see the address the connection really came from."""
     return {
         "http": bounded_protocol(request_read_seconds),
         "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        "proxy_headers": False,
     }
 
 
