@@ -435,6 +435,15 @@ def test_targets_come_from_the_target_file_and_the_secret_stays_in_its_file(tmp_
         targets.resolve({"tokenslo_target_file": str(path), "tokenslo_time_scale": "0.5"})
 
 
+def test_a_token_profile_is_refused_unless_the_target_is_the_lab(tmp_path):
+    """A fault proxy cannot change what a real IdP signs: bad input before any request."""
+    config = {"tokenslo_target_file": str(_proxy_target(tmp_path))}
+    with pytest.raises(InputError, match="set_token_profile needs the lab IdP"):
+        actions.set_token_profile(expires_in=30, scope="api.read", configuration=config)
+    with pytest.raises(ValueError, match="expires_in"):
+        actions.set_token_profile(expires_in=0, scope="api.read", configuration=config)
+
+
 def test_every_bundled_experiment_declares_the_target_keys(tmp_path):
     """Chaos Toolkit passes --var only to declared keys: an external target reaches an
     experiment only through tokenslo_target_file (and the SLO paths, time scale)."""

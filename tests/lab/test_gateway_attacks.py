@@ -315,7 +315,8 @@ ATTACKS = [
     tok("revoked", _revoked, "revoked-jwt"),
     tok("inactive", lambda c: secrets.token_urlsafe(32), "unknown-opaque-token"),
     tok("malformed", lambda c: c.issued("loadtest", "refresh_token"), "refresh-token-as-access"),
-    tok("malformed", _oversized, "oversized-token"),
+    # over max_token_bytes: 431 before any parsing, outside every SLO
+    Attack("oversized-token", lambda c: bearer(_oversized(c)), "too_large", 431),
     tok(
         "malformed",
         lambda c: f"{segment(b'not json')}.{segment(b'{}')}.{b64(b'sig')}",
@@ -384,7 +385,7 @@ def test_attack_is_rejected_and_counted(ctx: Ctx, attack: Attack) -> None:
     assert status == attack.status, body
     challenge = headers.get("www-authenticate", "")
     assert challenge.startswith('Bearer realm="tokenslo"')
-    expected_error = "invalid_token" if status == 401 else "invalid_request"
+    expected_error = "invalid_token" if status == 401 else "invalid_request"  # 400, 431
     assert f'error="{expected_error}"' in challenge
     assert json.loads(body)["error"] == expected_error
     delta = {k: after[k] - before.get(k, 0.0) for k in after}

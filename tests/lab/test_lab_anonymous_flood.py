@@ -3,8 +3,9 @@
 A real lab (IdP, gateway, Prometheus with the rules generated from ``slo/`` in
 real time, Alertmanager, webhook). For 150 s, every second: four calls with a
 genuine token, one forged token with an unknown kid and a zero signature (the
-issue's reproducer, which used to page in 77 s) and one token nested 2,500
-levels deep (which used to answer 500 and page ``gateway-availability``).
+issue's reproducer, which used to page in 77 s), one token nested 2,500
+levels deep (which used to answer 500 and page ``gateway-availability``) and one
+credential over the gateway's header limit (answered 431, ``too_large``).
 Afterwards no burn-rate alert was ever pending or firing, nothing reached the
 webhook, and the gateway counted no 5xx: the junk sits under its own labels.
 """
@@ -50,7 +51,11 @@ def server_errors(lab) -> float:
 
 def test_anonymous_flood_beside_real_traffic_pages_nobody(lab, wait_until) -> None:
     token = issue(lab)  # ttl 300 s: outlives the run
-    junk = {"forged-unknown-kid": FORGED_UNKNOWN_KID, "nested": nested_token()}
+    junk = {
+        "forged-unknown-kid": FORGED_UNKNOWN_KID,
+        "nested": nested_token(),
+        "too-large": "A" * 9000,  # over max_token_bytes (8192)
+    }
     api = lab.urls["gateway"] + "/api/resource"
     statuses: dict[str, list[int]] = {"valid": [], **{name: [] for name in junk}}
     with requests.Session() as session:
@@ -69,6 +74,7 @@ def test_anonymous_flood_beside_real_traffic_pages_nobody(lab, wait_until) -> No
     assert set(statuses["valid"]) == {200}
     assert set(statuses["forged-unknown-kid"]) == {401}
     assert set(statuses["nested"]) == {401}
+    assert set(statuses["too-large"]) == {431}
     assert server_errors(lab) == 0
 
     # Prometheus has scraped all of it, and the rules have evaluated over it since.
@@ -95,6 +101,8 @@ def test_anonymous_flood_beside_real_traffic_pages_nobody(lab, wait_until) -> No
     # the junk was judged, under labels outside the SLIs
     malformed = prom_value(lab, 'gateway_token_validations_total{result="malformed"}') or 0
     assert malformed >= SECONDS
+    too_large = prom_value(lab, 'gateway_token_validations_total{result="too_large"}') or 0
+    assert too_large >= SECONDS
 
 
 def _rule_groups(lab) -> list[dict]:

@@ -128,12 +128,15 @@ def test_starter_slos_cover_the_contract():
     }
     validation = slos["token-validation-success"]
     assert validation.objective == 99.95
-    # the chaos faults (rotation without publish, clock skew) must burn this budget ...
-    for result in ("unknown_kid", "not_yet_valid", "expired"):
+    # the chaos faults (rotation without publish, clock skew, the IdP issuing tokens for
+    # another audience) must burn this budget ...
+    for result in ("unknown_kid", "not_yet_valid", "expired", "wrong_audience"):
         assert result in validation.sli.bad
     # ... while attacker-caused rejections neither burn nor dilute it
-    for result in ("bad_signature", "malformed", "wrong_audience", "revoked"):
+    for result in ("bad_signature", "malformed", "revoked", "too_large", "wrong_audience_replayed"):
         assert result not in validation.sli.bad and result not in validation.sli.total
+    size = slos["token-size"]  # M11: issued tokens over 4 KB, from the 4096 bucket
+    assert size.objective == 99 and 'le=~"4096|4096.0"' in (size.sli.good or "")
 
 
 def test_schema_command_prints_valid_schema_that_accepts_starter_slos(capsys):

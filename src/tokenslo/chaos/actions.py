@@ -28,6 +28,7 @@ __all__ = [
     "set_clock_offset",
     "rotate_signing_key",
     "replay_token",
+    "set_token_profile",
     "clear_faults",
     "clear_recorded_faults",
     "start_background_load",
@@ -237,6 +238,59 @@ def rotate_signing_key(
     }
 
 
+def set_token_profile(
+    expires_in: float,
+    client_id: str = "",
+    audience: str = "",
+    scope: str | None = None,
+    extra_claims_bytes: int = 0,
+    target: str = "idp",
+    mark_injection: bool = True,
+    configuration: Configuration | None = None,
+) -> dict:
+    """Make the lab IdP issue bad tokens for ``client_id`` (default: the target's load
+    client; ``*``: every client) until ``expires_in`` seconds (required, > 0) have passed:
+    for another ``audience`` (F10), with ``scope`` instead of the requested scope (F7; ``""``
+    for none) or bloated by a claim of ``extra_claims_bytes`` (F6). Lab only: a fault
+    proxy cannot change what a real IdP signs, so any other target is bad input before
+    anything is sent. The rollback (``clear_recorded_faults``) ends the profile."""
+    expiry = _expiry(expires_in)
+    resolved, run = _context(configuration)
+    injector = resolved.target.fault_admin(target) if "://" not in target else None
+    if injector is None or injector.kind != "lab":
+        raise InputError(
+            f"set_token_profile needs the lab IdP (faults.{target}.kind: lab): a fault "
+            "proxy cannot change the tokens a real IdP issues"
+        )
+    client = client_id or resolved.target.client("load").client_id
+    admin = _admin(resolved, target)
+    profile = admin.set_token_profile(
+        client,
+        expiry,
+        audience=audience or None,
+        scope=scope,
+        extra_claims_bytes=int(extra_claims_bytes),
+    )
+    changes = {k: profile.get(k) for k in ("audience", "scope", "extra_claims_bytes")}
+    now = _record_change(
+        run,
+        admin,
+        mark_injection,
+        kind="profile",
+        target=target,
+        ref=client,
+        expires_at=profile.get("expires_at"),
+        detail={k: v for k, v in changes.items() if v},
+    )
+    return {
+        "target": target,
+        "client_id": client,
+        **changes,
+        "injected_at": now,
+        "expires_at": profile.get("expires_at"),
+    }
+
+
 def _publish_if_pending(admin: LabAdmin, kid: str) -> bool:
     """Publish the recorded key if it is still the current, unpublished one (else it was
     published already, by its expiry or by hand, or a newer key replaced it — that newer
@@ -363,8 +417,8 @@ def clear_faults(
 
 
 def clear_recorded_faults(configuration: Configuration | None = None) -> dict:
-    """Rollback: undo exactly what this run set — its faults (by id), clock offsets and
-    unpublished keys (published now). Faults that already expired are skipped."""
+    """Rollback: undo exactly what this run set — its faults (by id), clock offsets,
+    unpublished keys (published now) and token profiles. Faults that already expired are skipped."""
     resolved, run = _context(configuration)
     undone: list[dict] = []
     errors: list[str] = []
@@ -398,6 +452,8 @@ def _undo(resolved: targets.Targets, change: Change, by_url: dict[str, set[str]]
         admin.clear_clock()
     elif change.kind == "key":
         _publish_if_pending(admin, change.ref)
+    elif change.kind == "profile":
+        admin.clear_token_profile(change.ref)
 
 
 DRIVERS = ("loadgen", "locust")

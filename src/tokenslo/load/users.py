@@ -160,6 +160,7 @@ class TokenClient(FastHttpUser):
         self.form_headers = _form_headers(target.credentials.basic_auth())
         self.token_params = dict(target.client.token_params)
         self.tokens: TokenSet | None = None
+        self.api_writes = False  # fresh-api: whether the last API call was a write
         # The introspection client introspects its own tokens: a provider may refuse to
         # introspect (or revoke) the load client's JWTs (docs/target.md, provider).
         self.introspector = target.introspector
@@ -221,9 +222,7 @@ class TokenClient(FastHttpUser):
 
     def introspector_token(self) -> str | None:
         """The introspection client's own current token (renewed shortly before expiry)."""
-        if self.introspector_tokens is None or not self.introspector_tokens.fresh(
-            time.monotonic()
-        ):
+        if self.introspector_tokens is None or not self.introspector_tokens.fresh(time.monotonic()):
             body = self._post_form(
                 self.rt.endpoints.token_endpoint,
                 {"grant_type": "client_credentials", **self.introspector_params},
@@ -308,9 +307,13 @@ class TokenClient(FastHttpUser):
 
     def fresh_token_call(self) -> None:
         """A client that caches no token: a new grant, then one API call with it, so every
-        validation sees the IdP's current signing key and clock (key faults hit them all)."""
+        validation sees the IdP's current signing key and clock (key faults hit them all).
+        Against the lab the calls alternate its read and write routes (``GET``/``POST``
+        ``/api/resource``), so a token lacking either route's scope shows in the scope
+        checks; another target's API is only read (its write route is unknown)."""
         if self.issue() is not None:
-            self.call_api()
+            self.api_writes = self.rt.target.target.is_lab and not self.api_writes
+            self.call_api(write=self.api_writes)
 
     def jwks(self) -> None:
         self._get_json(self.rt.endpoints.require("jwks_uri"), JWKS, "keys")
@@ -318,13 +321,15 @@ class TokenClient(FastHttpUser):
     def discovery(self) -> None:
         self._get_json(self.rt.metadata_url, DISCOVERY, "issuer")
 
-    def call_api(self) -> None:
-        """A protected API call through the gateway with the reused bearer token."""
+    def call_api(self, write: bool = False) -> None:
+        """A protected API call through the gateway with the reused bearer token
+        (``write``: ``POST``, the route that needs the write scope)."""
         api = self.rt.target.api_url
         token = self.access_token() if api else None
         if api is None or token is None:
             return
-        with self.client.get(
+        send = self.client.post if write else self.client.get
+        with send(
             api, headers={"Authorization": f"Bearer {token}"}, name=API, catch_response=True
         ) as resp:
             problem = judge(resp.status_code, None)

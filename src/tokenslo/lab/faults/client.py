@@ -1,4 +1,5 @@
-"""``LabAdmin``: a small client for a lab service's admin API (faults, clock, key rotation).
+"""``LabAdmin``: a small client for a lab service's admin API (faults, clock, key rotation,
+token profiles).
 
 Used by tests, the chaos actions and the game day. Connection problems raise
 ``UnavailableError`` (exit 3); a rejected request (bad fault) raises
@@ -9,6 +10,7 @@ is sent only in its header and never appears in messages.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -109,6 +111,36 @@ class LabAdmin:
     def publish_key(self) -> dict[str, Any]:
         """IdP only: add the current (unpublished) signing key to the JWKS (end of F3)."""
         return self._call("POST", "/admin/keys/publish", {})
+
+    def set_token_profile(
+        self,
+        client_id: str,
+        expires_in: float,
+        *,
+        audience: str | None = None,
+        scope: str | None = None,
+        extra_claims_bytes: int = 0,
+    ) -> dict[str, Any]:
+        """IdP only: issue bad tokens for ``client_id`` (``*``: every client) until
+        ``expires_in`` seconds: another ``audience``, this ``scope`` instead of the
+        requested one, or a bloat claim of ``extra_claims_bytes``."""
+        body: dict[str, Any] = {"client_id": client_id, "expires_in": expires_in}
+        if audience is not None:
+            body["audience"] = audience
+        if scope is not None:
+            body["scope"] = scope
+        if extra_claims_bytes:
+            body["extra_claims_bytes"] = extra_claims_bytes
+        return self._call("POST", "/admin/token-profiles", body)
+
+    def list_token_profiles(self) -> list[dict[str, Any]]:
+        """IdP only: the active token profiles."""
+        return list(self._call("GET", "/admin/token-profiles")["profiles"])
+
+    def clear_token_profile(self, client_id: str | None = None) -> int:
+        """IdP only: end one client's token profile (``None``: all); how many ended."""
+        path = "/admin/token-profiles" + (f"/{quote(client_id, safe='')}" if client_id else "")
+        return int(self._call("DELETE", path)["cleared"])
 
 
 def _reason(response: requests.Response) -> str:

@@ -44,6 +44,7 @@ from tokenslo.lab.gateway.scopes import INSUFFICIENT_SCOPE, decide, route_key
 from tokenslo.lab.gateway.validator import (
     INTERNAL_ERROR,
     MALFORMED,
+    TOO_LARGE,
     Outcome,
     TokenBucket,
     TokenValidator,
@@ -54,6 +55,7 @@ from tokenslo.lab.logsafe import clean
 log = logging.getLogger("tokenslo.lab.gateway")
 
 REALM = "tokenslo"
+BEARER_PREFIX = "Bearer "
 
 
 @dataclass
@@ -255,8 +257,28 @@ def _challenge(
     )
 
 
+def authorization_bytes(request: Request) -> int:
+    """Bytes of every ``Authorization`` header value (headers are latin-1: one per char)."""
+    return sum(len(value) for value in request.headers.getlist("authorization"))
+
+
+def _too_large(gateway: Gateway, size: int) -> Response:
+    """RFC 6585 §5 431: the credential is over ``max_token_bytes``; counted ``too_large``.
+
+    Anyone can send a huge header, so ``too_large`` stays out of every SLO; a token the
+    IdP bloated shows on the IdP's token-size SLO instead.
+    """
+    limit = gateway.config.max_token_bytes
+    gateway.metrics.validation(TOO_LARGE)
+    log.info("request rejected result=too_large bytes=%d limit=%d", size, limit)
+    return _challenge(431, "invalid_request", f"Authorization header larger than {limit} bytes")
+
+
 async def _api_resource(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
+    size = authorization_bytes(request)
+    if size > gateway.config.max_token_bytes + len(BEARER_PREFIX):
+        return _too_large(gateway, size)
     token, problem = extract_bearer(request)
     if problem is not None:
         if problem.counted:
@@ -278,6 +300,8 @@ async def _api_resource(request: Request) -> Response:
         outcome = Outcome(INTERNAL_ERROR, f"token could not be validated ({type(exc).__name__})")
     finally:
         gateway.metrics.validation_duration.observe(time.perf_counter() - started)
+    if outcome.result == TOO_LARGE:
+        return _too_large(gateway, size)
     gateway.metrics.validation(outcome.result)
     if not outcome.valid:
         log.log(

@@ -43,6 +43,7 @@ class GatewayConfig:
     jwks_ttl: float = 300.0
     jwks_refresh_cooldown: float = 10.0
     leeway: float = 60.0
+    # An Authorization credential longer than this is answered 431 (result too_large).
     max_token_bytes: int = 8192
     allowed_algs: tuple[str, ...] = ("ES256", "RS256", "EdDSA")
     revocation_poll_interval: float = 2.0

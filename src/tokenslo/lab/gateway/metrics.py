@@ -20,7 +20,7 @@ from tokenslo.lab.gateway.validator import RESULTS
 
 # Every latency threshold an SLO uses (0.05, 0.1, 0.3) is a bucket boundary.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.3, 0.5, 1.0, 2.5, 5.0)
-COMMON_CODES = ("200", "400", "401", "403", "404", "499", "500", "502", "503", "504")
+COMMON_CODES = ("200", "400", "401", "403", "404", "431", "499", "500", "502", "503", "504")
 UNCOUNTED_PREFIXES = ("/metrics", "/healthz", "/admin")
 
 

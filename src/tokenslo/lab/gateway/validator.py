@@ -19,7 +19,8 @@ produce vouches for the token (docs/slo-spec.md, "Who can move an SLO"):
   IdP load;
 * ``expired`` counts each genuine (signature-verified) token once; presenting
   the same expired token again is ``expired_replayed`` (a leaked token replayed
-  forever burns nothing);
+  forever burns nothing); ``wrong_audience`` likewise (``wrong_audience_replayed``);
+* a token over the size limit is ``too_large`` (answered 431) and never parsed;
 * anything the code did not foresee is ``internal_error`` or ``malformed``,
   never an HTTP 500.
 
@@ -63,6 +64,9 @@ EXPIRED_REPLAYED = "expired_replayed"
 INACTIVE = "inactive"  # opaque token the IdP does not call active (unknown, revoked, expired)
 INTROSPECTION_THROTTLED = "introspection_throttled"
 INTERNAL_ERROR = "internal_error"
+WRONG_AUDIENCE_REPLAYED = "wrong_audience_replayed"
+# A credential over the header limit: answered 431, never parsed. Anyone can send one.
+TOO_LARGE = "too_large"
 RESULTS = (
     VALID,
     EXPIRED,
@@ -79,6 +83,8 @@ RESULTS = (
     INACTIVE,
     INTROSPECTION_THROTTLED,
     INTERNAL_ERROR,
+    WRONG_AUDIENCE_REPLAYED,
+    TOO_LARGE,
 )
 # JSON numbers beyond this are no timestamps; they would overflow float arithmetic.
 MAX_NUMERIC_CLAIM = 2**53
@@ -134,8 +140,9 @@ def is_b64token(token: str) -> bool:
 
 
 def check_size(token: str, max_bytes: int) -> None:
+    """A token over the limit is ``too_large`` before any parsing (the gateway answers 431)."""
     if len(token.encode("utf-8")) > max_bytes:
-        raise Rejected(MALFORMED, f"token larger than {max_bytes} bytes")
+        raise Rejected(TOO_LARGE, f"token larger than {max_bytes} bytes")
 
 
 def parse_jwt(token: str) -> ParsedJWT:
@@ -422,8 +429,10 @@ class Recent:
 
 # A kid the IdP vouched for stays "ours but unpublished" this long (then it is re-confirmed).
 CONFIRMED_KID_TTL = 600.0
-# An expired token counts once per this period; it cannot matter after its own expiry window.
+# An expired (or wrong-audience) token counts once per this period; then it is a replay.
 EXPIRED_SEEN_TTL = 24 * 3600.0
+# Verdicts that count once per token, and what the same token is counted as again.
+REPLAYED = {EXPIRED: EXPIRED_REPLAYED, WRONG_AUDIENCE: WRONG_AUDIENCE_REPLAYED}
 
 
 @dataclass
@@ -445,7 +454,7 @@ class TokenValidator:
     introspector: Introspector | None = None
     max_token_lifetime: float | None = None
     confirmed_kids: Recent = field(default_factory=lambda: Recent(CONFIRMED_KID_TTL, 256))
-    expired_seen: Recent = field(default_factory=lambda: Recent(EXPIRED_SEEN_TTL))
+    verdicts_seen: Recent = field(default_factory=lambda: Recent(EXPIRED_SEEN_TTL))
 
     async def validate(self, token: str) -> Outcome:
         try:
@@ -474,8 +483,11 @@ class TokenValidator:
         check_required_claims(claims)
         check_lifetime(claims, self.max_token_lifetime)
         check_issuer(claims, self.issuer)
-        check_audience(claims, self.audience)
-        self._count_expiry_once(claims["jti"], lambda: check_times(claims, self.now(), self.leeway))
+        # Behind a verified signature and required claims: the IdP issued this token for
+        # another audience (F10), something no anonymous caller can produce. Counted once
+        # per token, so a token leaked from another API and replayed here burns nothing.
+        self._count_once(claims["jti"], lambda: check_audience(claims, self.audience))
+        self._count_once(claims["jti"], lambda: check_times(claims, self.now(), self.leeway))
         check_not_revoked(claims, self.is_revoked)
         return claims
 
@@ -499,17 +511,19 @@ class TokenValidator:
                 raise Rejected(UNKNOWN_KID, "signing key not found")
         raise Rejected(UNKNOWN_KID_UNCONFIRMED, "signing key not found")
 
-    def _count_expiry_once(self, identity: str, check: Callable[[], None]) -> None:
-        """Run a time check; the second ``expired`` verdict on one token is a replay."""
+    def _count_once(self, identity: str, check: Callable[[], None]) -> None:
+        """Run a check whose verdict counts against the SLO only once per token: the
+        second ``expired`` or ``wrong_audience`` verdict on one token is a replay."""
         try:
             check()
         except Rejected as rejected:
-            if rejected.result != EXPIRED:
+            replayed = REPLAYED.get(rejected.result)
+            if replayed is None:
                 raise
-            key = hashlib.sha256(identity.encode("utf-8")).hexdigest()
-            if key in self.expired_seen:
-                raise Rejected(EXPIRED_REPLAYED, rejected.description) from None
-            self.expired_seen.add(key)
+            key = hashlib.sha256(f"{rejected.result}:{identity}".encode()).hexdigest()
+            if key in self.verdicts_seen:
+                raise Rejected(replayed, rejected.description) from None
+            self.verdicts_seen.add(key)
             raise
 
     async def _validate_opaque(self, token: str) -> Mapping[str, Any]:
@@ -518,7 +532,7 @@ class TokenValidator:
             response = await self.introspector.introspect(token)
         except IntrospectionThrottled:
             raise Rejected(INTROSPECTION_THROTTLED, "token cannot be checked now") from None
-        self._count_expiry_once(
+        self._count_once(
             token,
             lambda: check_introspection(
                 response,

@@ -30,6 +30,7 @@ from tokenslo.lab.idp.clients import Client, ClientRegistry, load_clients
 from tokenslo.lab.idp.config import IdPConfig
 from tokenslo.lab.idp.keys import KeyStore, SigningKey
 from tokenslo.lab.idp.metrics import ERROR_FACT, STATE_KEY, IdPMetrics, MetricsMiddleware
+from tokenslo.lab.idp.profiles import ProfileStore, TokenProfile, parse_profile
 from tokenslo.lab.idp.tokens import SWEEP_INTERVAL, OAuthError, TokenService, token_ref
 from tokenslo.lab.logsafe import clean
 from tokenslo.lab.serving import BodyTooLarge, read_limited
@@ -69,11 +70,18 @@ class IdP:
             real_now=engine.real_now,
             on_publish=self._key_published,
         )
+        self.profiles = ProfileStore(engine.real_now, self._profile_ended)
         self.tokens = TokenService(
-            self.issuer, self.keys, now=engine.now, revocations_file=config.revocations_file
+            self.issuer,
+            self.keys,
+            now=engine.now,
+            revocations_file=config.revocations_file,
+            profile=self.profiles.active,
         )
-        # an unpublished key is an injected fault: it shows in tokenslo_faults_active
+        # an unpublished key or a token profile is an injected fault: it shows in
+        # tokenslo_faults_active
         engine.add_active_source(lambda: len(self.keys.pending()))
+        engine.add_active_source(lambda: len(self.profiles))
         self._stop = threading.Event()
         self._housekeeper: threading.Thread | None = None
 
@@ -254,6 +262,45 @@ class IdP:
             }
         )
 
+    async def token_profiles(self, request: Request) -> Response:
+        """``POST``: issue bad tokens for a client until ``expires_in`` (a lab fault, see
+        ``tokenslo.lab.idp.profiles``); ``GET``: the active ones; ``DELETE``: end them all."""
+        if (denied := check_admin(request, self.admin_secret)) is not None:
+            return denied
+        if request.method == "GET":
+            return JSONResponse({"profiles": [p.to_dict() for p in self.profiles.snapshot()]})
+        if request.method == "DELETE":
+            return JSONResponse({"cleared": self.profiles.remove()})
+        body, error = await read_json(request)
+        if error is not None:
+            return error
+        try:
+            profile = parse_profile(
+                body,
+                now=self.engine.real_now(),
+                max_expiry=self.engine.max_expiry,
+                clients=[c.client_id for c in self.clients],
+            )
+        except ValueError as exc:
+            return JSONResponse(
+                {"error": "invalid_request", "error_description": str(exc)}, status_code=400
+            )
+        self.profiles.set(profile)
+        expires_in = profile.expires_at - self.engine.real_now()
+        self.engine.record_change(
+            "add", f"token profile {profile.describe()} expires_in={expires_in:.0f}s"
+        )
+        return JSONResponse(profile.to_dict())
+
+    async def token_profile(self, request: Request) -> Response:
+        """``DELETE /admin/token-profiles/{client_id}``: end that client's profile."""
+        if (denied := check_admin(request, self.admin_secret)) is not None:
+            return denied
+        return JSONResponse({"cleared": self.profiles.remove(request.path_params["client_id"])})
+
+    def _profile_ended(self, action: str, profile: TokenProfile) -> None:
+        self.engine.record_change(action, f"token profile {profile.describe()} ended")
+
     def _key_published(self, key: SigningKey, reason: str) -> None:
         """A pending key ended: by its expiry (``expired``) or by ``/admin/keys/publish``."""
         action = "expire" if reason == "expired" else "remove"
@@ -296,6 +343,7 @@ class IdP:
             ticks += 1
             try:
                 self.keys.publish_due()
+                self.profiles.expire_due()
                 if ticks % sweeps_every == 0:
                     self.tokens.sweep()
             except Exception:  # noqa: BLE001 - keep the thread alive; the next tick retries
@@ -347,6 +395,8 @@ class IdP:
             Route("/admin/keys/rotate", self.rotate_keys, methods=["POST"]),
             Route("/admin/keys/publish", self.publish_key, methods=["POST"]),
             Route("/admin/keys", self.list_keys, methods=["GET"]),
+            Route("/admin/token-profiles", self.token_profiles, methods=["GET", "POST", "DELETE"]),
+            Route("/admin/token-profiles/{client_id}", self.token_profile, methods=["DELETE"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/metrics", self.metrics_endpoint, methods=["GET"]),
             *admin_routes(self.engine, self.admin_secret),

@@ -42,6 +42,7 @@ from tokenslo.errors import InputError
 from tokenslo.files import write_atomically
 from tokenslo.lab.idp.clients import Client
 from tokenslo.lab.idp.keys import KeyStore
+from tokenslo.lab.idp.profiles import BLOAT_CLAIM, TokenProfile
 from tokenslo.lab.logsafe import clean
 
 log = logging.getLogger("tokenslo.lab.idp")
@@ -292,10 +293,12 @@ class TokenService:
         keys: KeyStore,
         now: Callable[[], float] = time.time,
         revocations_file: Path | None = None,
+        profile: Callable[[str], TokenProfile | None] = lambda _client_id: None,
     ):
         self.issuer = issuer
         self.keys = keys
         self.now = now
+        self.profile = profile  # the lab's token-profile fault for a client, if any
         self.revoked = RevocationList(revocations_file, now())
         self._lock = threading.Lock()
         self._opaque: dict[bytes, _Opaque] = {}
@@ -347,7 +350,14 @@ class TokenService:
     def _issue(
         self, client: Client, scope: str, aud: str | list[str], family: _Family | None
     ) -> Issued:
-        """Mint one access token (and a refresh token in a family); caller holds the lock."""
+        """Mint one access token (and a refresh token in a family); caller holds the lock.
+
+        An active token profile (a lab fault) changes scope, audience or size here, after
+        every check on the request: the IdP itself issues the bad token."""
+        profile = self.profile(client.client_id)
+        if profile is not None:
+            scope = sys.intern(profile.scope) if profile.scope is not None else scope
+            aud = profile.audience if profile.audience is not None else aud
         now = self.now()
         iat = int(now)
         exp = iat + client.token_ttl
@@ -367,6 +377,8 @@ class TokenService:
                 "scope": scope,
                 "client_id": client.client_id,
             }
+            if profile is not None and profile.groups:
+                claims[BLOAT_CLAIM] = list(profile.groups)
             token = self.keys.sign({"typ": "at+jwt"}, claims)
         refresh = None
         if family is not None:
