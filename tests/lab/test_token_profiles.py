@@ -224,6 +224,23 @@ def test_a_profile_ends_by_itself_at_its_expiry(lab: Lab, idp: LabAdmin) -> None
     assert claims(lab.token()["access_token"])["aud"] != "api://elsewhere"
 
 
+def test_clearing_every_fault_ends_profiles_and_publishes_a_waiting_key(
+    lab: Lab, idp: LabAdmin
+) -> None:
+    """``DELETE /admin/faults`` (the game day's last clean-up) leaves nothing injected."""
+    idp.set_token_profile("loadtest", 60, audience="api://elsewhere")
+    idp.set_token_profile("*", 60, extra_claims_bytes=100)
+    rotated = idp.rotate_keys(publish=False, expires_in=60)
+    assert metric(lab.idp_url, "tokenslo_faults_active", service="idp") == 3
+    assert idp.clear_faults() == 3
+    assert idp.list_token_profiles() == []
+    keys = idp.list_keys()
+    assert keys["current_kid"] == rotated["kid"]
+    assert all(k["published"] for k in keys["keys"])
+    assert metric(lab.idp_url, "tokenslo_faults_active", service="idp") == 0
+    assert claims(lab.token()["access_token"])["aud"] != "api://elsewhere"
+
+
 def test_a_bloated_token_is_answered_431_and_counted_too_large_outside_the_slo(
     lab: Lab, idp: LabAdmin
 ) -> None:

@@ -278,6 +278,7 @@ class FaultEngine:
         self._sweeper: threading.Thread | None = None
         self._stop = threading.Event()
         self._extra_active: list[Callable[[], int]] = []
+        self._extra_clear: list[Callable[[], int]] = []
         self._metrics = self._make_metrics()
 
     def _make_metrics(self) -> _Metrics:
@@ -354,12 +355,16 @@ class FaultEngine:
         return removed is not None
 
     def clear(self) -> int:
-        """Remove every fault and the clock offset; returns how many things were removed."""
+        """Remove every fault, the clock offset and the service's own faults (an
+        unpublished key, a token profile: ``add_active_source``'s ``clear``), so that
+        ``DELETE /admin/faults`` leaves nothing injected; returns how many were removed."""
         with self._lock:
             self._sweep_locked()
             count = len(self._faults) + (1 if self._clock_offset else 0)
             self._faults.clear()
             self._clock_offset = None
+            clears = list(self._extra_clear)
+        count += sum(clear() for clear in clears)
         self._changed("clear", f"removed={count}")
         return count
 
@@ -404,10 +409,15 @@ class FaultEngine:
 
     # -- service-specific faults (e.g. the IdP's unpublished signing keys) -----
 
-    def add_active_source(self, count: Callable[[], int]) -> None:
-        """Count a service's own expiring faults in ``tokenslo_faults_active``."""
+    def add_active_source(
+        self, count: Callable[[], int], clear: Callable[[], int] | None = None
+    ) -> None:
+        """Count a service's own expiring faults in ``tokenslo_faults_active``; ``clear``
+        ends them all (returning how many) when every fault is cleared."""
         with self._lock:
             self._extra_active.append(count)
+            if clear is not None:
+                self._extra_clear.append(clear)
 
     def record_change(self, action: str, detail: str) -> None:
         """Count and log a change of a service-specific fault (``action`` in ACTIONS)."""

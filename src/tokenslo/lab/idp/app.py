@@ -79,9 +79,9 @@ class IdP:
             profile=self.profiles.active,
         )
         # an unpublished key or a token profile is an injected fault: it shows in
-        # tokenslo_faults_active
-        engine.add_active_source(lambda: len(self.keys.pending()))
-        engine.add_active_source(lambda: len(self.profiles))
+        # tokenslo_faults_active and DELETE /admin/faults ends it
+        engine.add_active_source(lambda: len(self.keys.pending()), self._publish_pending)
+        engine.add_active_source(lambda: len(self.profiles), self.profiles.remove)
         self._stop = threading.Event()
         self._housekeeper: threading.Thread | None = None
 
@@ -297,6 +297,13 @@ class IdP:
         if (denied := check_admin(request, self.admin_secret)) is not None:
             return denied
         return JSONResponse({"cleared": self.profiles.remove(request.path_params["client_id"])})
+
+    def _publish_pending(self) -> int:
+        """Publish the current key if it is waiting (the end of a rotation fault)."""
+        pending = self.keys.pending()
+        if pending:
+            self.keys.publish_current()
+        return len(pending)
 
     def _profile_ended(self, action: str, profile: TokenProfile) -> None:
         self.engine.record_change(action, f"token profile {profile.describe()} ended")
