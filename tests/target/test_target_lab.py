@@ -34,9 +34,11 @@ def test_lab_up_writes_its_target_and_target_check_is_green(lab, capsys):
     target = load_target(path)
     assert target.issuer == lab.issuer and target.discovery_url == lab.issuer
     assert target.api_url == lab.urls["gateway"] + "/api/resource"
+    assert target.api_write_url == target.api_url  # POST is the write route
     assert target.prometheus_url == lab.urls["prometheus"]
     assert {c: f.kind for c, f in target.faults.items()} == {"idp": "lab", "gateway": "lab"}
-    assert set(target.clients) == {"load", "prober", "introspection"}
+    assert set(target.clients) == {"load", "prober", "introspection", "narrow_scope"}
+    assert target.client("narrow_scope").client_id == "prober"  # registered for api.read only
     # secrets stay in their 0600 file: the target file names it, never a value
     text = path.read_text()
     assert all(secret not in text for secret in lab.credentials().values())
@@ -58,9 +60,7 @@ def test_lab_up_writes_its_target_and_target_check_is_green(lab, capsys):
 def test_target_check_names_a_wrong_secret(lab, tmp_path, capsys, monkeypatch):
     text = (lab.state_dir / "target.yaml").read_text()
     bad = tmp_path / "target.yaml"
-    bad.write_text(
-        text.replace(f"file: {lab.credentials_file}", "env: WRONG_SECRET", 1)
-    )
+    bad.write_text(text.replace(f"file: {lab.credentials_file}", "env: WRONG_SECRET", 1))
     monkeypatch.setenv("WRONG_SECRET", "not-the-secret")
     assert main(["target", "check", str(bad)]) == 1
     out = capsys.readouterr().out
