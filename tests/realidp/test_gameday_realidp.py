@@ -72,15 +72,10 @@ def behind_proxy(realidp, tmp_path: Path, prometheus_factory) -> Iterator[dict]:
             {
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                 "scrape_configs": [
-                    {
-                        "job_name": "proxy",
-                        "metrics_path": "/-/metrics",
-                        "static_configs": [{"targets": [f"127.0.0.1:{proxy_port}"]}],
-                    },
-                    {
-                        "job_name": "prober",
-                        "static_configs": [{"targets": [f"127.0.0.1:{prober_port}"]}],
-                    },
+                    {"job_name": "proxy", "metrics_path": "/-/metrics",
+                     "static_configs": [{"targets": [f"127.0.0.1:{proxy_port}"]}]},
+                    {"job_name": "prober",
+                     "static_configs": [{"targets": [f"127.0.0.1:{prober_port}"]}]},
                 ],
             },  # fmt: skip
             rule_files={"slo-rules.yml": rules},
