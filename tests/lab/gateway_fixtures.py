@@ -147,6 +147,7 @@ def gateway_settings(idp_url: str, directory: Path, **overrides: Any) -> dict[st
         "revocation_poll_interval": 0.5,
         "introspection_cache_ttl": 1,
         "credentials_file": str(directory / "credentials.yaml"),
+        "clients": list(CLIENT_IDS),
     }
     settings.update(overrides)
     return settings
@@ -276,11 +277,13 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def validations(url: str) -> dict[str, float]:
-    return {
-        dict(labels)["result"]: value
-        for (name, labels), value in scrape(url).items()
-        if name == "gateway_token_validations_total"
-    }
+    """Verdicts by result, summed over the client_id series."""
+    totals: dict[str, float] = {}
+    for (name, labels), value in scrape(url).items():
+        if name == "gateway_token_validations_total":
+            result = dict(labels)["result"]
+            totals[result] = totals.get(result, 0.0) + value
+    return totals
 
 
 def metric(url: str, name: str, **labels: str) -> float:

@@ -14,8 +14,11 @@ from collections.abc import Iterator
 import pytest
 import requests
 from gateway_fixtures import (
+    CLIENT_IDS,
     Lab,
     b64,
+    claims_for,
+    forge,
     metric,
     result_of,
     scrape,
@@ -23,6 +26,7 @@ from gateway_fixtures import (
     validations,
     wait_for,
 )
+from joserfc.jwk import ECKey
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -58,7 +62,9 @@ def _clear_faults(lab: Lab) -> Iterator[None]:
 def test_metric_contract(lab: Lab) -> None:
     samples = scrape(lab.gateway_url)
     for result in RESULTS:  # pre-initialised: every series exists before the first error
-        assert ("gateway_token_validations_total", (("result", result),)) in samples
+        for client in (*CLIENT_IDS, "unknown"):
+            key = (("client_id", client), ("result", result))
+            assert ("gateway_token_validations_total", key) in samples
     for outcome in ("success", "error"):
         assert ("gateway_jwks_refreshes_total", (("outcome", outcome),)) in samples
     for code in ("200", "401", "503", "499"):
@@ -71,6 +77,40 @@ def test_metric_contract(lab: Lab) -> None:
         assert {float(le) for le in les if le != "+Inf"} == set(LATENCY_BUCKETS)
     assert 0 <= samples[("gateway_jwks_cache_age_seconds", ())] < 300
     assert requests.get(f"{lab.gateway_url}/healthz", timeout=5).json() == {"status": "ok"}
+
+
+def _by_client(lab: Lab) -> dict[tuple[str, str], float]:
+    return {
+        (dict(labels)["result"], dict(labels)["client_id"]): value
+        for (name, labels), value in scrape(lab.gateway_url).items()
+        if name == "gateway_token_validations_total"
+    }
+
+
+def test_validations_carry_a_client_id_only_when_the_issuer_vouched_for_it(lab: Lab) -> None:
+    """The claim names the series only after the signature verified (or introspection
+    said active) and only for a configured client; anything else is ``unknown``."""
+    key, alg = lab.signing_key()
+    header = {"alg": alg, "typ": "at+jwt", "kid": str(key.kid)}
+    impostor = ECKey.generate_key("P-256")
+    calls = [
+        (lab.token()["access_token"], ("valid", "loadtest")),
+        (lab.token("opaque-client")["access_token"], ("valid", "opaque-client")),
+        # genuine signature, but a client the gateway does not know
+        (forge(header, claims_for(lab, client_id="stranger"), key, alg), ("valid", "unknown")),
+        # genuine signature, rejected for its audience: still the issuer's word on the client
+        (forge(header, claims_for(lab, aud="api://x"), key, alg), ("wrong_audience", "loadtest")),
+        # claims a registered client, signed by someone else under the IdP's kid
+        (forge(header, claims_for(lab), impostor, "ES256"), ("bad_signature", "unknown")),
+        (forge({"alg": "none", "typ": "at+jwt"}, claims_for(lab)), ("disallowed_alg", "unknown")),
+    ]
+    for token, series in calls:
+        before = _by_client(lab)
+        lab.call(token)
+        after = _by_client(lab)
+        moved = {k: after[k] - before[k] for k in after if after[k] != before[k]}
+        assert moved == {series: 1}, (series, moved)
+    assert set(after) == {(r, c) for r in RESULTS for c in (*CLIENT_IDS, "unknown")}
 
 
 def test_requests_and_durations_are_counted(lab: Lab) -> None:

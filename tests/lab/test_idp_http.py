@@ -108,12 +108,16 @@ class LabIdP:
         return response.json()
 
     def metric(self, name: str, **labels: str) -> float | None:
+        """The sum of the ``name`` series carrying ``labels`` (over any other label, such
+        as client_id); None when there is none."""
         text = requests.get(self.url + "/metrics", timeout=5).text
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and sample.labels == labels:
-                    return sample.value
-        return None
+        values = [
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name and labels.items() <= sample.labels.items()
+        ]
+        return sum(values) if values else None
 
 
 @pytest.fixture

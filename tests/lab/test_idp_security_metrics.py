@@ -11,15 +11,14 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tokenslo.lab.exposition import UNKNOWN_CLIENT, client_label
 from tokenslo.lab.idp import metrics as idp_metrics
 from tokenslo.lab.idp.clients import Client, hash_secret
 from tokenslo.lab.idp.keys import KeyStore
 from tokenslo.lab.idp.metrics import (
     OAUTH_ERRORS,
-    UNKNOWN_CLIENT,
     IdPMetrics,
     MetricsMiddleware,
-    client_label,
     token_error_label,
 )
 from tokenslo.lab.idp.tokens import (
@@ -134,22 +133,44 @@ def test_a_crash_of_the_token_endpoint_counts_as_server_error():
     scope = {"type": "http", "path": "/token", "method": "POST"}
     with pytest.raises(RuntimeError):
         asyncio.run(middleware(scope, receive, send))
-    labels = {"grant_type": "refresh_token", "error": "server_error"}
+    labels = {"grant_type": "refresh_token", "error": "server_error", "client_id": "unknown"}
     assert registry.get_sample_value("idp_token_errors_total", labels) == 1
 
 
-def test_the_error_series_exist_at_zero_for_every_grant_and_code():
+def test_the_error_series_exist_at_zero_for_every_grant_code_and_client():
     registry = CollectorRegistry()
-    IdPMetrics(registry)
+    IdPMetrics(registry, REGISTERED)
     series = _series(registry, "idp_token_errors")
-    assert len(series) == 3 * len(OAUTH_ERRORS)
+    assert len(series) == 3 * len(OAUTH_ERRORS) * (len(REGISTERED) + 1)
     assert {s["grant_type"] for s in series} == {"client_credentials", "refresh_token", "other"}
+    assert {s["client_id"] for s in series} == {*REGISTERED, UNKNOWN_CLIENT}
+    labels = {"grant_type": "other", "error": "unsupported_grant_type", "client_id": "prober"}
+    assert registry.get_sample_value("idp_token_errors_total", labels) == 0
+
+
+def test_token_requests_are_labelled_by_the_authenticated_client_only():
+    """The request counter's series are registered clients x grants x codes (+unknown)
+    from the start, and no client_id a caller names adds one."""
+    registry = CollectorRegistry()
+    metrics = IdPMetrics(registry, REGISTERED)
+    before = _series(registry, "idp_token_requests")
+    assert {s["client_id"] for s in before} == {*REGISTERED, UNKNOWN_CLIENT}
+    for n in range(1000):
+        metrics.record("/token", "client_credentials", "401", False, 0.01, "invalid_client", None)
+        metrics.record("/token", "client_credentials", "200", False, 0.01, None, f"forged-{n}")
+    metrics.record("/token", "refresh_token", "400", False, 0.01, "invalid_grant", "prober")
+    assert len(_series(registry, "idp_token_requests")) == len(before)
+    value = registry.get_sample_value
+    requests = "idp_token_requests_total"
     assert (
-        registry.get_sample_value(
-            "idp_token_errors_total", {"grant_type": "other", "error": "unsupported_grant_type"}
-        )
-        == 0
+        value(requests, {"grant_type": "client_credentials", "code": "401", "client_id": "unknown"})
+        == 1000
     )
+    assert (
+        value(requests, {"grant_type": "refresh_token", "code": "400", "client_id": "prober"}) == 1
+    )
+    errors = {"grant_type": "refresh_token", "error": "invalid_grant", "client_id": "prober"}
+    assert value("idp_token_errors_total", errors) == 1
 
 
 def test_every_error_code_the_idp_raises_is_a_label_value():

@@ -99,6 +99,7 @@ def test_falls_back_to_openid_discovery_and_uses_client_secret_post(stub: StubId
         "discover": "success",
         "token": "success",
         "api": "skipped",
+        "insufficient_scope": "skipped",  # no narrow-scope client configured
         "introspect": "skipped",
         "revoke": "skipped",
         "propagation": "skipped",

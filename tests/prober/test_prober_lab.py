@@ -26,6 +26,7 @@ from tokenslo.cli import main
 from tokenslo.lab.orchestrator import lab_down
 from tokenslo.lab.state import LabState
 from tokenslo.prober.config import Credentials, ProbeConfig
+from tokenslo.prober.result import STEPS
 from tokenslo.prober.runner import Prober
 from tokenslo.prober.transaction import run_transaction
 from tokenslo.prometheus.process import free_port, stop_pid
@@ -55,6 +56,9 @@ def _config(lab: LabState, **overrides) -> ProbeConfig:
         "target": lab.urls["idp"],
         "credentials": Credentials("prober", creds["prober"]),
         "api": lab.urls["gateway"] + "/api/resource",
+        # the lab registers prober for api.read only: its tokens may not POST (api.write)
+        "narrow": Credentials("prober", creds["prober"]),
+        "write_api": lab.urls["gateway"] + "/api/resource",
         "timeout": 5.0,
         "propagation_timeout": 6.0,
         **overrides,
@@ -65,10 +69,8 @@ def _config(lab: LabState, **overrides) -> ProbeConfig:
 def test_a_healthy_lab_passes_every_step_with_plausible_values(prober_lab: LabState):
     prober = Prober(_config(prober_lab))
     result = prober.run_once()
-    assert {n: s.result for n, s in result.steps.items()} == dict.fromkeys(
-        ("discover", "token", "api", "introspect", "revoke", "propagation", "jwks", "transaction"),
-        "success",
-    )
+    assert {n: s.result for n, s in result.steps.items()} == dict.fromkeys(STEPS, "success")
+    assert "insufficient_scope" in STEPS
     # The IdP revokes at once; the gateway learns it from its next revocation-list poll.
     assert result.propagation["introspection"] < 0.5
     assert 0 < result.propagation["api"] <= POLL_INTERVAL + 1.0
@@ -114,6 +116,40 @@ def test_injected_introspection_errors_are_counted_not_raised(prober_lab: LabSta
     assert count("probe_steps_total", {**labels, "step": "transaction", "result": "failure"}) == 1
 
 
+def test_a_write_route_that_accepts_a_token_without_its_scope_fails_the_check(
+    prober_lab: LabState,
+):
+    """loadtest holds api.write, so its token is no narrow one: the 200 is reported as the
+    failure it would be for a client that really lacks the scope."""
+    creds = prober_lab.credentials()
+    wide = Credentials("loadtest", creds["loadtest"])
+    result = run_transaction(_config(prober_lab, narrow=wide, propagation_timeout=1.0))
+    step = result.steps["insufficient_scope"]
+    assert step.result == "failure"
+    assert step.detail == (
+        "write route answered HTTP 200 to a token without its scope; "
+        "expected 403 insufficient_scope"
+    )
+    assert result.steps["transaction"].result == "failure"
+    wrong = Credentials("prober", "not-the-secret")
+    result = run_transaction(_config(prober_lab, narrow=wrong, propagation_timeout=1.0))
+    assert result.steps["insufficient_scope"].detail == (
+        "the narrow_scope client got no token: HTTP 401 (invalid_client)"
+    )
+    assert creds["prober"] not in repr(result)
+
+
+def test_without_a_narrow_scope_client_the_check_is_not_configured(prober_lab: LabState):
+    prober = Prober(_config(prober_lab, narrow=None))
+    result = prober.run_once()
+    step = result.steps["insufficient_scope"]
+    assert (step.result, step.blocked) == ("skipped", False)
+    assert step.detail == "not configured (target file needs a client in role narrow_scope)"
+    assert result.steps["transaction"].result == "success"
+    labels = {"target": prober_lab.urls["idp"], "step": "insufficient_scope"}
+    assert prober.registry.get_sample_value("probe_success", labels) is None  # not a 0
+
+
 def _prom_value(prom: str, query: str) -> float | None:
     body = requests.get(f"{prom}/api/v1/query", params={"query": query}, timeout=5).json()
     result = body["data"]["result"]
@@ -150,6 +186,9 @@ def test_prometheus_scrapes_the_prober_and_slo_status_evaluates_probe_slos(
         assert seen is not None and seen >= 3, f"Prometheus saw {seen} transactions"
         skew = _prom_value(prom, 'probe_clock_skew_seconds{source="token_iat", job="prober"}')
         assert skew is not None and abs(skew) < 1.5
+        # the lab's target file names a narrow_scope client and the write route
+        scope_check = 'probe_success{step="insufficient_scope", job="prober"}'
+        assert _prom_value(prom, scope_check) == 1
 
         code = main(["slo", "status", str(REPO / "slo" / "probe"), "--prometheus", prom,
                      "--format", "json"])  # fmt: skip

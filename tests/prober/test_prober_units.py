@@ -13,6 +13,7 @@ from tokenslo.cli import main
 from tokenslo.errors import InputError
 from tokenslo.prober.config import parse_listen
 from tokenslo.prober.measure import (
+    bearer_error,
     date_header_seconds,
     discovery_urls,
     jwt_parts,
@@ -83,6 +84,23 @@ def test_token_ttl_prefers_expires_in_then_claims():
     assert token_ttl(None, {"iat": 100, "exp": 160}) == 60
     assert token_ttl(True, None) is None
     assert token_ttl(None, {"iat": "x", "exp": 1}) is None
+
+
+@pytest.mark.parametrize(
+    ("challenge", "error"),
+    [
+        ('Bearer realm="x", error="insufficient_scope", scope="api.write"', "insufficient_scope"),
+        ('bearer error="insufficient_scope"', "insufficient_scope"),  # scheme: any case
+        ('Bearer realm="x",error="invalid_token"', "invalid_token"),
+        ('Bearer realm="x", error_description="error="x""', None),  # not the error param
+        ('Bearer realm="x"', None),
+        ('Basic realm="x", error="insufficient_scope"', None),  # not a Bearer challenge
+        ("", None),
+        (None, None),
+    ],
+)
+def test_bearer_error_reads_the_rfc6750_error_attribute(challenge, error):
+    assert bearer_error(challenge) == error
 
 
 def test_token_ref_is_a_12_hex_sha256_prefix():

@@ -7,10 +7,12 @@
 //   REALIDP_PORT           loopback port to listen on
 //   REALIDP_CLIENT_ID      the client_credentials client
 //   REALIDP_CLIENT_SECRET  its secret (never printed)
+// Optional:
+//   REALIDP_ALG            ES256 (default) or RS256: the signing algorithm of every token
 //
 // Tokens: without a `resource` parameter the provider issues opaque access tokens
 // (introspectable and revocable). With `resource=api://realidp` (RFC 8707) it issues
-// RFC 9068 JWT access tokens signed ES256, which oidc-provider refuses to introspect
+// RFC 9068 JWT access tokens signed ES256 (REALIDP_ALG), which oidc-provider refuses to introspect
 // or revoke by design (see docs/prober.md, "what differed").
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 
@@ -32,11 +34,18 @@ function required(name) {
 const port = Number(required('REALIDP_PORT'));
 const clientId = required('REALIDP_CLIENT_ID');
 const clientSecret = required('REALIDP_CLIENT_SECRET');
+const ALG = process.env.REALIDP_ALG || 'ES256';
+if (ALG !== 'ES256' && ALG !== 'RS256') {
+  console.error(`realidp: REALIDP_ALG must be ES256 or RS256, got ${ALG}`);
+  process.exit(2);
+}
 const issuer = `http://127.0.0.1:${port}`;
 
 // A fresh signing key per run, so the test never depends on oidc-provider's dev keys.
-const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'ES256' };
+const { privateKey } = ALG === 'ES256'
+  ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  : generateKeyPairSync('rsa', { modulusLength: 2048 });
+const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: ALG };
 
 const provider = new Provider(issuer, {
   clients: [
@@ -49,7 +58,7 @@ const provider = new Provider(issuer, {
       token_endpoint_auth_method: 'client_secret_basic',
       scope: SCOPE,
       // oidc-provider validates client metadata against its keystore (ES256 only here).
-      id_token_signed_response_alg: 'ES256',
+      id_token_signed_response_alg: ALG,
     },
   ],
   jwks: { keys: [signingKey] },
@@ -71,7 +80,7 @@ const provider = new Provider(issuer, {
           audience: RESOURCE,
           accessTokenTTL: TTL,
           accessTokenFormat: 'jwt',
-          jwt: { sign: { alg: 'ES256' } },
+          jwt: { sign: { alg: ALG } },
         };
       },
     },

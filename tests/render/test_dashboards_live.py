@@ -2,11 +2,14 @@
 
 A lab (IdP, gateway, Prometheus, Alertmanager) on free ports, plus a ``tokenslo
 probe`` subprocess it scrapes, gets a short bounded burst of real traffic (issue,
-refresh, call the gateway, introspect, revoke, fetch the JWKS), one injected
-fault and one key rotation. Then each panel target, annotation and query
+refresh, call the gateway, introspect, revoke, fetch the JWKS, a write call with a
+read-only token, a request for a scope the client lacks), one injected fault and one
+key rotation. Then each panel target, annotation and query
 variable, with Grafana's variables substituted, must run without error and return
-at least one finite sample. Nothing is exempt: the fault, the rotation and the
-prober exist so the panels about them have data.
+at least one finite sample, for every SLO the ``slo`` variable offers and for the
+``client`` variable at All and at one client app. Nothing is exempt: the fault, the
+rotation, the denied write, the escalation attempt and the prober exist so the panels
+about them have data.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dash_fixtures import REPO, rendered, repo_slos
 
 from support import free_ports_lab_config, lab_up_on_free_ports
 from tokenslo.dashboards.queries import Query, queries, substitute, variable_queries
+from tokenslo.lab.credentials import CLIENTS
 from tokenslo.lab.orchestrator import lab_down
 from tokenslo.lab.state import LabState
 from tokenslo.prometheus.client import PromClient
@@ -35,6 +39,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.prometheus, pytest.mark.slow]
 TRAFFIC_SECONDS = 150.0  # upper bound; the thread stops when the module is done
 READY_TIMEOUT = 120.0  # recording rules run every 30 s; the prober needs a few runs
 STEP = 2.0
+CLIENT_CHOICES = (".*", "loadtest")  # the client variable at All, and at one client app
 
 
 class Traffic:
@@ -56,11 +61,11 @@ class Traffic:
             self.rounds += 1
             self.stop.wait(0.2)
 
-    def _token(self, data: dict) -> dict:
+    def _token(self, data: dict, client: str = "loadtest") -> dict:
         response = requests.post(
             self.lab.urls["idp"] + "/token",
             data=data,
-            auth=("loadtest", self.creds["loadtest"]),
+            auth=(client, self.creds[client]),
             timeout=5,
         )
         return response.json() if response.status_code == 200 else {}
@@ -83,6 +88,12 @@ class Traffic:
         if issued.get("refresh_token"):
             self._token({"grant_type": "refresh_token", "refresh_token": issued["refresh_token"]})
         if self.rounds % 5 == 0:
+            # a read-only token on the write route (403), and a scope loadtest never had
+            narrow = self._token({"grant_type": "client_credentials"}, "prober")
+            if narrow.get("access_token"):
+                headers = {"Authorization": f"Bearer {narrow['access_token']}"}
+                requests.post(gateway + "/api/resource", headers=headers, timeout=5)
+            self._token({"grant_type": "client_credentials", "scope": "api.admin"})
             requests.post(
                 idp + "/revoke",
                 data={"token": access},
@@ -196,9 +207,15 @@ def test_every_dashboard_query_returns_data_from_the_lab(live):
         variables = variable_queries(doc)
         # The detail dashboard is checked for every SLO its variable offers.
         choices = [{"slo": n} for n in slo_names] if "slo" in variables else [{}]
+        if "client" in variables:
+            choices = [{"client": c} for c in CLIENT_CHOICES]
+        seen = set()
         for values in choices:
             for query in queries(name, doc):
                 expr = substitute(query.expr, values)
+                if (query.where, query.ref, expr) in seen:
+                    continue  # a query without the client variable is the same at each choice
+                seen.add((query.where, query.ref, expr))
                 checked += 1
                 if finite_samples(client, query, expr, started) == 0:
                     empty.append(f"{name} / {query.where} / {query.ref}: {expr}")
@@ -220,6 +237,58 @@ def test_the_slo_variable_offers_every_slo(live):
         timeout=5,
     )
     assert set(response.json()["data"]) == {s.name for s in repo_slos()}
+
+
+@pytest.mark.parametrize("name", ["token-oncall.json", "token-debug.json"])
+def test_the_client_variable_offers_every_registered_client_and_unknown(live, name):
+    lab, _ = live
+    metric, label = variable_queries(rendered()[name])["client"]
+    response = requests.get(
+        lab.urls["prometheus"] + f"/api/v1/label/{label}/values",
+        params={"match[]": metric},
+        timeout=5,
+    )
+    assert set(response.json()["data"]) == {c.client_id for c in CLIENTS} | {"unknown"}
+
+
+def _peak(client: PromClient, expr: str, started: float) -> dict[str, float]:
+    """The highest value of each series of a range query over the lab's lifetime."""
+    series = client.query_range(expr, started, time.time(), STEP)
+    return {
+        ",".join(f"{k}={v}" for k, v in sorted(s["metric"].items())): max(
+            float(v[1]) for v in s["values"]
+        )
+        for s in series
+    }
+
+
+def test_per_client_and_security_panels_show_the_traffic(live):
+    """The denied write, the escalation attempt and loadtest's own traffic appear under
+    the right labels, and the client variable narrows to one client app."""
+    lab, started = live
+    client = PromClient(lab.urls["prometheus"])
+    oncall = {p["title"]: p for p in rendered()["token-oncall.json"]["panels"]}
+    debug = {p["title"]: p for p in rendered()["token-debug.json"]["panels"]}
+
+    def peaks(panels: dict, title: str, **values: str) -> dict[str, float]:
+        return _peak(client, substitute(panels[title]["targets"][0]["expr"], values), started)
+
+    denies = peaks(oncall, "Authorization denies by reason")
+    assert denies["reason=insufficient_scope"] > 0
+    escalations = peaks(
+        debug, "Privilege-escalation attempts by client app and kind", client="loadtest"
+    )
+    assert escalations["client_id=loadtest,kind=scope_not_registered"] > 0
+    assert set(escalations) == {
+        "client_id=loadtest,kind=" + k
+        for k in ("scope_not_registered", "scope_widening_on_refresh")
+    }
+    validations = peaks(debug, "Validations by client app and result", client="prober")
+    assert validations["client_id=prober,result=valid"] > 0
+    assert all(key.startswith("client_id=prober,") for key in validations)
+    errors = peaks(oncall, "Issuance errors by OAuth error")
+    assert errors["error=invalid_scope"] > 0
+    assert errors["error=temporarily_unavailable"] > 0  # the injected 503s
 
 
 def test_fault_and_rotation_panels_show_what_happened(live):

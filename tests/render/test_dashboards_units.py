@@ -191,6 +191,38 @@ def test_detail_dashboard_is_driven_by_the_slo_variable():
             assert '"$slo"' in query.expr, query.where
 
 
+@pytest.mark.parametrize("name", ["token-oncall.json", "token-debug.json"])
+def test_oncall_and_debug_break_down_by_the_client_variable(name):
+    """Every panel that groups by client_id narrows to the chosen client apps, and the
+    variable offers the label's values (multi-value, All = any)."""
+    doc = rendered()[name]
+    assert variable_queries(doc) == {"client": ("idp_token_requests_total", "client_id")}
+    (var,) = [v for v in doc["templating"]["list"] if v["name"] == "client"]
+    assert var["multi"] and var["includeAll"] and var["allValue"] == ".*"
+    per_client = [q for q in queries(name, doc) if "client_id" in q.expr]
+    assert len(per_client) >= 3
+    for query in per_client:
+        assert 'client_id=~"$client"' in query.expr, query.where
+    exprs = " ".join(q.expr for q in queries(name, doc))
+    for metric in ("gateway_token_validations_total", "idp_token_errors_total"):
+        assert re.search(metric + r'\{[^}]*client_id=~"\$client"', exprs), metric
+
+
+@pytest.mark.parametrize(
+    ("name", "metric"),
+    [
+        ("token-oncall.json", "gateway_authorization_decisions_total"),  # M8
+        ("token-debug.json", "gateway_authorization_decisions_total"),
+        ("token-oncall.json", "idp_token_errors_total"),  # M12
+        ("token-debug.json", "idp_token_errors_total"),
+        ("token-oncall.json", "idp_privilege_escalation_attempts_total"),  # M15
+        ("token-debug.json", "idp_privilege_escalation_attempts_total"),
+    ],
+)
+def test_the_security_signals_have_panels(name, metric):
+    assert any(metric in q.expr for q in queries(name, rendered()[name]))
+
+
 def test_override_directory_replaces_one_template_and_adds_another(tmp_path):
     (tmp_path / "slo-overview.json.j2").write_text(
         '[% import "_panels.j2" as p with context %]{ [[ p.header("Mine", []) ]] "panels": '

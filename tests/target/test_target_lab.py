@@ -34,9 +34,11 @@ def test_lab_up_writes_its_target_and_target_check_is_green(lab, capsys):
     target = load_target(path)
     assert target.issuer == lab.issuer and target.discovery_url == lab.issuer
     assert target.api_url == lab.urls["gateway"] + "/api/resource"
+    assert target.api_write_url == target.api_url  # POST is the write route
     assert target.prometheus_url == lab.urls["prometheus"]
     assert {c: f.kind for c, f in target.faults.items()} == {"idp": "lab", "gateway": "lab"}
-    assert set(target.clients) == {"load", "prober", "introspection"}
+    assert set(target.clients) == {"load", "prober", "introspection", "narrow_scope"}
+    assert target.client("narrow_scope").client_id == "prober"  # registered for api.read only
     # secrets stay in their 0600 file: the target file names it, never a value
     text = path.read_text()
     assert all(secret not in text for secret in lab.credentials().values())

@@ -36,10 +36,30 @@ def test_minimal_target_defaults_and_relative_paths(tmp_path):
     assert err.value.field == "clients.prober"
 
 
+def test_the_write_route_and_the_narrow_scope_role():
+    text = (
+        MINIMAL
+        + """  narrow_scope:
+    client_id: reader
+    secret: {env: READER_SECRET}
+    token_params: {scope: api.read}
+api: {url: https://api.example/items/, write_url: https://api.example/items/new}
+"""
+    )
+    target = parse_target(text, "t.yaml")
+    assert target.api_url == "https://api.example/items"
+    assert target.api_write_url == "https://api.example/items/new"
+    assert target.client("narrow_scope").token_params == {"scope": "api.read"}
+    assert (
+        parse_target(MINIMAL + "api: {url: https://a.example/x}\n", "t.yaml").api_write_url is None
+    )
+
+
 @pytest.mark.parametrize(
     ("extra", "line", "field", "message"),
     [
         ("api: {url: not-a-url}\n", 7, "api.url", "invalid value"),
+        ("api: {url: 'http://a', write_url: nope}\n", 7, "api.write_url", "invalid value"),
         ("clientz: {}\n", 7, "clientz", "unknown field 'clientz'"),
         (
             "faults:\n  idp: {kind: proxy, admin_url: 'http://127.0.0.1:1'}\n",

@@ -23,6 +23,10 @@ from tokenslo.rules.generate import BASE_WINDOW
 RATE_INTERVAL = "$__rate_interval"
 DATASOURCE_VAR = "datasource"
 SLO_VAR = "slo"
+# The client app a per-client panel shows (multi-value, "All" = any client_id): the bounded
+# client_id label of the IdP's and the gateway's counters.
+CLIENT_VAR = "client"
+CLIENT_METRIC = "idp_token_requests_total"
 GUIDE_PERIOD = "30d"  # period of the guide's starting targets when no SLO measures a role
 
 
@@ -341,6 +345,9 @@ def template_globals() -> dict[str, object]:
         },
         "RATE": RATE_INTERVAL,
         "SLO_VAR": SLO_VAR,
+        "CLIENT_VAR": CLIENT_VAR,
+        "CLIENT_METRIC": CLIENT_METRIC,
+        "client_sel": f'client_id=~"${CLIENT_VAR}"',
         "slo_sel": "{" + f'{c.SLO_LABEL}="${SLO_VAR}"' + "}",
         "quote": quote,
         "target": target,

@@ -18,6 +18,7 @@ DEFAULT_VALUES: dict[str, str] = {
     "__interval": "15s",
     "__range": "5m",
     "datasource": "prometheus",
+    "client": ".*",  # the client variable's "All"
 }
 _VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
 _LABEL_VALUES = re.compile(r"^\s*label_values\(\s*(?P<metric>.+?)\s*,\s*(?P<label>\w+)\s*\)\s*$")

@@ -15,7 +15,7 @@ import yaml
 from tokenslo.core.durations import format_duration
 from tokenslo.errors import InputError
 from tokenslo.lab.config import LabConfig
-from tokenslo.lab.credentials import CLIENTS_FILE, CREDENTIALS_FILE, clients_registry
+from tokenslo.lab.credentials import CLIENTS, CLIENTS_FILE, CREDENTIALS_FILE, clients_registry
 from tokenslo.lab.ports import HOST
 from tokenslo.lab.state import write_lab_file
 from tokenslo.prometheus.process import run_promtool
@@ -55,6 +55,7 @@ def gateway_config(config: LabConfig, state_dir: Path) -> dict[str, Any]:
         "port": config.ports.gateway,
         "issuer": issuer_url(config),
         "credentials_file": str(state_dir / CREDENTIALS_FILE),
+        "clients": [client.client_id for client in CLIENTS],  # its client_id label values
     }
 
 

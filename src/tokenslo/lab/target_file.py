@@ -15,8 +15,14 @@ from tokenslo.target.model import VERSION
 
 TARGET_FILE = "target.yaml"
 API_PATH = "/api/resource"
-# role → lab client (see credentials.CLIENTS)
-ROLE_CLIENTS = {"load": "loadtest", "prober": "prober", "introspection": "loadtest"}
+# role → lab client (see credentials.CLIENTS); prober is registered for api.read only, so
+# its tokens are the narrow ones the gateway's write route (api.write) refuses.
+ROLE_CLIENTS = {
+    "load": "loadtest",
+    "prober": "prober",
+    "introspection": "loadtest",
+    "narrow_scope": "prober",
+}
 
 
 def lab_target(
@@ -50,7 +56,8 @@ def lab_target(
         "state_dir": str(state_dir),
     }
     if "gateway" in urls:
-        target["api"] = {"url": urls["gateway"].rstrip("/") + API_PATH}
+        api = urls["gateway"].rstrip("/") + API_PATH
+        target["api"] = {"url": api, "write_url": api}  # GET reads, POST writes
     for key in ("prometheus", "alertmanager", "webhook"):
         if key in urls:
             target[key] = {"url": urls[key]}

@@ -63,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def config_from_args(args: argparse.Namespace) -> ProbeConfig:
     target = load_target(args.target)
     client = target.client("prober")
+    narrow = target.clients.get("narrow_scope")
     return ProbeConfig(
         target=target.discovery_url,
         issuer=target.issuer,
@@ -74,6 +75,9 @@ def config_from_args(args: argparse.Namespace) -> ProbeConfig:
         propagation_poll=positive(args.propagation_poll, "--propagation-poll"),
         scope=client.token_params.get("scope"),
         resource=client.token_params.get("resource"),
+        narrow=credentials(narrow) if narrow is not None else None,
+        narrow_params=dict(narrow.token_params) if narrow is not None else {},
+        write_api=target.api_write_url,
     )
 
 

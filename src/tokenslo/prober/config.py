@@ -8,7 +8,8 @@ command-line arguments (they would show in ``ps`` and shell history). Bad input 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from tokenslo.errors import InputError
@@ -29,6 +30,12 @@ class ProbeConfig:
     scope: str | None = None
     resource: str | None = None  # RFC 8707 resource indicator for the token request
     issuer: str | None = None  # the issuer the metadata must name (default: ``target``)
+    # The insufficient_scope check: a client whose tokens lack the scope ``write_api``
+    # requires (role narrow_scope), its token-request fields, and the route it POSTs to.
+    # Either missing: the check is "not configured", never failed.
+    narrow: Credentials | None = None
+    narrow_params: Mapping[str, str] = field(default_factory=dict)
+    write_api: str | None = None
 
     @property
     def label(self) -> str:

@@ -10,11 +10,27 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit, urlunsplit
 
 OAUTH_WELL_KNOWN = "/.well-known/oauth-authorization-server"
 OIDC_WELL_KNOWN = "/.well-known/openid-configuration"
+
+
+# RFC 6750 §3: the error attribute of a Bearer challenge (quoted, as §3 writes it).
+_BEARER_ERROR = re.compile(r'(?:^|[\s,])error\s*=\s*"([^"]*)"')
+
+
+def bearer_error(challenge: str | None) -> str | None:
+    """The ``error`` of a ``WWW-Authenticate: Bearer …`` challenge (RFC 6750 §3), else None."""
+    if not challenge:
+        return None
+    scheme, _, params = challenge.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    match = _BEARER_ERROR.search(params)
+    return match.group(1) if match else None
 
 
 def token_ref(token: str) -> str:

@@ -6,7 +6,17 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 # In the order they run; ``transaction`` is the verdict over all of them.
-STEPS = ("discover", "token", "api", "introspect", "revoke", "propagation", "jwks", "transaction")
+STEPS = (
+    "discover",
+    "token",
+    "api",
+    "insufficient_scope",
+    "introspect",
+    "revoke",
+    "propagation",
+    "jwks",
+    "transaction",
+)
 RESULTS = ("success", "failure", "skipped")
 STAGES = ("introspection", "api")
 SKEW_SOURCES = ("date_header", "token_iat")

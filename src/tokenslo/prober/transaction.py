@@ -1,6 +1,7 @@
 """One synthetic transaction against an OAuth 2.0 authorization server.
 
-discover → token (client_credentials) → api → introspect → revoke → propagation → jwks.
+discover → token (client_credentials) → api → insufficient_scope → introspect → revoke →
+propagation → jwks.
 A step that cannot run because an earlier one failed is ``skipped`` (blocked);
 a step the target does not offer (no ``--api``, endpoint not advertised) is
 ``skipped`` (not blocked). Every request has ``config.timeout``; the propagation
@@ -20,6 +21,7 @@ import requests
 
 from tokenslo.prober.config import ProbeConfig
 from tokenslo.prober.measure import (
+    bearer_error,
     date_header_seconds,
     discovery_urls,
     jwt_parts,
@@ -30,6 +32,7 @@ from tokenslo.prober.measure import (
     token_ttl,
 )
 from tokenslo.prober.result import StepResult, TransactionResult
+from tokenslo.target.credentials import Credentials
 
 log = logging.getLogger("tokenslo.prober")
 
@@ -60,6 +63,7 @@ class Transaction:
         self.metadata: dict[str, Any] = {}
         self.issued: Issued | None = None
         self._revoked_at = 0.0  # perf_counter when the revocation was acknowledged
+        self._not_offered: dict[str, str] = {}  # step → why it is skipped, when not the target
 
     # -- driver ----------------------------------------------------------------------
 
@@ -70,6 +74,12 @@ class Transaction:
         have_token = self.issued is not None
         self._step(
             "api", self.call_api, blocked=not have_token, offered=self.config.api is not None
+        )
+        self._step(
+            "insufficient_scope",
+            self.check_insufficient_scope,
+            blocked=not discovered,
+            offered=self._scope_check_configured(),
         )
         self._step(
             "introspect",
@@ -124,7 +134,8 @@ class Transaction:
             )
             return False
         if not offered:
-            self.result.add(StepResult(name, "skipped", detail="not offered by the target"))
+            detail = self._not_offered.get(name, "not offered by the target")
+            self.result.add(StepResult(name, "skipped", detail=detail))
             return False
         began = time.perf_counter()
         try:
@@ -154,8 +165,15 @@ class Transaction:
             return POST
         return BASIC
 
-    def _post(self, endpoint_key: str, form: dict[str, str], auth_key: str) -> requests.Response:
-        creds = self.config.credentials
+    def _post(
+        self,
+        endpoint_key: str,
+        form: dict[str, str],
+        auth_key: str,
+        creds: Credentials | None = None,
+    ) -> requests.Response:
+        """POST ``form`` to a metadata endpoint, authenticated as ``creds`` (the prober)."""
+        creds = creds or self.config.credentials
         data = dict(form)
         auth = None
         if self._auth_method(auth_key) == POST:
@@ -242,6 +260,50 @@ class Transaction:
         response = self._bearer_get(self.config.api)
         if not 200 <= response.status_code < 300:
             raise StepFailed(f"API answered HTTP {response.status_code}")
+
+    def _scope_check_configured(self) -> bool:
+        missing = [
+            name
+            for name, value in (
+                ("a client in role narrow_scope", self.config.narrow),
+                ("api.write_url", self.config.write_api),
+            )
+            if value is None
+        ]
+        if missing:
+            needs = " and ".join(missing)
+            self._not_offered["insufficient_scope"] = f"not configured (target file needs {needs})"
+        return not missing
+
+    def check_insufficient_scope(self) -> None:
+        """RFC 6750 §3.1: a valid token without the write route's scope gets 403 with a
+        Bearer challenge naming ``insufficient_scope`` (not 2xx, not 401 invalid_token)."""
+        assert self.config.narrow is not None and self.config.write_api is not None
+        form = {"grant_type": "client_credentials", **self.config.narrow_params}
+        response = self._post(
+            "token_endpoint", form, "token_endpoint_auth_methods_supported", self.config.narrow
+        )
+        if response.status_code != 200:
+            raise StepFailed(
+                f"the narrow_scope client got no token: HTTP {response.status_code}"
+                + _oauth_error(response)
+            )
+        body = response.json()
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise StepFailed("no access_token for the narrow_scope client")
+        answer = self.session.post(
+            self.config.write_api,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=self.config.timeout,
+        )
+        error = bearer_error(answer.headers.get("WWW-Authenticate"))
+        if answer.status_code != 403 or error != "insufficient_scope":
+            raise StepFailed(
+                f"write route answered HTTP {answer.status_code}"
+                + (f" ({error})" if error and error.isprintable() and len(error) < 80 else "")
+                + " to a token without its scope; expected 403 insufficient_scope"
+            )
 
     def introspect(self) -> None:
         assert self.issued is not None

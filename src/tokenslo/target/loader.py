@@ -88,6 +88,7 @@ def _build(doc: Document, data: dict[str, Any], base: Path) -> Target:
         endpoints=dict(data.get("endpoints") or {}),
         provider=Provider(**(data.get("provider") or {})),
         api_url=_url(data, "api"),
+        api_write_url=_url(data, "api", "write_url"),
         faults=injectors,
         admin_secret_file=_path(base, faults["admin_secret_file"]) if injectors else None,
         prometheus_url=_url(data, "prometheus"),
@@ -115,9 +116,9 @@ def _client(role: str, spec: dict[str, Any], base: Path) -> Client:
     )
 
 
-def _url(data: dict[str, Any], key: str) -> str | None:
+def _url(data: dict[str, Any], key: str, field: str = "url") -> str | None:
     block = data.get(key)
-    return block["url"].rstrip("/") if block else None
+    return block[field].rstrip("/") if block and field in block else None
 
 
 def _path(base: Path, value: str) -> Path:

@@ -13,7 +13,9 @@ _Entry = TypeVar("_Entry")
 
 VERSION = "tokenslo/target/v1"
 # Clients act on the IdP by role; a scenario or probe asks for a role, never a client name.
-ROLES = ("load", "prober", "introspection")
+# ``narrow_scope``: a client whose tokens lack the scope the API's write route requires
+# (the prober's insufficient_scope check).
+ROLES = ("load", "prober", "introspection", "narrow_scope")
 ENDPOINTS = ("token_endpoint", "jwks_uri", "introspection_endpoint", "revocation_endpoint")
 TOKEN_KINDS = ("jwt", "opaque")
 FAULT_KINDS = ("lab", "proxy")
@@ -68,6 +70,7 @@ class Target:
     endpoints: dict[str, str] = field(default_factory=dict)  # overrides of discovered values
     provider: Provider = Provider()
     api_url: str | None = None
+    api_write_url: str | None = None  # a route the narrow_scope client's tokens may not POST to
     faults: dict[str, FaultInjector] = field(default_factory=dict)
     admin_secret_file: Path | None = None
     prometheus_url: str | None = None

@@ -54,7 +54,7 @@ def json_schema() -> dict:
             "provider": strict_object(
                 {"introspects_jwt": {"type": "boolean"}, "revokes_jwt": {"type": "boolean"}}
             ),
-            "api": _url_block(),
+            "api": strict_object({"url": URL, "write_url": URL}, ("url",)),
             "faults": strict_object(
                 {
                     "admin_secret_file": NONEMPTY,

@@ -148,7 +148,7 @@ def _build_gateway(
         cooldown=config.jwks_refresh_cooldown,
         on_refresh=lambda outcome: holder["metrics"].jwks_refresh(outcome),
     )
-    metrics = create_metrics(registry, jwks.age, revocations.age)
+    metrics = create_metrics(registry, jwks.age, revocations.age, config.clients)
     holder["metrics"] = metrics
     cache = IntrospectionCache(config.introspection_cache_ttl)
     validator = TokenValidator(
@@ -302,7 +302,7 @@ async def _api_resource(request: Request) -> Response:
         gateway.metrics.validation_duration.observe(time.perf_counter() - started)
     if outcome.result == TOO_LARGE:
         return _too_large(gateway, size)
-    gateway.metrics.validation(outcome.result)
+    gateway.metrics.validation(outcome.result, outcome.client_id)
     if not outcome.valid:
         log.log(
             logging.ERROR if outcome.result == INTERNAL_ERROR else logging.INFO,

@@ -69,6 +69,8 @@ class GatewayConfig:
     replay_max_tracked_tokens: int = DEFAULT_MAX_TOKENS
     # A request header that tells client instances apart (e.g. X-Device-Id), or null.
     replay_source_header: str | None = None
+    # The IdP's registered client ids: the only client_id label values besides "unknown".
+    clients: tuple[str, ...] = ()
 
     def required_scopes(self, route: str) -> tuple[str, ...]:
         """The scopes ``route`` (``GET /api/resource``) requires: configured, else default."""
@@ -169,6 +171,10 @@ def _check_value(key: str, value: Any, fail) -> Any:
         return _check_algs(value, lambda message: fail(key, message))
     if key == "route_scopes":
         return _check_route_scopes(value, lambda message: fail(key, message))
+    if key == "clients":
+        if not isinstance(value, list) or not all(isinstance(c, str) and c for c in value):
+            raise fail(key, "must be a list of client ids (non-empty strings)")
+        return tuple(value)
     raise fail(key, "unknown setting")
 
 

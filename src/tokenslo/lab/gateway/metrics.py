@@ -2,18 +2,28 @@
 
 Each app gets its own ``CollectorRegistry`` and its counters' series exist at 0 from the
 start (``tokenslo.lab.exposition`` says why).
+
+``gateway_token_validations_total`` carries the ``client_id`` of a token the issuer
+vouched for (``Outcome.client_id``) when that client is in the config's ``clients``; any
+other token, forged or unsigned, counts as ``unknown``: results x (clients + 1) series.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from tokenslo.lab.asgi import ASGIApp, Message, Scope
-from tokenslo.lab.exposition import zeroed_counter, zeroed_counter_of_pairs
+from tokenslo.lab.exposition import (
+    client_label,
+    client_values,
+    zeroed_counter,
+    zeroed_counter_of_pairs,
+    zeroed_grid,
+)
 from tokenslo.lab.gateway.replay import BUCKETS
 from tokenslo.lab.gateway.scopes import DECISIONS, Decision
 from tokenslo.lab.gateway.validator import RESULTS
@@ -36,9 +46,12 @@ class GatewayMetrics:
     request_duration: Histogram
     authorization_decisions: Counter
     replay_suspected: Counter
+    client_ids: frozenset[str] = frozenset()
 
-    def validation(self, result: str) -> None:
-        self.validations.labels(result=result).inc()
+    def validation(self, result: str, client_id: object = None) -> None:
+        """One verdict; ``client_id`` only from a token the issuer vouched for."""
+        client = client_label(client_id, self.client_ids)
+        self.validations.labels(result=result, client_id=client).inc()
 
     def authorization(self, decision: Decision) -> None:
         self.authorization_decisions.labels(outcome=decision.outcome, reason=decision.reason).inc()
@@ -54,12 +67,13 @@ def create_metrics(
     registry: CollectorRegistry,
     jwks_age: Callable[[], float],
     revocation_age: Callable[[], float],
+    client_ids: Iterable[str] = (),
 ) -> GatewayMetrics:
-    validations = zeroed_counter(
-        "gateway_token_validations_total",
-        "Access-token validations by result.",
-        "result",
-        RESULTS,
+    registered = frozenset(client_ids)
+    validations = zeroed_grid(
+        "gateway_token_validations",
+        "Access-token validations by result and the (verified, registered) client.",
+        {"result": RESULTS, "client_id": client_values(registered)},
         registry,
     )
     jwks_refreshes = zeroed_counter(
@@ -122,6 +136,7 @@ def create_metrics(
             BUCKETS,
             registry,
         ),
+        client_ids=registered,
     )
 
 

@@ -104,15 +104,23 @@ class Rejected(Exception):
         super().__init__(description)
         self.result = result
         self.description = description
+        # the token's client_id claim, set only once the signature verified (a vouched id)
+        self.client_id: object = None
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """The verdict on one token; ``claims`` only for valid tokens."""
+    """The verdict on one token; ``claims`` only for valid tokens.
+
+    ``client_id`` is the token's ``client_id`` claim (RFC 9068 §2.2) when the issuer
+    vouched for the token (its signature verified, or introspection called it active),
+    whatever the verdict; else None: an unverified claim is anyone's to write.
+    """
 
     result: str
     description: str = ""
     claims: Mapping[str, Any] = field(default_factory=dict)
+    client_id: object = None
 
     @property
     def valid(self) -> bool:
@@ -466,8 +474,8 @@ class TokenValidator:
             else:
                 raise Rejected(MALFORMED, "token is not a JWS compact serialization")
         except Rejected as rejected:
-            return Outcome(rejected.result, rejected.description)
-        return Outcome(VALID, "", claims)
+            return Outcome(rejected.result, rejected.description, client_id=rejected.client_id)
+        return Outcome(VALID, "", claims, client_id=claims.get("client_id"))
 
     async def _validate_jwt(self, token: str) -> Mapping[str, Any]:
         parsed = parse_jwt(token)
@@ -480,15 +488,19 @@ class TokenValidator:
             await self._judge_unknown_kid(token, kid)
         verify_signature(parsed, alg, key)
         claims = parsed.claims
-        check_required_claims(claims)
-        check_lifetime(claims, self.max_token_lifetime)
-        check_issuer(claims, self.issuer)
-        # Behind a verified signature and required claims: the IdP issued this token for
-        # another audience (F10), something no anonymous caller can produce. Counted once
-        # per token, so a token leaked from another API and replayed here burns nothing.
-        self._count_once(claims["jti"], lambda: check_audience(claims, self.audience))
-        self._count_once(claims["jti"], lambda: check_times(claims, self.now(), self.leeway))
-        check_not_revoked(claims, self.is_revoked)
+        try:
+            check_required_claims(claims)
+            check_lifetime(claims, self.max_token_lifetime)
+            check_issuer(claims, self.issuer)
+            # Behind a verified signature and required claims: the IdP issued this token for
+            # another audience (F10), something no anonymous caller can produce. Counted once
+            # per token, so a token leaked from another API and replayed here burns nothing.
+            self._count_once(claims["jti"], lambda: check_audience(claims, self.audience))
+            self._count_once(claims["jti"], lambda: check_times(claims, self.now(), self.leeway))
+            check_not_revoked(claims, self.is_revoked)
+        except Rejected as rejected:
+            rejected.client_id = claims.get("client_id")  # signed by our issuer's key
+            raise
         return claims
 
     async def _judge_unknown_kid(self, token: str, kid: str | None) -> NoReturn:

@@ -29,7 +29,13 @@ from tokenslo.lab.faults.engine import number_field
 from tokenslo.lab.idp.clients import Client, ClientRegistry, load_clients
 from tokenslo.lab.idp.config import IdPConfig
 from tokenslo.lab.idp.keys import KeyStore, SigningKey
-from tokenslo.lab.idp.metrics import ERROR_FACT, STATE_KEY, IdPMetrics, MetricsMiddleware
+from tokenslo.lab.idp.metrics import (
+    CLIENT_FACT,
+    ERROR_FACT,
+    STATE_KEY,
+    IdPMetrics,
+    MetricsMiddleware,
+)
 from tokenslo.lab.idp.profiles import ProfileStore, TokenProfile, parse_profile
 from tokenslo.lab.idp.tokens import SWEEP_INTERVAL, OAuthError, TokenService, token_ref
 from tokenslo.lab.logsafe import clean
@@ -92,6 +98,7 @@ class IdP:
         try:
             form = await _form(request)
             client = self._authenticate(request, form)
+            _hand_over(request, CLIENT_FACT, client.client_id)
             grant = form.get("grant_type")
             if not grant:
                 raise OAuthError("invalid_request", "grant_type is required")
@@ -132,9 +139,7 @@ class IdP:
 
     def _token_refused(self, request: Request, client: Client | None, exc: OAuthError) -> None:
         """Hand the error code to the metrics middleware; count an escalation attempt."""
-        facts = request.scope.get(STATE_KEY)
-        if isinstance(facts, dict):
-            facts[ERROR_FACT] = exc.error
+        _hand_over(request, ERROR_FACT, exc.error)
         if exc.escalation is not None and client is not None:
             self.metrics.escalation(client.client_id, exc.escalation)
             log.info(
@@ -154,9 +159,7 @@ class IdP:
         except OAuthError as exc:
             return _oauth_error(exc)
         result = self.tokens.introspect(token)
-        facts = request.scope.get(STATE_KEY)
-        if isinstance(facts, dict):
-            facts["active"] = result["active"]
+        _hand_over(request, "active", result["active"])
         return JSONResponse(result, headers=NO_STORE)
 
     async def revoke(self, request: Request) -> Response:
@@ -518,6 +521,14 @@ def _basic_credentials(header: str) -> tuple[str, str]:
         raise OAuthError("invalid_client", "malformed basic credentials", 401)
     # RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
     return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
+
+
+def _hand_over(request: Request, key: str, value: object) -> None:
+    """Tell the metrics middleware (outside the endpoint) a fact it labels the request with;
+    without the middleware (a bare app in a test) there is no one to tell."""
+    facts = request.scope.get(STATE_KEY)
+    if isinstance(facts, dict):
+        facts[key] = value
 
 
 def _oauth_error(exc: OAuthError) -> Response:

@@ -6,23 +6,25 @@ the status the client actually got. It buffers the (small, form-encoded) request
 first, which lets it label a /token request by grant_type even when a fault answers
 before the endpoint reads the body.
 
-Two counters carry labels from what callers send, so both are bounded: the token
-error breakdown (``idp_token_errors_total``) takes its ``error`` from a fixed list and its
-``grant_type`` like the request counter; the escalation counter's ``client_id`` is a
-registered client or ``unknown`` (``client_label``), so no caller can add series.
+Labels from what callers send are bounded: the token error breakdown
+(``idp_token_errors_total``) takes its ``error`` from a fixed list and its ``grant_type``
+like the request counter; the ``client_id`` of the /token counters and of the escalation
+counter is a registered client that authenticated, else ``unknown`` (``client_label``),
+so no caller can add series: a request naming a client it cannot authenticate as counts
+as ``unknown``, never as that client.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Container, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from tokenslo.lab.asgi import ASGIApp, Message, Scope
-from tokenslo.lab.exposition import zeroed_grid
+from tokenslo.lab.exposition import client_label, client_values, zeroed_grid
 from tokenslo.lab.faults import call_observed
 from tokenslo.lab.idp.tokens import ESCALATION_KINDS
 
@@ -35,6 +37,7 @@ COMMON_CODES = ("200", "400", "401", "500", "503")
 MAX_BODY = 64 * 1024
 STATE_KEY = "tokenslo.idp"  # scope key the endpoints use to hand facts to the middleware
 ERROR_FACT = "error"  # the facts key under which /token hands over its OAuth error code
+CLIENT_FACT = "client_id"  # ... and the id of the client that authenticated
 # The token endpoint's error codes: RFC 6749 §5.2, plus RFC 8707's invalid_target (the
 # IdP's refusal of an audience) and the two §4.1.2.1 codes for a failing server.
 OAUTH_ERRORS = (
@@ -48,16 +51,6 @@ OAUTH_ERRORS = (
     "server_error",
     "temporarily_unavailable",
 )
-UNKNOWN_CLIENT = "unknown"  # every client_id label value that is not a registered client
-
-
-def client_label(client_id: object, registered: Container[str]) -> str:
-    """The ``client_id`` label of a series: the id if it is a registered client, else
-    ``unknown``, so unauthenticated garbage cannot grow the series count. (A client
-    registered as ``unknown`` would share its series with them; the lab has none.)"""
-    if isinstance(client_id, str) and client_id in registered:
-        return client_id
-    return UNKNOWN_CLIENT
 
 
 def token_error_label(code: str, reported: str | None) -> str | None:
@@ -83,10 +76,11 @@ class IdPMetrics:
 
     def __init__(self, registry: CollectorRegistry, client_ids: Iterable[str] = ()):
         self.client_ids = frozenset(client_ids)
+        self.clients = client_values(self.client_ids)
         self.token_requests = Counter(
             "idp_token_requests_total",
-            "Token endpoint requests by grant type and HTTP status.",
-            ["grant_type", "code"],
+            "Token endpoint requests by grant type, HTTP status and authenticated client.",
+            ["grant_type", "code", "client_id"],
             registry=registry,
         )
         self.token_duration = Histogram(
@@ -136,14 +130,18 @@ class IdPMetrics:
         )
         self.token_errors = zeroed_grid(
             "idp_token_errors",
-            "Token endpoint errors by grant type and OAuth error code.",
-            {"grant_type": (*GRANT_TYPES, OTHER_GRANT), "error": OAUTH_ERRORS},
+            "Token endpoint errors by grant type, OAuth error code and authenticated client.",
+            {
+                "grant_type": (*GRANT_TYPES, OTHER_GRANT),
+                "error": OAUTH_ERRORS,
+                "client_id": self.clients,
+            },
             registry,
         )
         self.escalations = zeroed_grid(
             "idp_privilege_escalation_attempts",
             "Token requests refused for asking more scope than the client may get.",
-            {"client_id": (*sorted(self.client_ids), UNKNOWN_CLIENT), "kind": ESCALATION_KINDS},
+            {"client_id": self.clients, "kind": ESCALATION_KINDS},
             registry,
         )
         self._preinitialise()
@@ -155,7 +153,8 @@ class IdPMetrics:
             self.token_size.labels(grant_type=grant)
             self.token_ttl.labels(grant_type=grant)
             for code in COMMON_CODES:
-                self.token_requests.labels(grant_type=grant, code=code)
+                for client in self.clients:
+                    self.token_requests.labels(grant_type=grant, code=code, client_id=client)
         for code in COMMON_CODES:
             self.revocation_requests.labels(code=code)
             self.jwks_requests.labels(code=code)
@@ -170,12 +169,15 @@ class IdPMetrics:
         active: bool,
         seconds: float,
         error: str | None = None,
+        client_id: object = None,
     ) -> None:
-        """One answered request; ``error`` is the OAuth error code /token answered with."""
+        """One answered request; ``error`` is the OAuth error code /token answered with,
+        ``client_id`` the client that authenticated (None: none did)."""
         if path == "/token":
-            self.token_requests.labels(grant_type=grant_type, code=code).inc()
+            client = client_label(client_id, self.client_ids)
+            self.token_requests.labels(grant_type=grant_type, code=code, client_id=client).inc()
             self.token_duration.labels(grant_type=grant_type).observe(seconds)
-            self.token_error(grant_type, token_error_label(code, error))
+            self.token_error(grant_type, token_error_label(code, error), client_id)
         elif path == "/introspect":
             flag = "true" if active and code == "200" else "false"
             self.introspection_requests.labels(code=code, active=flag).inc()
@@ -185,9 +187,10 @@ class IdPMetrics:
         elif path == "/jwks":
             self.jwks_requests.labels(code=code).inc()
 
-    def token_error(self, grant_type: str, error: str | None) -> None:
+    def token_error(self, grant_type: str, error: str | None, client_id: object = None) -> None:
         if error is not None:
-            self.token_errors.labels(grant_type=grant_type, error=error).inc()
+            client = client_label(client_id, self.client_ids)
+            self.token_errors.labels(grant_type=grant_type, error=error, client_id=client).inc()
 
     def escalation(self, client_id: str, kind: str) -> None:
         """A refused privilege-escalation attempt (a kind of ``ESCALATION_KINDS``)."""
@@ -235,13 +238,14 @@ class MetricsMiddleware:
         def record(code: str) -> None:
             seconds = time.perf_counter() - start
             active, error = bool(facts.get("active")), facts.get(ERROR_FACT)
-            self.metrics.record(scope["path"], grant, code, active, seconds, error)
+            client = facts.get(CLIENT_FACT)
+            self.metrics.record(scope["path"], grant, code, active, seconds, error, client)
 
         try:
             await call_observed(self.app, scope, receive, send, record)
         except Exception:
             if scope["path"] == "/token":
-                self.metrics.token_error(grant, "server_error")
+                self.metrics.token_error(grant, "server_error", facts.get(CLIENT_FACT))
             raise
 
 
