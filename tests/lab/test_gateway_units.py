@@ -289,7 +289,7 @@ def test_config_invalid_yaml_has_line() -> None:
     ],
 )
 def test_load_credentials_shapes(tmp_path, content) -> None:
-    path = tmp_path / "creds.yaml"
+    path = tmp_path / "credentials.yaml"
     path.write_text(content)
     creds = load_credentials(path)
     assert (creds.client_id, creds.client_secret) == ("gateway", "s3cret")
@@ -297,7 +297,7 @@ def test_load_credentials_shapes(tmp_path, content) -> None:
 
 
 def test_load_credentials_missing_client(tmp_path) -> None:
-    path = tmp_path / "creds.yaml"
+    path = tmp_path / "credentials.yaml"
     path.write_text("clients:\n  prober:\n    client_secret: x\n")
     with pytest.raises(InputError, match="no credentials for client 'gateway'"):
         load_credentials(path)
