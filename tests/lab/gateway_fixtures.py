@@ -29,7 +29,7 @@ from joserfc.jws import JWSRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from support import ServedApp
-from tokenslo.lab.ecdsa import to_low_s
+from tokenslo.jws import to_low_s
 from tokenslo.lab.gateway.app import create_app as create_gateway
 from tokenslo.lab.gateway.config import ClientCredentials, GatewayConfig
 from tokenslo.lab.idp.app import create_app as create_idp
@@ -314,8 +314,8 @@ def forge(
 ) -> str:
     """A JWS compact token with exactly these header/payload bytes, signed as asked.
 
-    ECDSA signatures come out in canonical low-S form, as the IdP signs them
-    (the gateway refuses the high-S twin: ``tokenslo.lab.ecdsa``).
+    ECDSA signatures come out in canonical low-S form, as the lab IdP signs them
+    (the gateway accepts the high-S twin too, as the same token: ``tokenslo.jws``).
     """
     signing_input = f"{segment(header)}.{segment(claims)}"
     if signature is None:

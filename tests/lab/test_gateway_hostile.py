@@ -30,7 +30,7 @@ from joserfc import jwk
 from joserfc.jws import JWSRegistry
 from test_gateway_units import AUD, ISS, KEY, NOW, Keys, claims
 
-from tokenslo.lab.ecdsa import CURVE_ORDERS, is_high_s
+from tokenslo.jws import CURVE_ORDERS, is_high_s, token_fingerprint
 from tokenslo.lab.gateway import validator as v
 from tokenslo.lab.gateway.idp_client import CachedIntrospector
 from tokenslo.lab.gateway.revocation import IntrospectionCache
@@ -49,7 +49,7 @@ FORGED_UNKNOWN_KID = ".".join(
 
 
 def high_s_twin(token: str, alg: str = "ES256") -> str:
-    """The same token with (r, n - s): verifies just as well unless high-S is refused."""
+    """The same token with (r, n - s): its ECDSA twin, which verifies just as well."""
     head, payload, sig_b64 = token.split(".")
     signature = base64.urlsafe_b64decode(sig_b64 + "=" * (-len(sig_b64) % 4))
     half = len(signature) // 2
@@ -120,16 +120,63 @@ def test_lifetime_beyond_the_maximum_is_refused() -> None:
     assert result(token(iat=int(NOW) - 10**6), checker) == "malformed"
 
 
-def test_high_s_twin_of_a_valid_token_is_refused() -> None:
+def test_high_s_twin_of_a_valid_token_is_the_same_valid_token() -> None:
     original = token()
     twin = high_s_twin(original)
     raw = base64.urlsafe_b64decode(twin.split(".")[2] + "==")
-    assert is_high_s("ES256", raw)
+    assert twin != original and is_high_s("ES256", raw)
+    # the twin is a real signature: cryptography accepts it, and so does the gateway
     signing_input = ".".join(twin.split(".")[:2]).encode()
-    # the twin is a real signature: cryptography accepts it, only the policy refuses it
     assert JWSRegistry.algorithms["ES256"].verify(signing_input, raw, KEY)
-    assert result(original) == "valid"
-    assert result(twin) == "bad_signature"
+    checker = validator()
+    outcomes = [asyncio.run(checker.validate(t)) for t in (original, twin)]
+    assert [o.result for o in outcomes] == ["valid", "valid"]
+    assert outcomes[0].claims == outcomes[1].claims
+    # one token, one name in the logs
+    assert token_fingerprint(twin) == token_fingerprint(original)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "first", "again"),
+    [
+        ({"exp": int(NOW) - 3600, "iat": int(NOW) - 3900}, "expired", "expired_replayed"),
+        ({"aud": "api://elsewhere"}, "wrong_audience", "wrong_audience_replayed"),
+    ],
+)
+def test_the_high_s_twin_of_a_token_counted_once_is_a_replay(
+    overrides: dict, first: str, again: str
+) -> None:
+    checker = validator()
+    original = token(**overrides)
+    assert result(original, checker) == first
+    assert result(high_s_twin(original), checker) == again
+    # and the other way round: the twin first, then the original
+    other = token(jti="twin-first", **overrides)
+    assert result(high_s_twin(other), checker) == first
+    assert result(other, checker) == again
+
+
+def test_a_revoked_token_is_revoked_in_both_forms() -> None:
+    original = token(jti="gone")
+    checker = validator(is_revoked=lambda jti: jti == "gone")
+    assert [result(t, checker) for t in (original, high_s_twin(original))] == ["revoked"] * 2
+
+
+def test_other_second_spellings_of_an_ecdsa_signature_stay_refused() -> None:
+    """Only the (r, n - s) twin is accepted; (r, s + n) and (r + n, s), which fit in
+    P-521's 66-byte halves, are not signatures (s and r must be below n)."""
+    key = jwk.generate_key("EC", "P-521", auto_kid=True)
+    good = forge({"alg": "ES512", "typ": "at+jwt", "kid": key.kid}, claims(), key, "ES512")
+    checker = validator(allowed_algs=("ES512",), keys=Keys({key.kid: key}))
+    assert result(good, checker) == "valid"
+    assert result(high_s_twin(good, "ES512"), checker) == "valid"
+    head, payload, sig_b64 = good.split(".")
+    raw = base64.urlsafe_b64decode(sig_b64 + "=" * (-len(sig_b64) % 4))
+    r, s = int.from_bytes(raw[:66], "big"), int.from_bytes(raw[66:], "big")
+    n = CURVE_ORDERS["ES512"]
+    for r2, s2 in ((r, s + n), (r + n, s)):
+        spelled = r2.to_bytes(66, "big") + s2.to_bytes(66, "big")
+        assert result(f"{head}.{payload}.{b64(spelled)}", checker) == "bad_signature"
 
 
 # ---------------------------------------------------------------- item 1: who vouches
@@ -215,7 +262,6 @@ def test_issue_reproducers_get_401_with_a_label_and_one_log_line(
         "nested-payload": (forge(header, nested(), key, alg), "malformed"),
         "exp-10**400": (forge(header, claims_for(lab, exp=10**400), key, alg), "malformed"),
         "forged-unknown-kid": (FORGED_UNKNOWN_KID, "unknown_kid_unconfirmed"),
-        "high-s-twin": (high_s_twin(lab.token()["access_token"], alg), "bad_signature"),
     }
     errors = server_errors(lab)
     caplog.set_level(logging.INFO, logger="tokenslo")
@@ -257,18 +303,40 @@ def test_an_unexpected_exception_is_internal_error_not_500(
     assert "RuntimeError" in lines[0].getMessage()
 
 
-@pytest.mark.lab
-def test_genuine_token_replayed_long_after_expiry_burns_once(lab: Lab) -> None:
+def leaked_expired_token(lab: Lab) -> str:
+    """A genuine token of the lab IdP (signed with its key) that expired over 1.5 h ago."""
     key, alg = lab.signing_key()
     now = int(time.time())
-    leaked = forge(
-        {"alg": alg, "typ": "at+jwt", "kid": str(key.kid)},
-        claims_for(lab, iat=now - 7200, exp=now - 6900),
-        key,
-        alg,
-    )
+    claims = claims_for(lab, iat=now - 7200, exp=now - 6900)
+    return forge({"alg": alg, "typ": "at+jwt", "kid": str(key.kid)}, claims, key, alg)
+
+
+@pytest.mark.lab
+def test_genuine_token_replayed_long_after_expiry_burns_once(lab: Lab) -> None:
+    leaked = leaked_expired_token(lab)
     assert result_of(lab, leaked) == "expired"
     assert [result_of(lab, leaked) for _ in range(5)] == ["expired_replayed"] * 5
+
+
+@pytest.mark.lab
+def test_high_s_twins_are_one_token_over_http(lab: Lab, caplog: pytest.LogCaptureFixture) -> None:
+    _key, alg = lab.signing_key()
+    issued = lab.token()["access_token"]
+    signature = base64.urlsafe_b64decode(issued.split(".")[2] + "==")
+    assert not is_high_s(alg, signature)  # the lab IdP signs the canonical form
+    twin = high_s_twin(issued, alg)
+    assert lab.call(twin).status_code == 200
+    assert result_of(lab, twin) == "valid"
+    leaked = leaked_expired_token(lab)
+    caplog.set_level(logging.INFO, logger="tokenslo")
+    assert result_of(lab, leaked) == "expired"
+    assert result_of(lab, high_s_twin(leaked, alg)) == "expired_replayed"
+    rejected = [r.getMessage() for r in caplog.records if " rejected result=" in r.getMessage()]
+    assert len(rejected) == 2
+    # both log lines name the token by its canonical form: one name for both twins
+    name = token_fingerprint(leaked)
+    assert rejected[0].startswith(f"token {name} rejected result=expired ")
+    assert rejected[1].startswith(f"token {name} rejected result=expired_replayed ")
 
 
 def test_forged_token_of_the_issue_is_the_documented_bytes() -> None:

@@ -1,18 +1,20 @@
 """The prober's ``insufficient_scope`` check against a provider nobody here wrote.
 
-panva's oidc-provider (signing RS256 here) issues an RFC 9068 JWT with scope
-``api.read`` for ``resource=api://realidp``; the lab gateway, configured to trust that
-issuer and nothing else, guards the write route (``POST``, ``api.write``). RS256 because
-the gateway refuses high-S ECDSA signatures, and a provider that does not normalise S
-(oidc-provider, via Node's crypto) makes about half of its ES256 tokens high-S. A target file
+panva's oidc-provider issues an RFC 9068 JWT with scope ``api.read`` for
+``resource=api://realidp``, signed ES256; the lab gateway, configured to trust that
+issuer and nothing else, guards the write route (``POST``, ``api.write``). A target file
 naming that client in role ``narrow_scope`` and the route as ``api.write_url`` makes the
 check pass through ``tokenslo probe --once``; without the role it is "not configured".
 The gateway also labels the validation with the provider's client, which it was told
 is registered.
+
+The provider does not normalise ECDSA signatures (Node's crypto makes about half of its
+tokens high-S, which RFC 7518 allows): the gateway accepts every one of them.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -25,9 +27,10 @@ from pathlib import Path
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
-from realidp_server import RealIdP, start_realidp
+from realidp_server import RealIdP
 
 from support import ServedApp, write_target
+from tokenslo.jws import is_high_s
 from tokenslo.lab.gateway.app import create_app
 from tokenslo.lab.gateway.config import GatewayConfig
 
@@ -39,17 +42,12 @@ NARROW = {"resource": RESOURCE, "scope": "api.read"}
 
 
 @pytest.fixture(scope="module")
-def realidp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealIdP]:
-    yield from start_realidp(tmp_path_factory, alg="RS256")
-
-
-@pytest.fixture(scope="module")
 def gateway(realidp: RealIdP) -> Iterator[str]:
     """The lab gateway as the provider's resource server (no IdP credentials: JWTs only)."""
     config = GatewayConfig(
         issuer=realidp.url,
         audience=RESOURCE,
-        allowed_algs=("RS256",),
+        allowed_algs=("ES256",),
         credentials_file=None,
         clients=(realidp.credentials.client_id,),
     )
@@ -117,3 +115,36 @@ def test_without_a_narrow_scope_client_the_check_is_not_configured(
         "seconds": None,
         "detail": "not configured (target file needs a client in role narrow_scope)",
     }
+
+
+def _signature(token: str) -> bytes:
+    segment = token.split(".")[2]
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def test_every_es256_token_of_the_provider_validates_high_s_or_not(realidp: RealIdP, gateway: str):
+    """Consecutive tokens, at least 20 and until both S forms were seen (each is one in
+    two, so 60 tokens without one form is a 2**-59 chance): all are answered 200."""
+    metadata = requests.get(realidp.url + "/.well-known/openid-configuration", timeout=5).json()
+    auth = (realidp.credentials.client_id, realidp.credentials.client_secret)
+    form = {"grant_type": "client_credentials", **NARROW}
+    tokens: list[str] = []
+    while len(tokens) < 60 and (
+        len(tokens) < 20 or len({is_high_s("ES256", _signature(t)) for t in tokens}) < 2
+    ):
+        issued = requests.post(metadata["token_endpoint"], data=form, auth=auth, timeout=10)
+        issued.raise_for_status()
+        tokens.append(issued.json()["access_token"])
+    high = [t for t in tokens if is_high_s("ES256", _signature(t))]
+    assert 0 < len(high) < len(tokens), "the provider should sign both S forms"
+    before = _validations(gateway)
+    statuses = [
+        requests.get(
+            gateway + "/api/resource", headers={"Authorization": f"Bearer {t}"}, timeout=10
+        ).status_code
+        for t in tokens
+    ]
+    assert statuses == [200] * len(tokens)
+    after = _validations(gateway)
+    valid = ("valid", realidp.credentials.client_id)
+    assert after[valid] == before.get(valid, 0.0) + len(tokens)

@@ -3,14 +3,16 @@ output ever carries a secret."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from joserfc import jwt
-from joserfc.jwk import OctKey
+from joserfc.jwk import ECKey, OctKey
 
+from tokenslo.jws import CURVE_ORDERS, token_fingerprint
 from tokenslo.scan.detect import Finding, fingerprint, scan_texts
 from tokenslo.scan.tokens import jwt_claims, jwt_state
 
@@ -188,3 +190,28 @@ def test_no_secret_is_ever_sent_anywhere_to_be_verified(monkeypatch):
     )  # pragma: allowlist secret
     findings = _scan("ci.log", f"token {github}\nSLACK {slack}\n")
     assert [(f.line, f.kind) for f in findings] == [(1, "github token"), (2, "slack token")]
+
+
+def test_both_ecdsa_twins_of_a_leaked_token_get_the_gateways_name():
+    """A real IdP may sign high-S (the twin (r, n - s) of the low-S signature): the scanner
+    names either form as the lab gateway's logs do, by the canonical (low-S) token."""
+    key = ECKey.generate_key("P-256")
+    low = jwt.encode(
+        {"alg": "ES256", "typ": "at+jwt"},
+        {"sub": "ci", "exp": int((NOW + timedelta(hours=1)).timestamp())},
+        key,
+    )
+    head, payload, signature = low.split(".")
+    raw = base64.urlsafe_b64decode(signature + "==")
+    s = int.from_bytes(raw[32:], "big")
+    n = CURVE_ORDERS["ES256"]
+    low_s, high_s = min(s, n - s), max(s, n - s)
+    spelled = [raw[:32] + v.to_bytes(32, "big") for v in (low_s, high_s)]
+    twins = [
+        f"{head}.{payload}." + base64.urlsafe_b64encode(sig).rstrip(b"=").decode()
+        for sig in spelled
+    ]
+    found = _scan("ci.log", f"token={twins[0]}\ntoken={twins[1]}\n")
+    assert [(f.line, f.kind) for f in found] == [(1, "jwt"), (2, "jwt")]
+    assert {f.fingerprint for f in found} == {token_fingerprint(twins[1])}
+    assert found[0].fingerprint == hashlib.sha256(twins[0].encode()).hexdigest()[:12]

@@ -6,19 +6,19 @@ A token lives only in memory; journals and messages name it by ``token_ref``.
 
 from __future__ import annotations
 
-import hashlib
-
 import httpx
 import requests
 
 from tokenslo.chaos import targets
+from tokenslo.jws import token_fingerprint
 
 HTTP_TIMEOUT = 3.0
 
 
 def token_ref(token: str) -> str:
-    """How a token appears in journals: the first 12 hex digits of its SHA-256."""
-    return hashlib.sha256(token.encode()).hexdigest()[:12]
+    """How a token appears in journals: the first 12 hex digits of its SHA-256 (of its
+    canonical form, as the lab's logs name it: ``tokenslo.jws``)."""
+    return token_fingerprint(token)
 
 
 def issue_token(resolved: targets.Targets, role: str) -> tuple[str | None, str]:

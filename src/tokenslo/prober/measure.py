@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import re
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit, urlunsplit
+
+from tokenslo.jws import token_fingerprint
 
 OAUTH_WELL_KNOWN = "/.well-known/oauth-authorization-server"
 OIDC_WELL_KNOWN = "/.well-known/openid-configuration"
@@ -34,8 +35,9 @@ def bearer_error(challenge: str | None) -> str | None:
 
 
 def token_ref(token: str) -> str:
-    """How a token is named in logs and messages: the first 12 hex digits of its SHA-256."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]
+    """How a token is named in logs and messages: the first 12 hex digits of its SHA-256
+    (of its canonical form, so a high-S ECDSA token has the lab gateway's name for it)."""
+    return token_fingerprint(token)
 
 
 def discovery_urls(issuer: str) -> list[str]:

@@ -14,7 +14,6 @@ experiment notes) is scrubbed of anything shaped like a JWT.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -29,6 +28,7 @@ from tokenslo.core.timescale import nominal, nominal_duration
 from tokenslo.engine.evaluator import SLOStatus, iso_time
 from tokenslo.errors import InputError
 from tokenslo.files import write_atomically
+from tokenslo.jws import token_fingerprint
 from tokenslo.markdown import md_text
 from tokenslo.reports.charts import chart_id, slo_chart
 from tokenslo.reports.model import (
@@ -70,9 +70,7 @@ _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 
 def redact(text: str) -> str:
     """Replace anything shaped like a JWT by its SHA-256 name (the secrets convention)."""
-    return _JWT.sub(
-        lambda m: f"[token {hashlib.sha256(m[0].encode()).hexdigest()[:12]}]", str(text)
-    )
+    return _JWT.sub(lambda m: f"[token {token_fingerprint(m[0])}]", str(text))
 
 
 def pct(value: float | None, digits: int = 3) -> str:

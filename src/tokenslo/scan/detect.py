@@ -1,18 +1,19 @@
 """The detection core: text in, findings out — no files, no clock, no printing.
 
 Every finding names the secret only by a fingerprint, the first 12 hex digits of its
-SHA-256 (the same name the lab's IdP and gateway logs give a token, so a leaked token
-can be looked up there); the value itself never leaves this module.
+SHA-256 (of a JWT's canonical, low-S form: the same name the lab's IdP and gateway logs
+give a token, whichever ECDSA twin leaked, so a leaked token can be looked up there);
+the value itself never leaves this module.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from tokenslo.jws import token_fingerprint
 from tokenslo.scan.secrets import JWT_KIND, Detector, Hit, detector
 from tokenslo.scan.tokens import (
     EXPIRED,
@@ -63,8 +64,8 @@ def _state(jwt: JwtState | None) -> str:
 
 
 def fingerprint(secret: str) -> str:
-    """A short, non-reversible name for a secret."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()[:12]
+    """A short, non-reversible name for a secret (a JWS: that of its canonical form)."""
+    return token_fingerprint(secret)
 
 
 def scan_texts(texts: Iterable[tuple[str, str]], now: datetime) -> list[Finding]:

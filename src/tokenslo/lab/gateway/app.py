@@ -8,7 +8,8 @@ token (the latency baseline). Requests pass, outermost first,
 through the request-metrics middleware and the fault middleware, so injected
 faults are counted with the status the client got.
 
-Logs name a token only by ``sha256(token)[:12]`` (a suspected replay: by
+Logs name a token only by ``sha256(token)[:12]`` of its canonical form, so both ECDSA
+twins of a token get one name (``tokenslo.jws``; a suspected replay: by
 ``sha256(jti)[:12]``, ``replay.py``); the uvicorn access log must stay off
 (``__main__`` does that) because it would print query strings.
 """
@@ -32,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tokenslo.jws import token_fingerprint
 from tokenslo.lab.exposition import metrics_response
 from tokenslo.lab.faults import FaultEngine, FaultMiddleware, admin_routes, check_admin
 from tokenslo.lab.gateway.config import ClientCredentials, GatewayConfig
@@ -39,7 +41,7 @@ from tokenslo.lab.gateway.idp_client import CachedIntrospector, IdPClient, IdPUn
 from tokenslo.lab.gateway.jwks_cache import JWKSCache
 from tokenslo.lab.gateway.metrics import GatewayMetrics, RequestMetricsMiddleware, create_metrics
 from tokenslo.lab.gateway.replay import ReplayDetector, source_fingerprint
-from tokenslo.lab.gateway.revocation import IntrospectionCache, RevocationList, token_fingerprint
+from tokenslo.lab.gateway.revocation import IntrospectionCache, RevocationList
 from tokenslo.lab.gateway.scopes import INSUFFICIENT_SCOPE, decide, route_key
 from tokenslo.lab.gateway.validator import (
     INTERNAL_ERROR,

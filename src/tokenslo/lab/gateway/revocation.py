@@ -18,6 +18,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tokenslo.jws import canonical_jws
+
 log = logging.getLogger("tokenslo.lab.gateway")
 
 
@@ -87,11 +89,6 @@ def _timestamp(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def token_fingerprint(token: str) -> str:
-    """How a token may be named in logs (contract: first 12 hex of its SHA-256)."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]
-
-
 class IntrospectionCache:
     """Short-lived cache of introspection responses, keyed by the token's full SHA-256.
 
@@ -109,7 +106,8 @@ class IntrospectionCache:
 
     @staticmethod
     def key(token: str) -> str:
-        return hashlib.sha256(token.encode("utf-8")).hexdigest()
+        """Both ECDSA twins of a JWT (an unknown-kid one is introspected) share one entry."""
+        return hashlib.sha256(canonical_jws(token).encode("utf-8")).hexdigest()
 
     def get(self, token: str) -> Mapping[str, Any] | None:
         key = self.key(token)

@@ -26,7 +26,7 @@ from joserfc.errors import SecurityWarning
 
 from tokenslo.errors import InputError
 from tokenslo.files import write_atomically
-from tokenslo.lab.ecdsa import to_low_s
+from tokenslo.jws import canonical_jws
 
 PUBLISHED_KEEP = 2
 RETAINED = 5
@@ -174,7 +174,8 @@ class KeyStore:
         key = self.current
         full = {**header, "alg": key.alg, "kid": key.kid}
         token = jwt.encode(full, claims, key.key, algorithms=[key.alg], default_type=None)
-        return _canonical_signature(token, key.alg)
+        # low-S, the form every log names a token by (tokenslo.jws); gateways accept both
+        return canonical_jws(token)
 
     def verify(self, token: str) -> jwt.Token | None:
         """Decode a token signed by any retained key; None if it is not ours or is bad."""
@@ -232,16 +233,6 @@ class KeyStore:
         }
         self._file.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(self._file, json.dumps(data), mode=0o600)
-
-
-def _canonical_signature(token: str, alg: str) -> str:
-    """The token with its ECDSA signature in low-S form: gateways refuse the high-S twin."""
-    signing_input, _, signature_b64 = token.rpartition(".")
-    signature = base64.urlsafe_b64decode(signature_b64 + "=" * (-len(signature_b64) % 4))
-    low = to_low_s(alg, signature)
-    if low == signature:
-        return token
-    return signing_input + "." + base64.urlsafe_b64encode(low).rstrip(b"=").decode("ascii")
 
 
 def _optional_float(value: object) -> float | None:

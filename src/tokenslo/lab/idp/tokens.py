@@ -40,6 +40,7 @@ from pathlib import Path
 
 from tokenslo.errors import InputError
 from tokenslo.files import write_atomically
+from tokenslo.jws import token_fingerprint
 from tokenslo.lab.idp.clients import Client
 from tokenslo.lab.idp.keys import KeyStore
 from tokenslo.lab.idp.profiles import BLOAT_CLAIM, TokenProfile
@@ -51,8 +52,9 @@ SWEEP_INTERVAL = 10.0  # seconds between prunes of expired state
 
 
 def token_ref(token: str) -> str:
-    """How logs name a token: never the value, only a short SHA-256 prefix."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]
+    """How logs name a token: never the value, only a short SHA-256 prefix (of its
+    canonical form, the gateway's name for it too: ``tokenslo.jws``)."""
+    return token_fingerprint(token)
 
 
 def _digest(token: str) -> bytes:
