@@ -21,7 +21,12 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from test_chaos_experiments import REPO, run_journal
-from test_replay_experiment import JWT, outputs
+from test_replay_experiment import (
+    JWT,
+    alert_fired_within_slack,
+    assert_deviated_by_alert,
+    outputs,
+)
 
 from support import write_target
 from tokenslo.cli import main
@@ -73,22 +78,12 @@ def test_1_a_target_whose_idp_is_not_the_labs_is_refused_and_counts_nothing(lab,
 @pytest.mark.prometheus
 def test_2_an_over_scoped_token_fires_the_alert_for_its_client_and_deviates(lab, tmp_path):
     code, journal = run_journal(lab, NAME, tmp_path)
-    failed = [r for r in journal["run"] + journal["rollbacks"] if r["status"] == "failed"]
-    assert code == 1  # deviated: the steady state is broken, as the game day expects
-    assert journal["status"] == "completed" and journal["deviated"] is True
-    assert failed == []
-    before, after = (
-        journal["steady_states"]["before"]["probes"][0],
-        journal["steady_states"]["after"]["probes"][0],
-    )
-    assert (before["output"], after["output"]) == ("inactive", "firing")
+    assert_deviated_by_alert(code, journal)
     (profile,) = outputs(journal, "set_token_profile")
     assert (profile["client_id"], profile["scope"]) == ("prober", "api.read api.write")
     (remembered,) = outputs(journal, "remember_token")
     assert re.fullmatch(r"[0-9a-f]{12}", remembered["token_sha256_12"])
-    (fired,) = outputs(journal, "wait_for_named_alert")
-    assert fired["fired"] and fired["within"], fired
-    assert 0 < fired["detection_seconds"] <= fired["slack_seconds"]
+    fired = alert_fired_within_slack(journal)
     assert fired["labels"]["client_id"] == "prober" and fired["labels"]["severity"] == "ticket"
     counts = beyond_registration(lab)
     assert counts["prober"] >= 3 and counts["loadtest"] == 0  # three calls with the token
