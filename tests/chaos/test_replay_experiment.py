@@ -43,21 +43,11 @@ def outputs(journal: dict, func: str) -> list:
 @pytest.mark.prometheus
 def test_a_replayed_token_fires_the_replay_alert_and_deviates(lab, tmp_path):
     code, journal = run_journal(lab, "token-replay", tmp_path)
-    failed = [r for r in journal["run"] + journal["rollbacks"] if r["status"] == "failed"]
-    assert code == 1  # deviated: the steady state is broken, as the game day expects
-    assert journal["status"] == "completed" and journal["deviated"] is True
-    assert failed == []
-    before, after = (
-        journal["steady_states"]["before"]["probes"][0],
-        journal["steady_states"]["after"]["probes"][0],
-    )
-    assert (before["output"], after["output"]) == ("inactive", "firing")
+    assert_deviated_by_alert(code, journal)
     (replay,) = outputs(journal, "replay_token")
     assert replay["owner_answers"] == [200, 200, 200] and replay["replay_answer"] == 200
     assert re.fullmatch(r"[0-9a-f]{12}", replay["token_sha256_12"])
-    (fired,) = outputs(journal, "wait_for_named_alert")
-    assert fired["fired"] and fired["within"], fired
-    assert 0 < fired["detection_seconds"] <= fired["slack_seconds"]
+    fired = alert_fired_within_slack(journal)
     bucket = fired["labels"]["token_bucket"]
     assert bucket in "0123456789abcdef" and fired["labels"]["severity"] == "ticket"
     # the gateway logged the replay by the jti's hash, in the alert's bucket
@@ -90,6 +80,28 @@ def test_without_the_lab_security_rules_the_hypothesis_fails_saying_why(
     assert code == 1 and journal["status"] == "failed"
     assert outputs(journal, "replay_token") == []  # nothing was replayed
     assert f"has no alert rule '{ALERT}'" in json.dumps(journal)
+
+
+def assert_deviated_by_alert(code: int, journal: dict) -> None:
+    """Every activity succeeded and the run deviated: its steady state (a security alert
+    not firing) held before the method and was broken, the alert firing, after it."""
+    failed = [r for r in journal["run"] + journal["rollbacks"] if r["status"] == "failed"]
+    assert code == 1  # deviated: the steady state is broken, as the game day expects
+    assert journal["status"] == "completed" and journal["deviated"] is True
+    assert failed == []
+    before, after = (
+        journal["steady_states"]["before"]["probes"][0],
+        journal["steady_states"]["after"]["probes"][0],
+    )
+    assert (before["output"], after["output"]) == ("inactive", "firing")
+
+
+def alert_fired_within_slack(journal: dict) -> dict:
+    """The one ``wait_for_named_alert`` output, checked: fired within the slack."""
+    (fired,) = outputs(journal, "wait_for_named_alert")
+    assert fired["fired"] and fired["within"], fired
+    assert 0 < fired["detection_seconds"] <= fired["slack_seconds"]
+    return fired
 
 
 def runner_main(target: Path, journal: Path) -> int:

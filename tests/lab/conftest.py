@@ -2,7 +2,8 @@
 
 ``serve_app`` runs any ASGI app under a real uvicorn (in a thread, loopback,
 free port) for real-HTTP tests. ``lab`` brings a whole lab up once per module
-on free ports in a temporary state dir and always brings it down.
+on free ports in a temporary state dir and always brings it down. ``idp`` is the
+admin client of the module's ``lab`` IdP, ending every token profile after each test.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 
 from support import ServedApp, free_ports_lab_config, wait_until
 from tokenslo.lab.config import LabConfig
+from tokenslo.lab.faults.client import LabAdmin
 from tokenslo.prometheus.process import pid_alive
 
 
@@ -30,6 +32,14 @@ def serve_app() -> Iterator[Callable[..., ServedApp]]:
     yield start
     for server in served:
         server.stop()
+
+
+@pytest.fixture
+def idp(lab) -> Iterator[LabAdmin]:
+    """The admin API of the module's lab IdP; no token profile outlives the test."""
+    admin = LabAdmin(lab.idp_url, lab.admin_secret)
+    yield admin
+    admin.clear_token_profile()
 
 
 @pytest.fixture(name="wait_until")

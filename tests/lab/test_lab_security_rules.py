@@ -1,6 +1,7 @@
 """The lab's security alert rules: shipped with the lab, loaded beside the SLO rules,
-valid for ``promtool check rules`` and firing on the first privilege-escalation attempt
-and the first suspected token replay (``promtool test rules``)."""
+valid for ``promtool check rules`` and firing on the first privilege-escalation attempt,
+the first suspected token replay and the first token wider than its client's
+registration (``promtool test rules``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ ALERT = "IdPPrivilegeEscalationAttempt"
 SERIES = 'idp_privilege_escalation_attempts_total{client_id="loadtest",kind="scope_not_registered"}'
 REPLAY_ALERT = "GatewayTokenReplaySuspected"
 REPLAY_SERIES = 'gateway_token_replay_suspected_total{token_bucket="b"}'
+SCOPE_ALERT = "GatewayTokenScopeBeyondRegistration"
 
 
 def _rules() -> dict[str, dict]:
@@ -35,7 +37,7 @@ def test_the_lab_loads_the_security_rules_even_without_slos(tmp_path):
     files = rule_files(config, [])
     assert list(files) == [SECURITY_RULES_FILE]
     assert files[SECURITY_RULES_FILE] == SECURITY_RULES.read_text(encoding="utf-8")
-    assert set(_rules()) == {ALERT, REPLAY_ALERT}
+    assert set(_rules()) == {ALERT, REPLAY_ALERT, SCOPE_ALERT}
     for rule in _rules().values():
         assert rule["labels"] == {"severity": "ticket"}
         assert {"summary", "description", "runbook_url"} <= set(rule["annotations"])
@@ -80,27 +82,43 @@ def test_the_first_attempt_fires_and_a_quiet_window_resolves(tmp_path: Path):
 
 def test_the_first_suspected_replay_fires_and_a_quiet_window_resolves(tmp_path: Path):
     """Same timeline as the escalation alert: 0 for 5 minutes, then one replay counted."""
-    (tmp_path / "rules.yml").write_text(SECURITY_RULES.read_text(encoding="utf-8"))
-    rule = _rule(REPLAY_ALERT)
-    fired = {
-        "exp_labels": {"token_bucket": "b", "severity": "ticket"},
-        "exp_annotations": {
-            **rule["annotations"],
-            "summary": (
-                "Gateway saw a verified access token from more sources than allowed"
-                " (token_bucket b)"
-            ),
-        },
-    }
     quiet = 'gateway_token_replay_suspected_total{token_bucket="c"}'
+    summary = "Gateway saw a verified access token from more sources than allowed (token_bucket b)"
+    _first_event_fires(tmp_path, REPLAY_ALERT, REPLAY_SERIES, quiet, {"token_bucket": "b"}, summary)
+
+
+def test_the_first_token_beyond_its_registration_fires_and_a_quiet_window_resolves(
+    tmp_path: Path,
+):
+    """Same timeline: one over-scoped token of ``prober``; ``loadtest`` stays quiet."""
+    summary = "Gateway saw a verified token of client prober with scopes beyond its registration"
+    _first_event_fires(
+        tmp_path,
+        SCOPE_ALERT,
+        'gateway_scope_beyond_registration_total{client_id="prober"}',
+        'gateway_scope_beyond_registration_total{client_id="loadtest"}',
+        {"client_id": "prober"},
+        summary,
+    )
+
+
+def _first_event_fires(
+    tmp_path: Path, alert: str, series: str, quiet: str, labels: dict, summary: str
+) -> None:
+    """``series`` is 0 for 5 minutes, then 1 (``quiet`` stays 0): the alert fires from
+    minute 6, with ``labels`` and ``summary``, and resolves once the window holds only 1s."""
+    (tmp_path / "rules.yml").write_text(SECURITY_RULES.read_text(encoding="utf-8"))
+    fired = {
+        "exp_labels": {**labels, "severity": "ticket"},
+        "exp_annotations": {**_rule(alert)["annotations"], "summary": summary},
+    }
     checks = [
-        alert_check(300, REPLAY_ALERT, []),
-        alert_check(360, REPLAY_ALERT, [fired]),
-        alert_check(600, REPLAY_ALERT, [fired]),
-        alert_check(720, REPLAY_ALERT, []),
+        alert_check(300, alert, []),
+        alert_check(360, alert, [fired]),
+        alert_check(600, alert, [fired]),
+        alert_check(720, alert, []),
     ]
-    series = {REPLAY_SERIES: "0x5 1x10", quiet: "0x15"}
-    group = promtool_group("first replay", 60, series, checks)
+    group = promtool_group(f"first {alert}", 60, {series: "0x5 1x10", quiet: "0x15"}, checks)
     test = promtool_file(["rules.yml"], "1m", [group])
     (tmp_path / "test.yml").write_text(yaml.safe_dump(test, sort_keys=False))
     result = run_promtool("test", "rules", "test.yml", cwd=tmp_path, timeout=120)

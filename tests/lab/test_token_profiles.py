@@ -135,13 +135,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield lab
 
 
-@pytest.fixture
-def idp(lab: Lab) -> Iterator[LabAdmin]:
-    admin = LabAdmin(lab.idp_url, lab.admin_secret)
-    yield admin
-    admin.clear_token_profile()
-
-
 def call(lab: Lab, method: str, token: str) -> requests.Response:
     headers = {"Authorization": f"Bearer {token}"}
     return requests.request(method, f"{lab.gateway_url}/api/resource", headers=headers, timeout=10)

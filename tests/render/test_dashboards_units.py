@@ -217,6 +217,7 @@ def test_oncall_and_debug_break_down_by_the_client_variable(name):
         ("token-debug.json", "idp_token_errors_total"),
         ("token-oncall.json", "idp_privilege_escalation_attempts_total"),  # M15
         ("token-debug.json", "idp_privilege_escalation_attempts_total"),
+        ("token-debug.json", "gateway_scope_beyond_registration_total"),  # M15 at the gateway
     ],
 )
 def test_the_security_signals_have_panels(name, metric):

@@ -55,7 +55,9 @@ def gateway_config(config: LabConfig, state_dir: Path) -> dict[str, Any]:
         "port": config.ports.gateway,
         "issuer": issuer_url(config),
         "credentials_file": str(state_dir / CREDENTIALS_FILE),
-        "clients": [client.client_id for client in CLIENTS],  # its client_id label values
+        # its client_id label values, and the scopes each is registered for (a token
+        # wider than that is counted: gateway_scope_beyond_registration_total)
+        "clients": {client.client_id: {"scopes": list(client.scopes)} for client in CLIENTS},
     }
 
 

@@ -42,7 +42,12 @@ from tokenslo.lab.gateway.jwks_cache import JWKSCache
 from tokenslo.lab.gateway.metrics import GatewayMetrics, RequestMetricsMiddleware, create_metrics
 from tokenslo.lab.gateway.replay import ReplayDetector, source_fingerprint
 from tokenslo.lab.gateway.revocation import IntrospectionCache, RevocationList
-from tokenslo.lab.gateway.scopes import INSUFFICIENT_SCOPE, decide, route_key
+from tokenslo.lab.gateway.scopes import (
+    INSUFFICIENT_SCOPE,
+    decide,
+    route_key,
+    scopes_beyond_registration,
+)
 from tokenslo.lab.gateway.validator import (
     INTERNAL_ERROR,
     MALFORMED,
@@ -150,7 +155,9 @@ def _build_gateway(
         cooldown=config.jwks_refresh_cooldown,
         on_refresh=lambda outcome: holder["metrics"].jwks_refresh(outcome),
     )
-    metrics = create_metrics(registry, jwks.age, revocations.age, config.clients)
+    metrics = create_metrics(
+        registry, jwks.age, revocations.age, config.clients, config.client_scopes
+    )
     holder["metrics"] = metrics
     cache = IntrospectionCache(config.introspection_cache_ttl)
     validator = TokenValidator(
@@ -316,6 +323,7 @@ async def _api_resource(request: Request) -> Response:
         public = outcome.description if outcome.result != INTERNAL_ERROR else "token not accepted"
         return _challenge(401, "invalid_token", public)
     _watch_replay(gateway, request, outcome)
+    _watch_registration(gateway, token, outcome)
     return await _authorize(gateway, request, token, outcome)
 
 
@@ -345,6 +353,31 @@ def _watch_replay(gateway: Gateway, request: Request, outcome: Outcome) -> None:
         suspicion.bucket,
         suspicion.sources,
         config.replay_max_sources,
+    )
+
+
+# Extra scope names one log line lists at most (the IdP signed them, but a broken IdP
+# may sign anything).
+MAX_LOGGED_SCOPES = 10
+
+
+def _watch_registration(gateway: Gateway, token: str, outcome: Outcome) -> None:
+    """Count a verified token wider than its client's registration: the IdP issued
+    what it should have refused (misconfigured or compromised). Only a client the
+    issuer vouched for is judged, so a forged token moves nothing; the request then
+    gets the route's scope check as any other."""
+    extra = scopes_beyond_registration(
+        outcome.client_id, outcome.claims, gateway.config.client_scopes
+    )
+    if not extra:
+        return
+    client = str(outcome.client_id)
+    gateway.metrics.beyond_registration(client)
+    log.warning(
+        "token %s scope beyond registration client_id=%s extra_scopes=%s",
+        token_fingerprint(token),
+        client,
+        clean(" ".join(extra[:MAX_LOGGED_SCOPES])),
     )
 
 

@@ -70,7 +70,13 @@ class GatewayConfig:
     # A request header that tells client instances apart (e.g. X-Device-Id), or null.
     replay_source_header: str | None = None
     # The IdP's registered client ids: the only client_id label values besides "unknown".
+    # YAML: a list of ids, or a mapping ``{id: {scopes: [...]}}`` that also gives each
+    # client's registered scopes (``client_scopes``; an id without ``scopes`` is not judged).
     clients: tuple[str, ...] = ()
+    # client id -> the scopes it is registered for: a verified token of that client with
+    # any other scope is counted in gateway_scope_beyond_registration_total. Set through
+    # ``clients`` only.
+    client_scopes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def required_scopes(self, route: str) -> tuple[str, ...]:
         """The scopes ``route`` (``GET /api/resource``) requires: configured, else default."""
@@ -93,7 +99,7 @@ _NUMBER_FIELDS = {
 }
 # RFC 9110 §5.1 field-name (token characters)
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_KNOWN = {f.name for f in fields(GatewayConfig)}
+_KNOWN = {f.name for f in fields(GatewayConfig)} - {"client_scopes"}
 
 
 def load_gateway_config(path: str | os.PathLike[str]) -> GatewayConfig:
@@ -125,7 +131,12 @@ def config_from_dict(
         raise fail(unknown[0], f"unknown setting (known: {', '.join(sorted(_KNOWN))})")
     values: dict[str, Any] = {}
     for key, value in data.items():
-        values[key] = _check_value(key, value, fail)
+        if key == "clients":
+            values["clients"], values["client_scopes"] = _check_clients(
+                value, lambda message: fail("clients", message)
+            )
+        else:
+            values[key] = _check_value(key, value, fail)
     return GatewayConfig(**values)
 
 
@@ -171,10 +182,6 @@ def _check_value(key: str, value: Any, fail) -> Any:
         return _check_algs(value, lambda message: fail(key, message))
     if key == "route_scopes":
         return _check_route_scopes(value, lambda message: fail(key, message))
-    if key == "clients":
-        if not isinstance(value, list) or not all(isinstance(c, str) and c for c in value):
-            raise fail(key, "must be a list of client ids (non-empty strings)")
-        return tuple(value)
     raise fail(key, "unknown setting")
 
 
@@ -208,6 +215,36 @@ def _check_route_scopes(value: Any, fail) -> dict[str, tuple[str, ...]]:
         except ValueError as exc:
             raise fail(f"{route}: {exc}") from None
     return routes
+
+
+def _check_clients(value: Any, fail) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """``[id, …]`` or ``{id: {scopes: [scope, …]}, …}``: (ids, id → registered scopes).
+
+    The mapping form lets the gateway judge tokens wider than their client's
+    registration; a client given as ``{}`` or ``null`` (no ``scopes``) is not judged.
+    """
+    if isinstance(value, list):
+        if not all(isinstance(c, str) and c for c in value):
+            raise fail("must be a list of client ids (non-empty strings)")
+        return tuple(value), {}
+    if not isinstance(value, dict):
+        raise fail("must be a list of client ids or a mapping {client_id: {scopes: [...]}}")
+    registrations: dict[str, tuple[str, ...]] = {}
+    for client_id, entry in value.items():
+        if not isinstance(client_id, str) or not client_id:
+            raise fail(f"{client_id!r} is not a client id (a non-empty string)")
+        entry = {} if entry is None else entry
+        if not isinstance(entry, dict) or set(entry) - {"scopes"}:
+            raise fail(f"{client_id}: must be a mapping with only 'scopes' (a list), or null")
+        if "scopes" not in entry:
+            continue
+        if not isinstance(entry["scopes"], list):
+            raise fail(f"{client_id}: scopes must be a list of scopes (empty: none)")
+        try:
+            registrations[client_id] = check_scope_tokens(entry["scopes"])
+        except ValueError as exc:
+            raise fail(f"{client_id}: {exc}") from None
+    return tuple(value), registrations
 
 
 def _is_int(value: Any) -> bool:

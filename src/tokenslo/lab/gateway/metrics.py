@@ -46,6 +46,7 @@ class GatewayMetrics:
     request_duration: Histogram
     authorization_decisions: Counter
     replay_suspected: Counter
+    scope_beyond_registration: Counter
     client_ids: frozenset[str] = frozenset()
 
     def validation(self, result: str, client_id: object = None) -> None:
@@ -55,6 +56,10 @@ class GatewayMetrics:
 
     def authorization(self, decision: Decision) -> None:
         self.authorization_decisions.labels(outcome=decision.outcome, reason=decision.reason).inc()
+
+    def beyond_registration(self, client_id: str) -> None:
+        """A verified token of ``client_id`` (a client with known scopes) was wider than them."""
+        self.scope_beyond_registration.labels(client_id=client_id).inc()
 
     def replay(self, bucket: str) -> None:
         self.replay_suspected.labels(token_bucket=bucket).inc()
@@ -68,7 +73,9 @@ def create_metrics(
     jwks_age: Callable[[], float],
     revocation_age: Callable[[], float],
     client_ids: Iterable[str] = (),
+    judged_clients: Iterable[str] = (),
 ) -> GatewayMetrics:
+    """``judged_clients``: the clients with known registered scopes (``client_scopes``)."""
     registered = frozenset(client_ids)
     validations = zeroed_grid(
         "gateway_token_validations",
@@ -134,6 +141,13 @@ def create_metrics(
             " (first hex digit of sha256(jti)).",
             "token_bucket",
             BUCKETS,
+            registry,
+        ),
+        scope_beyond_registration=zeroed_counter(
+            "gateway_scope_beyond_registration_total",
+            "Verified tokens carrying a scope outside their client's registration, by client.",
+            "client_id",
+            sorted(set(judged_clients)),
             registry,
         ),
         client_ids=registered,

@@ -69,3 +69,20 @@ def check_scope_tokens(scopes: Collection[Any]) -> tuple[str, ...]:
         if not isinstance(scope, str) or not SCOPE_TOKEN.match(scope):
             raise ValueError(f"{scope!r} is not a scope (RFC 6749 §3.3 scope-token)")
     return tuple(dict.fromkeys(scopes))
+
+
+def scopes_beyond_registration(
+    client_id: object, claims: Mapping[str, Any], registrations: Mapping[str, Collection[str]]
+) -> tuple[str, ...]:
+    """The scopes a validated token carries beyond what its client is registered for, sorted.
+
+    An IdP that keeps to its registrations never issues these; one that does was
+    misconfigured or compromised, so the gateway counts and logs them (the route's own
+    scope check is unchanged). Empty when the client has no known registration: a client
+    listed without scopes, or none at all, cannot be judged. ``client_id`` must be one
+    the issuer vouched for (``Outcome.client_id``), so a forged token cannot move this.
+    """
+    if not isinstance(client_id, str) or client_id not in registrations:
+        return ()
+    allowed = registrations[client_id]
+    return tuple(sorted(s for s in granted_scopes(claims.get("scope")) if s not in allowed))
