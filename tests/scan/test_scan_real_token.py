@@ -56,7 +56,9 @@ def test_a_real_lab_token_in_a_ci_log_is_a_valid_jwt(idp_url, tmp_path, capsys):
     assert response.status_code == 200, response.text
     issued = int(time.time())
     token = response.json()["access_token"]
-    log = tmp_path / "job-1234.log"
+    # the directory name the CI scan of the test outputs leaves out (tests/scan-exclude.txt)
+    log = tmp_path / "leaky-workspace" / "job-1234.log"
+    log.parent.mkdir()
     log.write_text(
         "2026-12-02T10:41:00Z + curl -sv https://api.internal/deploy\n"
         f"2026-12-02T10:41:00Z {response.text}\n"
