@@ -13,12 +13,12 @@ from joserfc.errors import InvalidKeyIdError
 from joserfc.jwk import KeySet
 from prometheus_client.parser import text_string_to_metric_families
 
+from tokenslo.jws import token_fingerprint
 from tokenslo.lab.faults import ADMIN_HEADER
 from tokenslo.lab.idp import clients as clients_module
 from tokenslo.lab.idp.app import create_app
 from tokenslo.lab.idp.clients import Client, ClientRegistry, hash_secret
 from tokenslo.lab.idp.config import IdPConfig
-from tokenslo.lab.idp.tokens import token_ref
 from tokenslo.lab.logsafe import clean
 
 pytestmark = pytest.mark.lab
@@ -699,8 +699,8 @@ def test_no_secret_or_token_in_logs(lab_idp, caplog):
     lab_idp.revoke(opaque, client="opaque")
     lab_idp.admin("POST", "/admin/keys/rotate", json={"publish": True})
     text = caplog.text
-    assert token_ref(first["refresh_token"]) in text  # reuse was logged, by reference
-    assert token_ref(opaque) in text
+    assert token_fingerprint(first["refresh_token"]) in text  # reuse was logged, by reference
+    assert token_fingerprint(opaque) in text
     assert "rotated" in text and "authentication failed" in text
     for secret in [*SECRETS.values(), ADMIN, "wrong-secret-value-123"]:
         assert secret not in text

@@ -11,6 +11,7 @@ import pytest
 from support import write_target
 from tokenslo.cli import main
 from tokenslo.errors import InputError
+from tokenslo.jws import token_fingerprint
 from tokenslo.prober.config import parse_listen
 from tokenslo.prober.measure import (
     bearer_error,
@@ -19,7 +20,6 @@ from tokenslo.prober.measure import (
     jwt_parts,
     same_issuer,
     skew_from_whole_seconds,
-    token_ref,
     token_ttl,
 )
 from tokenslo.prober.metrics import ProbeMetrics
@@ -104,8 +104,8 @@ def test_bearer_error_reads_the_rfc6750_error_attribute(challenge, error):
 
 
 def test_token_ref_is_a_12_hex_sha256_prefix():
-    ref = token_ref("secret-token")
-    assert len(ref) == 12 and ref != token_ref("secret-token2")
+    ref = token_fingerprint("secret-token")
+    assert len(ref) == 12 and ref != token_fingerprint("secret-token2")
     int(ref, 16)
 
 

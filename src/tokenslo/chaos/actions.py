@@ -18,9 +18,10 @@ from urllib.parse import urlsplit
 
 from tokenslo.chaos import runstate, targets
 from tokenslo.chaos.runstate import Change
-from tokenslo.chaos.tokens import api_call_from, issue_token, token_ref
+from tokenslo.chaos.tokens import api_call_from, issue_token
 from tokenslo.chaos.types import Configuration
 from tokenslo.errors import InputError, UnavailableError
+from tokenslo.jws import token_fingerprint
 from tokenslo.lab.faults.client import LabAdmin
 
 __all__ = [
@@ -338,7 +339,7 @@ def replay_token(
     if replay != 200:
         raise UnavailableError(f"the replay from {replay_source_address} got {replay}, not 200")
     return {
-        "token_sha256_12": token_ref(token),
+        "token_sha256_12": token_fingerprint(token),
         "owner_answers": owner,
         "replay_answer": replay,
         "replay_source_address": replay_source_address,

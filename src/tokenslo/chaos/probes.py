@@ -18,13 +18,14 @@ import requests
 
 from tokenslo.chaos import runstate, targets, theory
 from tokenslo.chaos.actions import CLEARED_AT, INJECTED_AT
-from tokenslo.chaos.tokens import issue_token, token_ref
+from tokenslo.chaos.tokens import HTTP_TIMEOUT, api_call_from, issue_token
 from tokenslo.chaos.types import Configuration
 from tokenslo.core import burnrate
 from tokenslo.core.durations import format_duration, parse_duration
 from tokenslo.core.timescale import scaled, scaled_duration
 from tokenslo.engine import backtest, evaluator
 from tokenslo.errors import InputError, UnavailableError
+from tokenslo.jws import token_fingerprint
 from tokenslo.prometheus.client import PromClient
 from tokenslo.rules import conventions as c
 
@@ -49,7 +50,6 @@ MAX_WAIT = 600.0
 MAX_DATA_WAIT = 30.0
 PROFILE_POINTS = 300  # at most this many stretches in the traffic profile of a window
 OBSERVED_POINTS = 1000  # at most this many points of each window after the injection
-HTTP_TIMEOUT = 3.0
 EXPECT = ("any", "yes", "no")
 
 
@@ -676,19 +676,7 @@ def remember_token(
     if token is None:
         raise CheckNotMet(f"could not issue a token for role {role}: {outcome}")
     run.remember_token(name, token)
-    return {"name": name, "token_sha256_12": token_ref(token)}
-
-
-def _gateway_call(resolved: targets.Targets, token: str) -> int | str:
-    try:
-        response = requests.get(
-            resolved.url("api"),
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=HTTP_TIMEOUT,
-        )
-    except requests.RequestException as exc:
-        return type(exc).__name__
-    return response.status_code
+    return {"name": name, "token_sha256_12": token_fingerprint(token)}
 
 
 def remembered_token_validates(
@@ -704,10 +692,12 @@ def remembered_token_validates(
     token = run.token(name)
     if token is None:
         raise InputError(f"no remembered token {name!r}: call remember_token first")
-    outcomes = [_gateway_call(resolved, token) for _ in range(max(1, int(calls)))]
+    outcomes = [api_call_from(resolved, token) for _ in range(max(1, int(calls)))]
     ok = all(o == 200 for o in outcomes)
     if expect != "any" and ok != (expect == "yes"):
-        raise CheckNotMet(f"remembered token {token_ref(token)}: gateway answered {outcomes}")
+        raise CheckNotMet(
+            f"remembered token {token_fingerprint(token)}: gateway answered {outcomes}"
+        )
     return ok
 
 
@@ -732,7 +722,7 @@ def revocation_propagation(
     token, outcome = issue_token(resolved, role)
     if token is None:
         raise UnavailableError(f"could not issue a token to revoke: {outcome}")
-    first = _gateway_call(resolved, token)
+    first = api_call_from(resolved, token)
     if first != 200:
         raise UnavailableError(f"gateway did not accept a fresh token: {first}")
     try:
@@ -749,14 +739,14 @@ def revocation_propagation(
     revoked_at = time.monotonic()
     rejected_after = None
     while time.monotonic() - revoked_at < wait:
-        if _gateway_call(resolved, token) == 401:
+        if api_call_from(resolved, token) == 401:
             rejected_after = time.monotonic() - revoked_at
             break
         time.sleep(poll_interval)
     elapsed = rejected_after if rejected_after is not None else wait
     within = rejected_after is not None and rejected_after <= objective
     result = {
-        "token_sha256_12": token_ref(token),
+        "token_sha256_12": token_fingerprint(token),
         "propagated": rejected_after is not None,
         "propagation_seconds": None if rejected_after is None else round(rejected_after, 3),
         "at_least_seconds": round(elapsed, 3),

@@ -1,7 +1,8 @@
 """Client-side token requests of the chaos extension: issue a token as a target's client,
 call the API with it, name it without showing it.
 
-A token lives only in memory; journals and messages name it by ``token_ref``.
+A token lives only in memory; journals and messages name it by
+``tokenslo.jws.token_fingerprint`` (the lab's logs use the same name).
 """
 
 from __future__ import annotations
@@ -10,15 +11,8 @@ import httpx
 import requests
 
 from tokenslo.chaos import targets
-from tokenslo.jws import token_fingerprint
 
 HTTP_TIMEOUT = 3.0
-
-
-def token_ref(token: str) -> str:
-    """How a token appears in journals: the first 12 hex digits of its SHA-256 (of its
-    canonical form, as the lab's logs name it: ``tokenslo.jws``)."""
-    return token_fingerprint(token)
 
 
 def issue_token(resolved: targets.Targets, role: str) -> tuple[str | None, str]:
@@ -45,18 +39,21 @@ def issue_token(resolved: targets.Targets, role: str) -> tuple[str | None, str]:
 
 
 def api_call_from(
-    resolved: targets.Targets, token: str, user_agent: str, source_address: str | None = None
+    resolved: targets.Targets,
+    token: str,
+    user_agent: str | None = None,
+    source_address: str | None = None,
 ) -> int | str:
-    """The API's status for one GET with ``token``, sent with ``user_agent`` from
-    ``source_address`` (a local address to bind, e.g. 127.0.0.2; None: the default), or
-    the name of the error when no answer came."""
+    """The API's status for one GET with ``token``, sent with ``user_agent`` (None: the
+    HTTP client's own) from ``source_address`` (a local address to bind, e.g. 127.0.0.2;
+    None: the default), or the name of the error when no answer came."""
+    headers = {"Authorization": f"Bearer {token}"}
+    if user_agent is not None:
+        headers["User-Agent"] = user_agent
     transport = httpx.HTTPTransport(local_address=source_address)
     try:
         with httpx.Client(transport=transport, trust_env=False, timeout=HTTP_TIMEOUT) as http:
-            response = http.get(
-                resolved.url("api"),
-                headers={"Authorization": f"Bearer {token}", "User-Agent": user_agent},
-            )
+            response = http.get(resolved.url("api"), headers=headers)
     except httpx.HTTPError as exc:
         return type(exc).__name__
     return response.status_code

@@ -13,8 +13,6 @@ import re
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit, urlunsplit
 
-from tokenslo.jws import token_fingerprint
-
 OAUTH_WELL_KNOWN = "/.well-known/oauth-authorization-server"
 OIDC_WELL_KNOWN = "/.well-known/openid-configuration"
 
@@ -32,12 +30,6 @@ def bearer_error(challenge: str | None) -> str | None:
         return None
     match = _BEARER_ERROR.search(params)
     return match.group(1) if match else None
-
-
-def token_ref(token: str) -> str:
-    """How a token is named in logs and messages: the first 12 hex digits of its SHA-256
-    (of its canonical form, so a high-S ECDSA token has the lab gateway's name for it)."""
-    return token_fingerprint(token)
 
 
 def discovery_urls(issuer: str) -> list[str]:

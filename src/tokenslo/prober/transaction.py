@@ -19,6 +19,7 @@ from typing import Any
 
 import requests
 
+from tokenslo.jws import token_fingerprint
 from tokenslo.prober.config import ProbeConfig
 from tokenslo.prober.measure import (
     bearer_error,
@@ -28,7 +29,6 @@ from tokenslo.prober.measure import (
     numeric,
     same_issuer,
     skew_from_whole_seconds,
-    token_ref,
     token_ttl,
 )
 from tokenslo.prober.result import StepResult, TransactionResult
@@ -244,7 +244,7 @@ class Transaction:
         header, claims = parts if parts is not None else (None, None)
         self.issued = Issued(token, claims, header, (sent + received) / 2)
         r = self.result
-        r.token_ref = token_ref(token)
+        r.token_ref = token_fingerprint(token)
         r.token_size = len(token.encode("utf-8"))
         r.token_ttl = token_ttl(body.get("expires_in"), claims)
         date = date_header_seconds(response.headers.get("Date"))

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tokenslo.jws import token_fingerprint
 from tokenslo.lab.exposition import metrics_response
 from tokenslo.lab.faults import FaultEngine, FaultMiddleware, admin_routes, check_admin, read_json
 from tokenslo.lab.faults.engine import number_field
@@ -37,7 +38,7 @@ from tokenslo.lab.idp.metrics import (
     MetricsMiddleware,
 )
 from tokenslo.lab.idp.profiles import ProfileStore, TokenProfile, parse_profile
-from tokenslo.lab.idp.tokens import SWEEP_INTERVAL, OAuthError, TokenService, token_ref
+from tokenslo.lab.idp.tokens import SWEEP_INTERVAL, OAuthError, TokenService
 from tokenslo.lab.logsafe import clean
 from tokenslo.lab.serving import BodyTooLarge, read_limited
 
@@ -125,7 +126,7 @@ class IdP:
             "token issued client=%s grant=%s token=%s",
             clean(client.client_id),
             clean(grant),
-            token_ref(issued.access_token),
+            token_fingerprint(issued.access_token),
         )
         body = {
             "access_token": issued.access_token,
@@ -177,7 +178,7 @@ class IdP:
                 "token revoked client=%s kind=%s token=%s",
                 clean(client.client_id),
                 kind,
-                token_ref(token),
+                token_fingerprint(token),
             )
         return Response(status_code=200, headers=NO_STORE)
 

@@ -51,12 +51,6 @@ log = logging.getLogger("tokenslo.lab.idp")
 SWEEP_INTERVAL = 10.0  # seconds between prunes of expired state
 
 
-def token_ref(token: str) -> str:
-    """How logs name a token: never the value, only a short SHA-256 prefix (of its
-    canonical form, the gateway's name for it too: ``tokenslo.jws``)."""
-    return token_fingerprint(token)
-
-
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
@@ -336,7 +330,7 @@ class TokenService:
                 log.warning(
                     "refresh token reuse detected: token=%s client=%s; family revoked "
                     "(%d live access tokens)",
-                    token_ref(refresh_token),
+                    token_fingerprint(refresh_token),
                     clean(client.client_id),
                     count,
                 )
