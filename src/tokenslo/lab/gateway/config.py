@@ -97,6 +97,13 @@ _NUMBER_FIELDS = {
     "max_token_lifetime": (0.0, True),
     "http_timeout": (0.0, False),
 }
+# integer setting -> (minimum, maximum or None, what it is): "must be an <what> between ..."
+_INT_FIELDS: dict[str, tuple[int, int | None, str]] = {
+    "port": (0, 65535, "integer port"),
+    "max_token_bytes": (64, None, "integer"),
+    "replay_max_sources": (1, SOURCES_PER_TOKEN - 1, "integer"),
+    "replay_max_tracked_tokens": (1, None, "integer"),
+}
 # RFC 9110 §5.1 field-name (token characters)
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _KNOWN = {f.name for f in fields(GatewayConfig)} - {"client_scopes"}
@@ -153,22 +160,8 @@ def _check_value(key: str, value: Any, fail) -> Any:
         if key == "upstream" and value and not value.startswith(("http://", "https://")):
             raise fail(key, "must be an http(s) URL or null")
         return value
-    if key == "port":
-        if not _is_int(value) or not 0 <= value <= 65535:
-            raise fail(key, "must be an integer port between 0 and 65535")
-        return value
-    if key == "max_token_bytes":
-        if not _is_int(value) or value < 64:
-            raise fail(key, "must be an integer of at least 64")
-        return value
-    if key == "replay_max_sources":
-        if not _is_int(value) or not 1 <= value < SOURCES_PER_TOKEN:
-            raise fail(key, f"must be an integer between 1 and {SOURCES_PER_TOKEN - 1}")
-        return value
-    if key == "replay_max_tracked_tokens":
-        if not _is_int(value) or value < 1:
-            raise fail(key, "must be an integer of at least 1")
-        return value
+    if key in _INT_FIELDS:
+        return _check_int(key, value, fail)
     if key == "replay_source_header":
         if value is not None and (not isinstance(value, str) or not _HEADER_NAME.fullmatch(value)):
             raise fail(key, "must be an HTTP header name (e.g. X-Device-Id) or null")
@@ -245,6 +238,16 @@ def _check_clients(value: Any, fail) -> tuple[tuple[str, ...], dict[str, tuple[s
         except ValueError as exc:
             raise fail(f"{client_id}: {exc}") from None
     return tuple(value), registrations
+
+
+def _check_int(key: str, value: Any, fail) -> int:
+    minimum, maximum, what = _INT_FIELDS[key]
+    if maximum is None:
+        if not _is_int(value) or value < minimum:
+            raise fail(key, f"must be an {what} of at least {minimum}")
+    elif not _is_int(value) or not minimum <= value <= maximum:
+        raise fail(key, f"must be an {what} between {minimum} and {maximum}")
+    return value
 
 
 def _is_int(value: Any) -> bool:
