@@ -286,6 +286,18 @@ def validations(url: str) -> dict[str, float]:
     return totals
 
 
+def resource_call(lab: Lab, method: str, token: str) -> requests.Response:
+    """``method`` on the gateway's protected resource with ``token`` as the bearer."""
+    headers = {"Authorization": f"Bearer {token}"}
+    return requests.request(method, f"{lab.gateway_url}/api/resource", headers=headers, timeout=10)
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    """A JWT's payload, read without checking its signature (a test's own token)."""
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
 def metric(url: str, name: str, **labels: str) -> float:
     return scrape(url).get((name, tuple(sorted(labels.items()))), 0.0)
 

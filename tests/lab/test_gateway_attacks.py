@@ -33,6 +33,7 @@ from gateway_fixtures import (
     scrape,
     segment,
     threaded_lab,
+    unverified_claims,
     validations,
     wait_for,
 )
@@ -147,8 +148,8 @@ def _public_jwk_bytes(ctx: Ctx) -> bytes:
 
 
 def _tamper(token: str, **changes) -> str:
-    header, payload, signature = token.split(".")
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    header, _payload, signature = token.split(".")
+    claims = unverified_claims(token)
     claims.update(changes)
     return f"{header}.{segment(claims)}.{signature}"
 

@@ -15,7 +15,7 @@ import json
 import httpx
 import pytest
 import requests
-from gateway_fixtures import forge, metric, scrape, threaded_lab
+from gateway_fixtures import forge, metric, scrape, threaded_lab, unverified_claims
 from joserfc import jwk
 from test_lab_e2e import issue
 
@@ -37,12 +37,6 @@ def call(lab, token: str, source: tuple[str, str], **headers: str) -> int:
             headers={"Authorization": f"Bearer {token}", "User-Agent": agent, **headers},
         )
     return response.status_code
-
-
-def claims_of(token: str) -> dict:
-    """The payload of a JWT (read only to learn the test's own token's jti)."""
-    payload = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
 def replays(lab) -> dict[str, float]:
@@ -75,8 +69,8 @@ def test_forged_tokens_with_any_jti_from_many_sources_raise_nothing(lab, wait_un
     attacker = jwk.ECKey.generate_key("P-256")
     kid = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"]
     forged = [f"{header}.{payload}.{'A' * 86}"]  # the real jti, a signature of zeros
-    for jti in (claims_of(real)["jti"], "replayed-jti", "x" * 40):
-        claims = {**claims_of(real), "jti": jti}
+    for jti in (unverified_claims(real)["jti"], "replayed-jti", "x" * 40):
+        claims = {**unverified_claims(real), "jti": jti}
         forged.append(
             forge({"alg": "ES256", "typ": "at+jwt", "kid": kid}, claims, attacker, "ES256")
         )
@@ -99,7 +93,7 @@ def test_a_replayed_token_from_a_second_source_raises_the_replay_alert(lab, wait
     series = f'{COUNTER}{{token_bucket="0"}}'
     wait_until(lambda: prom(lab, series), 30)  # every bucket scraped at 0 before the replay
     token = issue(lab, "prober")
-    jti = claims_of(token)["jti"]
+    jti = unverified_claims(token)["jti"]
     digest = hashlib.sha256(jti.encode()).hexdigest()
     bucket = digest[0]
     before = replays(lab)

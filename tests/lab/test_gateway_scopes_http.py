@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from gateway_fixtures import Lab, metric, scrape, threaded_lab, validations
+from gateway_fixtures import Lab, metric, resource_call, scrape, threaded_lab, validations
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(120)]
 
@@ -23,11 +23,6 @@ WRITE_CHALLENGE = (
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     with threaded_lab(tmp_path_factory.mktemp("gw-scopes")) as lab:
         yield lab
-
-
-def call(lab: Lab, method: str, token: str) -> requests.Response:
-    headers = {"Authorization": f"Bearer {token}"}
-    return requests.request(method, f"{lab.gateway_url}/api/resource", headers=headers, timeout=10)
 
 
 def decisions(lab: Lab) -> dict[tuple[str, str], float]:
@@ -45,9 +40,9 @@ def test_decision_series_exist_at_zero_before_any_request(lab: Lab) -> None:
 def test_a_read_only_token_reads_but_cannot_write(lab: Lab) -> None:
     token = lab.token(scope="api.read")["access_token"]
     before, valid = decisions(lab), validations(lab.gateway_url)["valid"]
-    read = call(lab, "GET", token)
+    read = resource_call(lab, "GET", token)
     assert read.status_code == 200 and read.json()["scope"] == "api.read"
-    write = call(lab, "POST", token)
+    write = resource_call(lab, "POST", token)
     assert write.status_code == 403
     assert write.headers["WWW-Authenticate"] == WRITE_CHALLENGE
     assert write.json() == {
@@ -64,23 +59,23 @@ def test_a_read_only_token_reads_but_cannot_write(lab: Lab) -> None:
 def test_a_token_with_every_default_scope_reads_and_writes(lab: Lab) -> None:
     token = lab.token()["access_token"]  # no scope asked: all of loadtest's
     for method in ("GET", "POST"):
-        response = call(lab, method, token)
+        response = resource_call(lab, method, token)
         assert response.status_code == 200, method
         assert set(response.json()["scope"].split()) == {"api.read", "api.write"}
 
 
 def test_a_write_only_token_cannot_read(lab: Lab) -> None:
     token = lab.token(scope="api.write")["access_token"]
-    response = call(lab, "GET", token)
+    response = resource_call(lab, "GET", token)
     assert response.status_code == 403
     assert 'scope="api.read"' in response.headers["WWW-Authenticate"]
-    assert call(lab, "POST", token).status_code == 200
+    assert resource_call(lab, "POST", token).status_code == 200
 
 
 def test_an_opaque_token_is_scoped_by_its_introspection_answer(lab: Lab) -> None:
     token = lab.token("opaque-client")["access_token"]  # registered for api.read only
-    assert call(lab, "GET", token).status_code == 200
-    denied = call(lab, "POST", token)
+    assert resource_call(lab, "GET", token).status_code == 200
+    denied = resource_call(lab, "POST", token)
     assert denied.status_code == 403
     assert denied.headers["WWW-Authenticate"] == WRITE_CHALLENGE
 
@@ -89,7 +84,7 @@ def test_invalid_tokens_stay_401_and_are_no_authorization_decision(lab: Lab) -> 
     before = decisions(lab)
     forbidden_before = metric(lab.gateway_url, "gateway_requests_total", code="403")
     for method in ("GET", "POST"):
-        response = call(lab, method, "not-a-jwt.x")
+        response = resource_call(lab, method, "not-a-jwt.x")
         assert response.status_code == 401
         assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
     no_token = requests.post(f"{lab.gateway_url}/api/resource", timeout=10)
@@ -104,5 +99,5 @@ def test_a_route_configured_to_require_no_scope_allows_any_valid_token(
     directory = tmp_path_factory.mktemp("gw-scopes-open")
     with threaded_lab(directory, route_scopes={"POST /api/resource": ()}) as open_lab:
         token = open_lab.token(scope="api.read")["access_token"]
-        assert call(open_lab, "POST", token).status_code == 200
+        assert resource_call(open_lab, "POST", token).status_code == 200
         assert decisions(open_lab)[("allow", "ok")] == 1.0

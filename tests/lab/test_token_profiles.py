@@ -8,14 +8,20 @@ deny, another audience is ``wrong_audience`` once per token, a bloated token is 
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from collections.abc import Iterator
 
 import pytest
 import requests
-from gateway_fixtures import Lab, metric, threaded_lab, validations
+from gateway_fixtures import (
+    Lab,
+    metric,
+    resource_call,
+    threaded_lab,
+    unverified_claims,
+    validations,
+)
 
 from tokenslo.lab.faults.client import LabAdmin
 from tokenslo.lab.idp.profiles import (
@@ -135,16 +141,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield lab
 
 
-def call(lab: Lab, method: str, token: str) -> requests.Response:
-    headers = {"Authorization": f"Bearer {token}"}
-    return requests.request(method, f"{lab.gateway_url}/api/resource", headers=headers, timeout=10)
-
-
-def claims(token: str) -> dict:
-    payload = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-
-
 def slo_series(lab: Lab) -> dict[str, float]:
     counts = validations(lab.gateway_url)
     return {result: counts[result] for result in SLO_RESULTS}
@@ -171,19 +167,22 @@ def test_a_narrowed_scope_is_a_403_insufficient_scope_and_a_deny(lab: Lab, idp: 
     idp.set_token_profile("loadtest", 30, scope="api.read")
     assert metric(lab.idp_url, "tokenslo_faults_active", service="idp") == active_before + 1
     issued = lab.token(scope="api.read api.write")  # asked for both, got the narrow one
-    assert issued["scope"] == "api.read" and claims(issued["access_token"])["scope"] == "api.read"
+    assert (
+        issued["scope"] == "api.read"
+        and unverified_claims(issued["access_token"])["scope"] == "api.read"
+    )
     deny = (
         "gateway_authorization_decisions_total",
         {"outcome": "deny", "reason": "insufficient_scope"},
     )
     denied_before = metric(lab.gateway_url, deny[0], **deny[1])
     valid_before = validations(lab.gateway_url)["valid"]
-    write = call(lab, "POST", issued["access_token"])
+    write = resource_call(lab, "POST", issued["access_token"])
     assert write.status_code == 403
     assert write.headers["WWW-Authenticate"] == WRITE_CHALLENGE
     assert metric(lab.gateway_url, deny[0], **deny[1]) == denied_before + 1
     assert validations(lab.gateway_url)["valid"] == valid_before + 1  # a valid token, denied
-    assert call(lab, "GET", issued["access_token"]).status_code == 200
+    assert resource_call(lab, "GET", issued["access_token"]).status_code == 200
     assert lab.token("gateway")["scope"] == ""  # another client is untouched
     assert idp.clear_token_profile("loadtest") == 1
     assert lab.token()["scope"] == "api.read api.write"
@@ -193,9 +192,9 @@ def test_a_narrowed_scope_is_a_403_insufficient_scope_and_a_deny(lab: Lab, idp: 
 def test_another_audience_is_wrong_audience_once_per_token(lab: Lab, idp: LabAdmin) -> None:
     idp.set_token_profile("*", 30, audience="api://somewhere-else")
     token = lab.token()["access_token"]
-    assert claims(token)["aud"] == "api://somewhere-else"
+    assert unverified_claims(token)["aud"] == "api://somewhere-else"
     before = validations(lab.gateway_url)
-    first, again = call(lab, "GET", token), call(lab, "GET", token)
+    first, again = resource_call(lab, "GET", token), resource_call(lab, "GET", token)
     assert first.status_code == again.status_code == 401
     assert 'error="invalid_token"' in first.headers["WWW-Authenticate"]
     after = validations(lab.gateway_url)
@@ -208,13 +207,13 @@ def test_a_profile_ends_by_itself_at_its_expiry(lab: Lab, idp: LabAdmin) -> None
         lab.idp_url, "tokenslo_fault_changes_total", service="idp", action="expire"
     )
     idp.set_token_profile("loadtest", 0.5, audience="api://elsewhere")
-    assert claims(lab.token()["access_token"])["aud"] == "api://elsewhere"
+    assert unverified_claims(lab.token()["access_token"])["aud"] == "api://elsewhere"
     time.sleep(1.6)  # the housekeeping tick (1 s) ends it without any request
     assert idp.list_token_profiles() == []
     assert metric(lab.idp_url, "tokenslo_fault_changes_total", service="idp", action="expire") == (
         expired_before + 1
     )
-    assert claims(lab.token()["access_token"])["aud"] != "api://elsewhere"
+    assert unverified_claims(lab.token()["access_token"])["aud"] != "api://elsewhere"
 
 
 def test_clearing_every_fault_ends_profiles_and_publishes_a_waiting_key(
@@ -231,7 +230,7 @@ def test_clearing_every_fault_ends_profiles_and_publishes_a_waiting_key(
     assert keys["current_kid"] == rotated["kid"]
     assert all(k["published"] for k in keys["keys"])
     assert metric(lab.idp_url, "tokenslo_faults_active", service="idp") == 0
-    assert claims(lab.token()["access_token"])["aud"] != "api://elsewhere"
+    assert unverified_claims(lab.token()["access_token"])["aud"] != "api://elsewhere"
 
 
 def test_a_bloated_token_is_answered_431_and_counted_too_large_outside_the_slo(
@@ -240,14 +239,14 @@ def test_a_bloated_token_is_answered_431_and_counted_too_large_outside_the_slo(
     idp.set_token_profile("loadtest", 30, extra_claims_bytes=7000)
     token = lab.token()["access_token"]
     assert len(token) > 8192  # past the gateway's default max_token_bytes
-    assert len(claims(token)["groups"]) == len(bloat_groups(7000))
+    assert len(unverified_claims(token)["groups"]) == len(bloat_groups(7000))
     over = metric(lab.idp_url, "idp_token_size_bytes_count", grant_type="client_credentials")
     under = metric(
         lab.idp_url, "idp_token_size_bytes_bucket", grant_type="client_credentials", le="4096.0"
     )
     assert over > under  # the token-size SLO's bad event: issued over 4096 bytes
     before, slo_before = validations(lab.gateway_url), slo_series(lab)
-    answer = call(lab, "GET", token)
+    answer = resource_call(lab, "GET", token)
     assert answer.status_code == 431
     assert 'error="invalid_request"' in answer.headers["WWW-Authenticate"]
     assert answer.json()["error_description"] == "Authorization header larger than 8192 bytes"
@@ -259,7 +258,7 @@ def test_a_bloated_token_is_answered_431_and_counted_too_large_outside_the_slo(
 def test_anyone_sending_a_huge_header_gets_431_and_moves_no_slo(lab: Lab) -> None:
     before, slo_before = validations(lab.gateway_url), slo_series(lab)
     for junk in ("A" * 9000, "not base64 !" * 800):
-        assert call(lab, "GET", junk).status_code == 431
+        assert resource_call(lab, "GET", junk).status_code == 431
     assert validations(lab.gateway_url)["too_large"] == before["too_large"] + 2
     assert slo_series(lab) == slo_before
     code_431 = metric(lab.gateway_url, "gateway_requests_total", code="431")
