@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from scheduling import HeaviestFirst, assign_groups
 from support import free_ports_lab_config, lab_up_on_free_ports
 from tiers import TIERS, derived_tiers
 from tokenslo.prometheus.process import ManagedProcess, start_alertmanager, start_prometheus
@@ -63,6 +64,10 @@ def lab(lab_config, tmp_path_factory: pytest.TempPathFactory):
         lab_down(state_dir)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(HeaviestFirst(), "tokenslo-heaviest-first")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--quick",
@@ -74,7 +79,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Add the tier markers a test's code and fixtures imply (see ``tiers.py``); with
-    ``--quick`` keep only the tests that have none."""
+    ``--quick`` keep only the tests that have none. Then group and order the tests for
+    the xdist workers (see ``scheduling.py``)."""
     for item in items:
         if not isinstance(item, pytest.Function):
             continue
@@ -89,6 +95,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             kept = set(map(id, quick))
             config.hook.pytest_deselected(items=[i for i in items if id(i) not in kept])
             items[:] = quick
+    assign_groups(items)
 
 
 # Under CI (``.ci/run`` sets CI=true) a skip is a failure: the bootstrap installs everything

@@ -64,3 +64,63 @@ def test_a_skip_fails_under_ci_and_only_there(suite: pytest.Pytester, monkeypatc
     result = suite.runpytest("-k", "skips")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*skipped under CI (something is not installed)*ALLOWED_SKIPS*"])
+
+
+SHARES_A_LAB = """
+import os
+import pytest
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    with open(os.environ["STARTS"], "a") as starts:
+        starts.write(os.environ.get("PYTEST_XDIST_WORKER", "main") + "\\n")
+    return "shared"
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_uses_the_lab(shared, n):
+    assert shared == "shared"
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_alone(n):
+    assert n >= 0
+
+
+@pytest.mark.slow
+def test_long():
+    assert True
+"""
+
+
+def test_a_module_fixture_starts_once_across_workers(suite: pytest.Pytester, tmp_path, monkeypatch):
+    """Under xdist the module's lab users share one worker, so the lab starts once."""
+    suite.makepyfile(test_shared=SHARES_A_LAB)
+    starts = tmp_path / "starts.txt"
+    monkeypatch.setenv("STARTS", str(starts))
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))  # the conftest's own modules
+    monkeypatch.delenv("CI", raising=False)
+    result = suite.runpytest_subprocess(
+        "-p",
+        "xdist",
+        "-n",
+        "3",
+        "--dist",
+        "loadgroup",
+        "--no-loadscope-reorder",
+        "test_shared.py",
+        "-k",
+        "not skips",
+    )
+    result.assert_outcomes(passed=13)
+    assert len(starts.read_text().splitlines()) == 1
+
+
+def test_costly_work_is_collected_first(suite: pytest.Pytester):
+    """The slow test, then the lab's group (it is dearer than one pure test), then the rest."""
+    suite.makepyfile(test_shared=SHARES_A_LAB)
+    result = suite.runpytest("--collect-only", "-q", "test_shared.py")
+    names = [line for line in result.stdout.lines if "::" in line]
+    assert names[0].endswith("::test_long")
+    assert [n.split("::")[1].split("[")[0] for n in names[1:7]] == ["test_uses_the_lab"] * 6

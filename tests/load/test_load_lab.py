@@ -1,6 +1,8 @@
 """Against a real lab on free ports: discovery, plain locust, the Must-shows, master + workers.
 
-The 30 s runs are the issue's Must show 1 and the longest tests here.
+The mixed runs are the longest tests here. They last 45 s: the gate judges a 99.95 %
+objective only from 6000 requests on (rule of three), which a 30 s run reaches on a quiet
+2-core machine but not beside the other tests the suite runs at the same time.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def test_plain_locust_with_the_labs_target_file(lab, tmp_path):
 def run_mixed(lab, tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess, Path]:
     junit = tmp_path / "junit.xml"
     done = tokenslo(
-        "--scenario", "mixed", "--users", "20", "--spawn-rate", "10", "--duration", "30s",
+        "--scenario", "mixed", "--users", "20", "--spawn-rate", "10", "--duration", "45s",
         "--gate", str(REPO / "slo"), "--target", str(lab.state_dir / "target.yaml"),
         "--junit", str(junit), "--json", str(tmp_path / "gate.json"), *extra,
         cwd=tmp_path,
