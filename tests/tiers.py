@@ -29,6 +29,9 @@ LEAVES: dict[str, frozenset[str]] = {
     "start_alertmanager": frozenset({"prometheus"}),
     "run_promtool": frozenset({"prometheus"}),
     "check_rules": frozenset({"prometheus"}),
+    # the real VictoriaMetrics and vmalert (the second PromQL backend)
+    "start_victoria_metrics": frozenset({"prometheus"}),
+    "start_vmalert": frozenset({"prometheus"}),
     # headless Chromium
     "CHROMIUM": frozenset({"browser", "slow"}),
 }

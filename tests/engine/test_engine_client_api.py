@@ -103,6 +103,16 @@ def test_rule_type_is_sent_only_when_given(stub):
     assert [params for _, params in handler.seen] == [{"type": ["alert"]}, {}]
 
 
+def test_a_null_list_is_empty(stub):
+    """vmalert's answer while no alert is pending or firing."""
+    handler, url = stub
+    handler.override = (200, '{"status":"success","data":{"alerts":null}}')
+    with PromClient(url) as client:
+        assert client.alerts() == []
+        with pytest.raises(UnavailableError, match="non-API response"):
+            client.rules()  # null is read as empty only under the key the API names
+
+
 @pytest.mark.parametrize(
     "status, body, message",
     [

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from engine_backtest import flip_intervals
 from engine_exporter import LinearExporter, linear
 
 from tokenslo.cli import main
@@ -236,15 +237,10 @@ def test_backtest_alert_starts_when_the_math_says(tmp_path, capsys):
             _slo("ghost", 90, _events("ghost"), window="10m", policy=policy),
         )
         argv = ["slo", "backtest", slos, "--prometheus", prom.url, "--format", "json"]
-        code = main([*argv, "--start", f"{switch - 15:.3f}", "--end", f"{switch + 20:.3f}"])
+        window = ["--start", f"{switch - 15:.3f}", "--end", f"{switch + 20:.3f}"]
+        intervals = flip_intervals([*argv, *window], capsys)
     finally:
         prom.stop()
-    out, err = capsys.readouterr()
-    assert code == 3 and "no data in the range for SLO(s): ghost" in err
-    result = json.loads(out)
-    assert result["slos"]["ghost"] == []
-    intervals = {i["severity"]: i for i in result["slos"]["flip"]}
-    assert set(intervals) == {"page", "ticket"}
     # The samples are exact, so only how PromQL sees them differs from the math: one
     # step of the range query, and rate() seeing a change one sample (1 s) late.
     slack = 1.0 + 1.0

@@ -1,4 +1,4 @@
-"""Query any PromQL backend (Prometheus, Thanos, Mimir, VictoriaMetrics).
+"""Query a PromQL backend: Prometheus and VictoriaMetrics (both run by the tests).
 
 A thin edge over ``prometheus_api_client.PrometheusConnect`` that:
 
@@ -99,9 +99,13 @@ class PromClient:
         """Range query; a matrix: ``[{"metric": {...}, "values": [[ts, "v"], ...]}]``.
 
         start/end go as exact parameters because the library rounds its
-        datetime arguments to whole seconds.
+        datetime arguments to whole seconds. ``nocache=1`` keeps the grid where we
+        asked for it: VictoriaMetrics otherwise rounds start and end down to a multiple
+        of step (for its result cache) once a range has more than about 50 points, and
+        every caller looks its steps up at ``start + i·step``. Prometheus ignores the
+        parameter.
         """
-        params = {"start": _ts(start), "end": _ts(end), "step": _ts(step)}
+        params = {"start": _ts(start), "end": _ts(end), "step": _ts(step), "nocache": "1"}
         return self._call(
             expr,
             lambda: self._conn.custom_query_range(
@@ -172,7 +176,12 @@ class PromClient:
         return self._send(path, send)
 
     def _listed(self, data: Any, key: str) -> list[dict]:
-        """``data[key]``, a list, as the API documents it; anything else is not Prometheus."""
+        """``data[key]``, a list, as the API documents it; anything else is not Prometheus.
+
+        ``null`` is an empty list: vmalert answers ``{"alerts": null}`` while nothing is
+        pending or firing (Prometheus sends ``[]``)."""
+        if isinstance(data, dict) and key in data and data[key] is None:
+            return []
         items = data.get(key) if isinstance(data, dict) else None
         if not isinstance(items, list):
             raise self._not_api()

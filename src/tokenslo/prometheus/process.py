@@ -1,4 +1,5 @@
-"""Start and stop the real Prometheus, Alertmanager and promtool binaries.
+"""Start and stop the real Prometheus, Alertmanager and promtool binaries, and the
+single-node VictoriaMetrics and vmalert binaries (the second PromQL backend the tests run).
 
 Used by the lab and by tests (no mocked Prometheus anywhere). Processes are
 always addressed by PID and bound to 127.0.0.1.
@@ -25,18 +26,28 @@ BINARIES = {
     "prometheus": ("prometheus",),
     "promtool": ("promtool",),
     "alertmanager": ("prometheus-alertmanager", "alertmanager"),
+    "victoria-metrics": ("victoria-metrics",),
+    "vmalert": ("vmalert",),
+}
+# the Debian package of each binary
+PACKAGES = {
+    "prometheus": "prometheus",
+    "promtool": "prometheus",
+    "alertmanager": "prometheus-alertmanager",
+    "victoria-metrics": "victoria-metrics",
+    "vmalert": "victoria-metrics",
 }
 
 
 def find_binary(kind: str) -> str:
-    """Path of a Prometheus-family binary, or a clear error naming the Debian package."""
+    """Path of a Prometheus- or VictoriaMetrics-family binary, or a clear error naming
+    the Debian package."""
     for name in BINARIES[kind]:
         path = shutil.which(name)
         if path:
             return path
-    package = "prometheus-alertmanager" if kind == "alertmanager" else "prometheus"
     raise UnavailableError(
-        f"{BINARIES[kind][0]} not found on PATH; install the Debian package {package!r} "
+        f"{BINARIES[kind][0]} not found on PATH; install the Debian package {PACKAGES[kind]!r} "
         "(scripts/bootstrap does this)"
     )
 
@@ -184,16 +195,24 @@ PORT_ATTEMPTS = 3
 
 
 def start_on_port(
-    name: str, head: list[str], tail: list[str], workdir: Path, port: int | None, wait: bool
+    name: str,
+    head: list[str],
+    tail: list[str],
+    workdir: Path,
+    port: int | None,
+    wait: bool,
+    *,
+    listen_flag: str = "--web.listen-address",
 ) -> ManagedProcess:
-    """Spawn ``head + --web.listen-address + tail`` on ``port``, or on a free port picked
-    here. A picked port was only free a moment ago: another process (a parallel test)
-    can bind it before ours does. Then ours exits with "address already in use" and a
-    fresh port is picked, at most ``PORT_ATTEMPTS`` times. A port the caller chose is
-    never swapped."""
+    """Spawn ``head + listen_flag + tail`` on ``port``, or on a free port picked here
+    (``listen_flag`` is Prometheus' ``--web.listen-address`` or VictoriaMetrics'
+    ``-httpListenAddr``). A picked port was only free a moment ago: another process (a
+    parallel test) can bind it before ours does. Then ours exits with "address already
+    in use" and a fresh port is picked, at most ``PORT_ATTEMPTS`` times. A port the
+    caller chose is never swapped."""
 
     def launch(chosen: int) -> ManagedProcess:
-        argv = [*head, f"--web.listen-address=127.0.0.1:{chosen}", *tail]
+        argv = [*head, f"{listen_flag}=127.0.0.1:{chosen}", *tail]
         return spawn(name, argv, workdir, f"http://127.0.0.1:{chosen}")
 
     if port is not None or not wait:
@@ -257,6 +276,76 @@ def start_alertmanager(
     head = [find_binary("alertmanager"), f"--config.file={config_path}"]
     tail = [f"--storage.path={workdir / 'am-data'}", "--cluster.listen-address="]
     return start_on_port("alertmanager", head, tail, workdir, port, wait)
+
+
+def start_victoria_metrics(
+    workdir: Path,
+    scrape_config: dict | None = None,
+    port: int | None = None,
+    *,
+    extra_args: list[str] | None = None,
+    wait: bool = True,
+) -> ManagedProcess:
+    """Run single-node VictoriaMetrics on 127.0.0.1 with its data in ``workdir/data``.
+
+    ``scrape_config`` (a prometheus.yml as a dict) makes it scrape like Prometheus.
+    Keys only Prometheus reads (``rule_files``, ``evaluation_interval``: rules are
+    vmalert's job here) are ignored rather than refused. Samples are queryable as soon
+    as they are stored (``-search.latencyOffset=0s``; the default 30s would hide the
+    newest half-minute from every instant query at "now", which Prometheus never does),
+    and the retention is long enough for any imported history.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    head = [
+        find_binary("victoria-metrics"),
+        f"-storageDataPath={workdir / 'data'}",
+        "-retentionPeriod=100y",
+        "-search.latencyOffset=0s",
+    ]
+    if scrape_config is not None:
+        config_path = workdir / "scrape.yml"
+        config_path.write_text(yaml.safe_dump(scrape_config, sort_keys=False))
+        head += [f"-promscrape.config={config_path}", "-promscrape.config.strictParse=false"]
+    tail = list(extra_args or [])
+    return start_on_port(
+        "victoria-metrics", head, tail, workdir, port, wait, listen_flag="-httpListenAddr"
+    )
+
+
+def start_vmalert(
+    rules: str,
+    workdir: Path,
+    datasource_url: str,
+    notifier_url: str,
+    port: int | None = None,
+    *,
+    evaluation_interval: str = "1s",
+    wait: bool = True,
+) -> ManagedProcess:
+    """Run vmalert on 127.0.0.1 evaluating ``rules`` (rule-file YAML text) against
+    ``datasource_url``.
+
+    vmalert keeps no TSDB: recording-rule results are remote-written back to the
+    datasource (it refuses recording rules without ``-remoteWrite.url``), flushed every
+    ``evaluation_interval`` rather than every 5 s, so the alerts that read them see
+    them about one evaluation later than in Prometheus, where a group's rules read each
+    other's results at once. It refuses alerting rules without a notifier (this release
+    has no blackhole notifier). A group's own ``interval`` overrides
+    ``evaluation_interval``.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    rule_path = workdir / "rules.yml"
+    rule_path.write_text(rules)
+    head = [
+        find_binary("vmalert"),
+        f"-rule={rule_path}",
+        f"-datasource.url={datasource_url}",
+        f"-remoteWrite.url={datasource_url}",
+        f"-remoteWrite.flushInterval={evaluation_interval}",
+        f"-notifier.url={notifier_url}",
+        f"-evaluationInterval={evaluation_interval}",
+    ]
+    return start_on_port("vmalert", head, [], workdir, port, wait, listen_flag="-httpListenAddr")
 
 
 def run_promtool(
