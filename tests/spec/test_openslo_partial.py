@@ -128,6 +128,16 @@ def test_a_metric_source_without_type_or_ref_is_invalid(tmp_path, capsys):
     assert "ratioMetric.good.metricSource.type: missing required field 'type'" in err
 
 
+def test_an_unreferenced_datasource_without_type_is_invalid(tmp_path, capsys):
+    text = DATASOURCES.replace("  type: CloudWatch\n", "") + _ref_slo("a", "prom")
+    path = tmp_path / "o.yaml"
+    path.write_text(text)
+    assert main(["slo", "import-openslo", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tokenslo: {path}:{line_of(text, 'name: cw') + 1}:")
+    assert "spec.type: missing required field 'type'" in err and SECRET not in err
+
+
 RAW = """\
 apiVersion: openslo/v1
 kind: SLI
@@ -159,7 +169,8 @@ def test_a_raw_ratio_is_skipped_not_imported_with_another_meaning(tmp_path, caps
     out, err = capsys.readouterr()
     assert out == ""
     line = line_of(RAW, "raw:")
-    assert err.startswith(f"{path}:{line}: kind SLO raw-slo: skipped: raw ratio metrics ")
+    prefix = f"{path}:{line}: kind SLO raw-slo: skipped: indicatorRef 'ratio' (kind SLI): "
+    assert err.startswith(prefix + "raw ratio metrics ")
     assert "(rawType: failure) are a precomputed ratio, not event counts" in err
 
 
@@ -283,3 +294,25 @@ def test_a_yaml_error_is_invalid_input(tmp_path, capsys):
     path.write_text(MIXED.replace("metadata: {name: slices}", "metadata: {name: slices"))
     assert main(["slo", "import-openslo", str(path)]) == 2
     assert capsys.readouterr().err.startswith(f"tokenslo: {path}:")
+
+
+def test_every_reason_of_a_skipped_object_is_named(tmp_path):
+    """A list-of-objects document, as some tools write: Timeslices over a calendar week."""
+    text = (
+        "- apiVersion: openslo/v1\n  kind: SLO\n  metadata: {name: weekly}\n  spec:\n"
+        "    service: web\n    budgetingMethod: Timeslices\n"
+        "    indicator:\n      metadata: {name: w}\n      spec:\n        ratioMetric:\n"
+        "          good: {metricSource: {type: Prometheus, spec: {query: ok_total}}}\n"
+        "          total: {metricSource: {type: Prometheus, spec: {query: all_total}}}\n"
+        "    timeWindow:\n      - duration: 1w\n"
+        "        calendar: {startTime: 2022-01-01 12:00:00, timeZone: America/New_York}\n"
+        "    objectives: [{target: 0.995, timeSliceTarget: 0.95, timeSliceWindow: 1m}]\n"
+    )
+    path = tmp_path / "list.yaml"
+    path.write_text(text)
+    (skip,) = import_openslo(path).skipped
+    assert skip.line == line_of(text, "budgetingMethod: Timeslices")
+    assert skip.reason == (
+        "budgetingMethod Timeslices is not supported yet; tokenslo counts events (Occurrences)"
+        "; also: calendar-aligned windows are not supported yet; tokenslo windows are rolling"
+    )

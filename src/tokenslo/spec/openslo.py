@@ -142,6 +142,8 @@ def import_openslo(path: str | Path) -> Imported:
     if not objects:
         raise InputError("no OpenSLO objects in file", file=file, line=1)
     library = Library(_by_name(objects, "SLI"), _by_name(objects, "DataSource"))
+    for source in library.sources.values():
+        source.get("spec", dict).get("type", str)  # checked even when nothing refers to it
     result = Imported()
     for obj in objects:
         kind, name = _kind(obj), _name(obj).value
@@ -225,6 +227,9 @@ def _slo(obj: Node, library: Library) -> SLOModel:
         indicator = _indicator(spec, library)
         sli = _sli(indicator, objective, library)
     except Skip as skip:
+        ref = spec.value.get("indicatorRef")
+        if ref in library.slis:  # the reason sits in another object: say which
+            skip = Skip(skip.line, f"indicatorRef {ref!r} (kind SLI): {skip.reason}")
         skips.append(skip)
     if skips:
         also = "".join(f"; also: {s.reason}" for s in skips[1:])
