@@ -28,6 +28,7 @@ def _leaf_commands() -> list[list[str]]:
 
 EXPECTED = [
     ["slo", "validate"], ["slo", "schema"], ["slo", "import-openslo"], ["slo", "status"],
+    ["slo", "export-openslo"],
     ["slo", "backtest"], ["rules", "generate"], ["lab", "up"], ["lab", "down"], ["lab", "status"],
     ["loadtest", "run"], ["chaos", "run"], ["chaos", "validate"], ["dashboards", "render"],
     ["report", "slo"], ["probe"], ["proxy"], ["gameday"], ["chaos", "list"],

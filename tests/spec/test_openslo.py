@@ -6,9 +6,10 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from spec_fixtures import RICH
 
 from tokenslo.cli import main
-from tokenslo.core.model import SLO, Alerting, BurnWindow, EventsSLI, LatencySLI
+from tokenslo.core.model import SLO, EventsSLI, LatencySLI
 from tokenslo.errors import InputError
 from tokenslo.spec.loader import load_paths, load_text
 from tokenslo.spec.openslo import import_openslo
@@ -23,7 +24,9 @@ def _plain(slos: list[SLO]) -> list[SLO]:
 
 
 def test_example_imports_ratio_ref_inline_and_threshold():
-    slos = {s.name: s for s in import_openslo(EXAMPLE)}
+    result = import_openslo(EXAMPLE)
+    assert result.skipped == []
+    slos = {s.name: s for s in result.slos}
     assert set(slos) == {
         "token-issuance-availability",
         "jwks-availability",
@@ -58,53 +61,13 @@ def test_import_command_writes_atomically_and_output_validates(tmp_path, capsys)
     assert out.read_text().startswith("# Imported from")
     assert main(["slo", "validate", str(out)]) == 0
     assert "OK: 3 SLOs in 1 file" in capsys.readouterr().out
-    assert _plain(load_paths([out])) == _plain(import_openslo(EXAMPLE))
+    assert _plain(load_paths([out])) == _plain(import_openslo(EXAMPLE).slos)
 
 
 def test_import_to_stdout(capsys):
     assert main(["slo", "import-openslo", str(EXAMPLE)]) == 0
     slos, _ = load_text(capsys.readouterr().out)
-    assert [s.name for s in slos] == [s.name for s in import_openslo(EXAMPLE)]
-
-
-RICH = [
-    SLO(
-        name="a",
-        service="idp",
-        objective=99.95,
-        window=28 * 86400,
-        sli=EventsSLI(
-            total="sum(rate(x[{{window}}]))", good='sum(rate(x{code!~"5.."}[{{window}}]))'
-        ),
-        description="quotes ' and \" and: colons",
-        labels={"team": "identity", "tier": "1"},
-        alerting=Alerting(
-            page=True,
-            ticket=False,
-            labels={"severity_override": "x"},
-            annotations={"runbook_url": "https://r.example/a#b"},
-            policy=(
-                BurnWindow("page", 0.05, 6 * 3600, 1800, 360),
-                BurnWindow("ticket", 0.1, 3 * 86400, 6 * 3600, 90),
-            ),
-        ),
-        loadtest=("token:client_credentials", "jwks"),
-    ),
-    SLO(
-        name="b",
-        service="gateway",
-        objective=95,
-        window=7 * 86400,
-        sli=LatencySLI(metric="h_seconds", threshold=0.05),
-    ),
-    SLO(
-        name="c",
-        service="idp",
-        objective=90.5,
-        window=3600,
-        sli=EventsSLI(total="sum(rate(y[{{window}}]))", bad="sum(rate(y_err[{{window}}]))"),
-    ),
-]
+    assert [s.name for s in slos] == [s.name for s in import_openslo(EXAMPLE).slos]
 
 
 def test_round_trip_dump_then_load_is_identity():
@@ -155,35 +118,15 @@ spec:
         ("kind: SLO", "kind: Widget", 2, "kind", "unsupported kind"),
         (
             "budgetingMethod: Occurrences",
-            "budgetingMethod: Timeslices",
+            "budgetingMethod: Sometimes",
             7,
             "spec.budgetingMethod",
-            "Occurrences",
+            "unknown budgetingMethod",
         ),
-        (
-            "type: Prometheus\n            spec: {query: sum(ok",
-            "type: Datadog\n            spec: {query: sum(ok",
-            15,
-            "spec.indicator.spec.ratioMetric.good.metricSource.type",
-            "only Prometheus",
-        ),
-        ("isRolling: true", "isRolling: false", 23, "spec.timeWindow[0].isRolling", "rolling"),
-        ("duration: 30d", "duration: 1M", 22, "spec.timeWindow[0].duration", "not a duration"),
+        ("duration: 30d", "duration: 30x", 22, "spec.timeWindow[0].duration", "not a duration"),
+        ("isRolling: true", "isRolling: yes please", 23, "spec.timeWindow[0].isRolling", "bool"),
         ("target: 0.99", "target: 99", 25, "spec.objectives[0].target", "between 0 and 1"),
-        (
-            "    - target: 0.99\n",
-            "    - target: 0.99\n    - target: 0.9\n",
-            24,
-            "spec.objectives",
-            "exactly one",
-        ),
-        (
-            "query: sum(ok_total)",
-            "query: sum(ok_total offset 5m)",
-            16,
-            "spec.indicator.spec.ratioMetric.good.metricSource.spec.query",
-            "no {{window}}",
-        ),
+        ("    - target: 0.99\n", "    - {}\n", 25, "spec.objectives[0].target", "missing"),
         (
             "query: sum(ok_total)",
             "query: sum(ok_total",
@@ -200,18 +143,84 @@ spec:
             "exactly one of good / bad",
         ),
         ("  service: idp\n", "", 5, "spec.service", "missing required field"),
+        ("  timeWindow:\n", "  timeWindow: 30d\n  x:\n", 21, "spec.timeWindow", "expected list"),
     ],
 )
 def test_openslo_errors_name_the_field(tmp_path, capsys, old, new, line, field, words):
+    """Invalid input is exit 2 with file, line and field, and nothing is written."""
     assert old in OBJ
     path = tmp_path / "o.yaml"
     path.write_text(OBJ.replace(old, new, 1))
-    assert main(["slo", "import-openslo", str(path)]) == 2
+    out_file = tmp_path / "out.yaml"
+    assert main(["slo", "import-openslo", str(path), "-o", str(out_file)]) == 2
     out, err = capsys.readouterr()
-    assert out == ""
+    assert out == "" and not out_file.exists()
     assert err.startswith(f"tokenslo: {path}:{line}:"), err
     assert f": {field}: " in err and words in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "words"),
+    [
+        (
+            "budgetingMethod: Occurrences",
+            "budgetingMethod: Timeslices",
+            7,
+            "budgetingMethod Timeslices is not supported yet",
+        ),
+        (
+            "budgetingMethod: Occurrences",
+            "budgetingMethod: RatioTimeslices",
+            7,
+            "budgetingMethod RatioTimeslices is not supported yet",
+        ),
+        (
+            "type: Prometheus\n            spec: {query: sum(ok",
+            "type: Datadog\n            spec: {query: sum(ok",
+            15,
+            "metricSource type 'Datadog' is not supported; only Prometheus",
+        ),
+        ("isRolling: true", "isRolling: false", 23, "calendar-aligned windows"),
+        (
+            "isRolling: true",
+            "calendar: {startTime: 2022-01-01 12:00:00, timeZone: UTC}",
+            23,
+            "calendar-aligned windows are not supported yet",
+        ),
+        ("duration: 30d", "duration: 1M", 22, "rolling window 1M has no fixed length"),
+        (
+            "    - target: 0.99\n",
+            "    - target: 0.99\n    - target: 0.9\n",
+            24,
+            "2 objectives",
+        ),
+        ("    - target: 0.99\n", "    - {target: 0.99, indicatorRef: x}\n", 25, "composite"),
+        (
+            "query: sum(ok_total)",
+            "query: sum(ok_total offset 5m)",
+            16,
+            "no {{window}} placeholder",
+        ),
+        ("counter: true", "counter: false", 16, "counter: false (a gauge)"),
+        ("  timeWindow:\n    - duration: 30d\n      isRolling: true\n", "", 5, "no timeWindow"),
+    ],
+)
+def test_unsupported_but_valid_objects_are_skipped_with_a_reason(
+    tmp_path, capsys, old, new, line, words
+):
+    """Exit 1; with nothing left to import nothing is written."""
+    assert old in OBJ
+    path = tmp_path / "o.yaml"
+    path.write_text(OBJ.replace(old, new, 1))
+    out_file = tmp_path / "out.yaml"
+    assert main(["slo", "import-openslo", str(path), "-o", str(out_file)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and not out_file.exists()
+    first = err.splitlines()[0]
+    assert first.startswith(f"{path}:{line}: kind SLO s: skipped: "), err
+    assert words in first
+    assert "nothing written" in err and "Traceback" not in err
 
 
 THRESHOLD = """\
@@ -238,7 +247,7 @@ spec:
 def test_threshold_metric_maps_to_latency_sli(tmp_path):
     path = tmp_path / "t.yaml"
     path.write_text(THRESHOLD)
-    (slo,) = import_openslo(path)
+    (slo,) = import_openslo(path).slos
     assert slo.name == "token-latency" and slo.service == "idp"
     assert slo.sli == LatencySLI(metric="h_seconds", threshold=0.25, selector='route="/token"')
     assert slo.objective == 99 and slo.window == 7 * 86400
@@ -247,37 +256,54 @@ def test_threshold_metric_maps_to_latency_sli(tmp_path):
 def test_a_query_bucket_equal_to_the_objective_is_kept(tmp_path):
     path = tmp_path / "t.yaml"
     path.write_text(THRESHOLD.replace('route="/token"}', 'route="/token", le="0.25"}'))
-    (slo,) = import_openslo(path)
+    (slo,) = import_openslo(path).slos
     assert slo.sli == LatencySLI(metric="h_seconds", threshold=0.25, selector='route="/token"')
 
 
 @pytest.mark.parametrize(
-    ("old", "new", "field", "words"),
+    ("old", "new", "needle", "words"),
     [
-        ("op: lte", "op: gte", "spec.objectives[0].op", "only lte"),
-        ("indicatorRef: lat", "indicatorRef: nope", "spec.indicatorRef", "found: lat"),
-        (  # the query's bucket is not the objective's threshold: refused, never replaced
+        ("op: lte", "op: gte", "op: gte", "only lte"),
+        ("op: lte", "op: lt", "op: lt", "only lte"),
+        ("indicatorRef: lat", "indicatorRef: nope", "indicatorRef: nope", "found: lat"),
+        (  # the query's bucket is not the objective's threshold: skipped, never replaced
             'route="/token"}',
             'route="/token", le="0.3"}',
-            "spec.thresholdMetric.metricSource.spec.query",
+            "query:",
             "le='0.3' but the objective's value is 0.25",
         ),
         (
             "query: 'h_seconds_bucket{route=\"/token\"}'",
             "query: 'histogram_quantile(0.9, rate(h_seconds_bucket[5m]))'",
-            "spec.thresholdMetric.metricSource.spec.query",
+            "query:",
             "histogram",
         ),
     ],
 )
-def test_threshold_errors(tmp_path, old, new, field, words):
+def test_threshold_skips(tmp_path, old, new, needle, words):
     assert old in THRESHOLD
     path = tmp_path / "t.yaml"
-    path.write_text(THRESHOLD.replace(old, new))
+    text = THRESHOLD.replace(old, new)
+    path.write_text(text)
+    result = import_openslo(path)
+    assert result.slos == []
+    (skip,) = result.skipped
+    assert (skip.kind, skip.name, skip.file) == ("kind SLO", "Token Latency", str(path))
+    assert skip.line == line_of(text, needle) and words in skip.reason
+
+
+def test_threshold_op_outside_openslo_is_invalid(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text(THRESHOLD.replace("op: lte", "op: le"))
     with pytest.raises(InputError) as info:
         import_openslo(path)
-    assert info.value.field == field and words in info.value.message
-    assert info.value.file == str(path) and info.value.line is not None
+    assert info.value.field == "spec.objectives[0].op" and "lte, lt, gte, gt" in info.value.message
+    assert info.value.line == line_of(THRESHOLD, "op: lte")
+
+
+def line_of(text: str, needle: str) -> int:
+    """1-based line of the first line containing ``needle`` (the tests' own oracle)."""
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
 
 
 def test_missing_openslo_file(capsys, tmp_path):

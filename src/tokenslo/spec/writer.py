@@ -23,7 +23,7 @@ def dump_v1(slos: list[SLO], header: str | None = None) -> str:
         services.setdefault(slo.service, []).append(slo)
     documents = [
         yaml.safe_dump(
-            {"version": VERSION, "service": service, "slos": [_slo(s) for s in group]},
+            {"version": VERSION, "service": service, "slos": [slo_mapping(s) for s in group]},
             sort_keys=False,
             allow_unicode=True,
             width=100,
@@ -34,11 +34,12 @@ def dump_v1(slos: list[SLO], header: str | None = None) -> str:
     return comment + "---\n".join(documents)
 
 
-def _slo(slo: SLO) -> dict[str, Any]:
+def slo_mapping(slo: SLO) -> dict[str, Any]:
+    """One SLO as a v1 ``slos:`` item (also used to check the OpenSLO export's annotations)."""
     out: dict[str, Any] = {"name": slo.name}
     if slo.description:
         out["description"] = slo.description
-    out["objective"] = _number(slo.objective)
+    out["objective"] = number(slo.objective)
     out["window"] = format_duration(slo.window)
     if slo.labels:
         out["labels"] = dict(slo.labels)
@@ -59,7 +60,7 @@ def _sli(sli: EventsSLI | LatencySLI) -> dict[str, Any]:
     latency: dict[str, Any] = {"metric": sli.metric}
     if sli.selector:
         latency["selector"] = sli.selector
-    latency["threshold"] = _number(sli.threshold)
+    latency["threshold"] = number(sli.threshold)
     return {"latency": latency}
 
 
@@ -78,13 +79,13 @@ def _window(window: BurnWindow) -> dict[str, Any]:
     return {
         "severity": window.severity,
         # round away binary noise (0.05 * 100 = 5.000000000000001) so it loads back as 0.05
-        "budget_percent": _number(round(window.budget_fraction * 100, 10)),
+        "budget_percent": number(round(window.budget_fraction * 100, 10)),
         "long_window": format_duration(window.long_window),
         "short_window": format_duration(window.short_window),
         "for": format_duration(window.for_),
     }
 
 
-def _number(value: float) -> int | float:
+def number(value: float) -> int | float:
     """Whole numbers as ints (``2`` rather than ``2.0``) for readable files."""
     return int(value) if float(value).is_integer() else float(value)
