@@ -257,6 +257,13 @@ CASES = [
         "true or false",
     ),
     (
+        "burn-rate-unknown",
+        slo(window="    window: 30d\n    alerting:\n      burn_rate: dynamic"),
+        8,
+        "slos[0].alerting.burn_rate",
+        "expected static or traffic-aware, got string 'dynamic'",
+    ),
+    (
         "loadtest-not-list",
         slo(window="    window: 30d\n    loadtest:\n      requests: jwks"),
         8,

@@ -14,7 +14,7 @@ import promql_parser
 
 from tokenslo.core import burnrate
 from tokenslo.core.durations import format_duration
-from tokenslo.core.model import SLO, EventsSLI, LatencySLI
+from tokenslo.core.model import SLO, TRAFFIC_AWARE, EventsSLI, LatencySLI
 from tokenslo.core.promql import has_window_placeholder, render_window, sli_exprs
 from tokenslo.errors import InputError
 from tokenslo.spec.yamlpos import Document, field_path
@@ -159,7 +159,11 @@ def warnings_for(doc: Document, index: int, raw: dict, slo: SLO) -> list[Finding
 
 
 def _unreachable_alerts(doc: Document, base: tuple, slo: SLO) -> list[Finding]:
-    """Conditions whose error-ratio threshold is >= 100%: no error rate can reach it."""
+    """Conditions whose error-ratio threshold is >= 100%: no error rate can reach it.
+
+    Not for traffic-aware SLOs, whose threshold moves with the traffic."""
+    if slo.alerting.burn_rate == TRAFFIC_AWARE:
+        return []
     found = []
     overridden = slo.alerting.policy is not None
     enabled = {"page": slo.alerting.page, "ticket": slo.alerting.ticket}
