@@ -15,8 +15,8 @@ slos:
     window: 30d
     sli:
       events:
-        bad: sum(rate(x{{code=~"5.."}}[{{{{window}}}}]))
-        total: sum(rate(x[{{{{window}}}}]))
+        bad: sum(increase(x{{code=~"5.."}}[{{{{window}}}}]))
+        total: sum(increase(x[{{{{window}}}}]))
 {alerting}"""
 
 
