@@ -280,12 +280,20 @@ def alert_status(slo: SLO, bw: BurnWindow, counts: Mapping[float, WindowCounts])
         severity=bw.severity,
         long_window=bw.long_window,
         short_window=bw.short_window,
-        factor=threshold / slo.error_budget,
+        factor=_factor(slo, bw, threshold),
         threshold=threshold,
         long_burn=_burn(slo, counts.get(bw.long_window)),
         short_burn=_burn(slo, counts.get(bw.short_window)),
         firing=firing,
     )
+
+
+def _factor(slo: SLO, bw: BurnWindow, threshold: float) -> float:
+    """The burn rate the condition fires at: the policy's, or for a traffic-aware SLO the
+    one its threshold at this instant amounts to."""
+    if slo.alerting.burn_rate == TRAFFIC_AWARE:
+        return threshold / slo.error_budget
+    return burnrate.factor_of(slo, bw)
 
 
 def _state(
