@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
 from tokenslo.core import timescale as ts
 from tokenslo.core.burnrate import HOUR, policy_for
-from tokenslo.core.model import SLO, EventsSLI
+from tokenslo.core.model import SLO, TRAFFIC_AWARE, EventsSLI
 from tokenslo.errors import InputError
 
 
@@ -55,6 +56,16 @@ def test_scale_slo_divides_every_window_and_keeps_burn_factors():
         assert after.short_window == before.short_window / 60
         assert after.for_ == before.for_ / 60
         assert after.budget_fraction == before.budget_fraction
+
+
+def test_scale_slo_keeps_the_rest_of_alerting():
+    """A rehearsal of a traffic-aware SLO stays traffic-aware (and keeps its labels)."""
+    slo = _slo()
+    slo = replace(
+        slo, alerting=replace(slo.alerting, burn_rate=TRAFFIC_AWARE, labels={"team": "x"})
+    )
+    fast = ts.scale_slo(slo, 60).alerting
+    assert (fast.burn_rate, fast.labels, fast.page) == (TRAFFIC_AWARE, {"team": "x"}, True)
 
 
 def test_scale_keeps_rule_intervals_above_the_floor():

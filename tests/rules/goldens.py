@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from rules_fixtures import all_fixtures
+from rules_fixtures import all_fixtures, traffic_aware
 
 from tokenslo.rules.generate import render_rules
 
@@ -22,6 +22,7 @@ def fixture_goldens() -> dict[str, Callable[[], str]]:
         "fixtures.rules.yml": lambda: render_rules(all_fixtures()),
         "fixtures.operator.yml": lambda: render_rules(all_fixtures(), fmt="operator"),
         "fixtures.time-scale-60.rules.yml": lambda: render_rules(all_fixtures(), time_scale=60),
+        "fixtures.traffic-aware.rules.yml": lambda: render_rules([traffic_aware()]),
     }
 
 

@@ -3,7 +3,7 @@ SLOs the rule tests and the fixture goldens are built from."""
 
 from __future__ import annotations
 
-from tokenslo.core.model import SLO, Alerting, EventsSLI, LatencySLI
+from tokenslo.core.model import SLO, TRAFFIC_AWARE, Alerting, EventsSLI, LatencySLI
 
 DAY = 86400.0
 RUNBOOK = "https://runbooks.example/tokenslo/idp#token-issuance-availability"
@@ -54,6 +54,16 @@ def latency(objective: float = 99.0, window_days: int = 28, **kw) -> SLO:
             threshold=0.25,
             selector='grant_type="client_credentials"',
         ),
+        **kw,
+    )
+
+
+def traffic_aware(**kw) -> SLO:
+    """``events_bad`` with traffic-aware burn rates (thresholds scale with the traffic)."""
+    alerting = Alerting(burn_rate=TRAFFIC_AWARE, annotations={"runbook_url": RUNBOOK})
+    return events_bad(
+        name=kw.pop("name", "token-issuance-traffic-aware"),
+        alerting=kw.pop("alerting", alerting),
         **kw,
     )
 

@@ -23,21 +23,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
+from promtool_run import run_rule_tests
 from rules_fixtures import events_bad
 
 from tokenslo.core import burnrate as br
 from tokenslo.core.durations import format_duration, parse_duration
-from tokenslo.prometheus.process import run_promtool
 from tokenslo.rules import conventions as c
-from tokenslo.rules.generate import BASE_WINDOW, generate_rule_groups, render_rules
+from tokenslo.rules.generate import BASE_WINDOW, generate_rule_groups
 from tokenslo.rules.promtool_tests import (
     alert_check,
     burn_alert_expectation,
     counter_values,
     find_alert,
     no_data_expectation,
-    promtool_file,
     promtool_group,
 )
 
@@ -70,16 +68,21 @@ def traffic(segments: list[tuple[float, float]]) -> dict[str, str]:
 
 
 def detection(window, error_rate: float) -> float:
-    seconds = br.detection_time(br.factor_of(SLO, window), SLO.objective, window.long_window,
-                                error_rate)
+    seconds = br.detection_time(
+        br.factor_of(SLO, window), SLO.objective, window.long_window, error_rate
+    )
     assert seconds is not None, "this scenario's rate must cross the threshold"
     return seconds
 
 
 def burn(window) -> dict:
     """The expected firing alert for one policy window pair."""
-    return burn_alert_expectation(SLO, GROUPS, long_window=_nominal(window.long_window),
-                                  short_window=_nominal(window.short_window))
+    return burn_alert_expectation(
+        SLO,
+        GROUPS,
+        long_window=_nominal(window.long_window),
+        short_window=_nominal(window.short_window),
+    )
 
 
 def _nominal(seconds: float) -> str:
@@ -101,12 +104,17 @@ def outage() -> dict:
     t0 = 6 * HOUR
     theory = detection(PAGE_1H, 1.0)
     assert theory == pytest.approx(51.84)
-    return promtool_group("a-full-outage", SCRAPE, traffic([(0, t0), (1.0, 10 * MIN)]), [
-        burn_check(t0 - MIN),
-        burn_check(t0 + theory - 1),  # just before theory: not even pending
-        burn_check(t0 + theory + PAGE_1H.for_ - 1),  # pending at most
-        burn_check(t0 + theory + EVAL + PAGE_1H.for_, burn(PAGE_1H)),
-    ])
+    return promtool_group(
+        "a-full-outage",
+        SCRAPE,
+        traffic([(0, t0), (1.0, 10 * MIN)]),
+        [
+            burn_check(t0 - MIN),
+            burn_check(t0 + theory - 1),  # just before theory: not even pending
+            burn_check(t0 + theory + PAGE_1H.for_ - 1),  # pending at most
+            burn_check(t0 + theory + EVAL + PAGE_1H.for_, burn(PAGE_1H)),
+        ],
+    )
 
 
 def two_percent() -> dict:
@@ -115,17 +123,24 @@ def two_percent() -> dict:
     theory = detection(PAGE_1H, 0.02)
     assert theory == pytest.approx(43.2 * MIN)
     slack = SCRAPE + EVAL
-    return promtool_group("b-two-percent", SCRAPE, traffic([(0, t0), (0.02, 90 * MIN)]), [
-        burn_check(t0 + theory - 1),
-        burn_check(t0 + theory + PAGE_1H.for_ + slack, burn(PAGE_1H)),
-    ])
+    return promtool_group(
+        "b-two-percent",
+        SCRAPE,
+        traffic([(0, t0), (0.02, 90 * MIN)]),
+        [
+            burn_check(t0 + theory - 1),
+            burn_check(t0 + theory + PAGE_1H.for_ + slack, burn(PAGE_1H)),
+        ],
+    )
 
 
 def low_rate() -> dict:
     """c) 0.05 % (half the budget rate) never alerts over 3 days."""
     end = 3 * DAY
-    assert all(br.detection_time(br.factor_of(SLO, w), SLO.objective, w.long_window, 0.0005)
-               is None for w in POLICY.values())
+    assert all(
+        br.detection_time(br.factor_of(SLO, w), SLO.objective, w.long_window, 0.0005) is None
+        for w in POLICY.values()
+    )
     checks = [burn_check(h * HOUR) for h in range(1, 72)] + [burn_check(end)]
     return promtool_group("c-half-budget", SCRAPE, traffic([(0.0005, end)]), checks)
 
@@ -143,8 +158,10 @@ def ticket_only() -> dict:
     assert theory == pytest.approx(36 * HOUR)
     slack = BASE_WINDOW + SCRAPE + TICKET_EVAL
     pages = [w for w in POLICY.values() if w.severity == "page"]
-    assert all(br.detection_time(br.factor_of(SLO, w), SLO.objective, w.long_window, 0.002)
-               is None for w in pages)
+    assert all(
+        br.detection_time(br.factor_of(SLO, w), SLO.objective, w.long_window, 0.002) is None
+        for w in pages
+    )
     opens = t0 + theory + TICKET_3D.for_ + slack
     end = opens + 2 * HOUR
     checks = [burn_check(h * 6 * HOUR) for h in range(1, 12)]  # the healthy 3 days
@@ -155,10 +172,14 @@ def ticket_only() -> dict:
         elif hour >= opens:
             checks.append(burn_check(hour, burn(TICKET_3D)))
         hour += HOUR
-    checks += [burn_check(t0 + theory - slack), burn_check(opens, burn(TICKET_3D)),
-               burn_check(end, burn(TICKET_3D))]
-    return promtool_group("d-ticket-not-page", SCRAPE,
-                          traffic([(0, t0), (0.002, end - t0 + MIN)]), checks)
+    checks += [
+        burn_check(t0 + theory - slack),
+        burn_check(opens, burn(TICKET_3D)),
+        burn_check(end, burn(TICKET_3D)),
+    ]
+    return promtool_group(
+        "d-ticket-not-page", SCRAPE, traffic([(0, t0), (0.002, end - t0 + MIN)]), checks
+    )
 
 
 def recovery() -> dict:
@@ -171,18 +192,29 @@ def recovery() -> dict:
         if w is not PAGE_1H:
             errors_allowed = br.threshold_of(SLO, w) * min(w.long_window, t0)
             assert duration < errors_allowed, f"{w} would also fire"
-    reset = br.pair_reset_time(br.factor_of(SLO, PAGE_1H), SLO.objective, PAGE_1H.long_window,
-                               PAGE_1H.short_window, 1.0, duration)
+    reset = br.pair_reset_time(
+        br.factor_of(SLO, PAGE_1H),
+        SLO.objective,
+        PAGE_1H.long_window,
+        PAGE_1H.short_window,
+        1.0,
+        duration,
+    )
     assert reset < PAGE_1H.short_window
     slack = SCRAPE + EVAL
     theory = detection(PAGE_1H, 1.0)
     series = traffic([(0, t0), (1.0, duration), (0, 20 * MIN)])
-    return promtool_group("e-recovery", SCRAPE, series, [
-        burn_check(t0 + theory + EVAL + PAGE_1H.for_, burn(PAGE_1H)),
-        burn_check(t1 + reset - slack, burn(PAGE_1H)),
-        burn_check(t1 + reset + slack),
-        burn_check(t1 + 20 * MIN),
-    ])
+    return promtool_group(
+        "e-recovery",
+        SCRAPE,
+        series,
+        [
+            burn_check(t0 + theory + EVAL + PAGE_1H.for_, burn(PAGE_1H)),
+            burn_check(t1 + reset - slack, burn(PAGE_1H)),
+            burn_check(t1 + reset + slack),
+            burn_check(t1 + 20 * MIN),
+        ],
+    )
 
 
 def no_data() -> dict:
@@ -191,12 +223,20 @@ def no_data() -> dict:
     stop = 2 * HOUR
     series = {name: values + " _x60" for name, values in traffic([(0, stop)]).items()}
     rule_for = parse_duration(find_alert(GROUPS, c.NO_DATA_ALERT)["for"])
-    return promtool_group("f-no-data", SCRAPE, series, [
-        alert_check(stop + rule_for, c.NO_DATA_ALERT, []),
-        alert_check(stop + BASE_WINDOW + rule_for + EVAL, c.NO_DATA_ALERT,
-                    [no_data_expectation(SLO, GROUPS)]),
-        burn_check(stop + BASE_WINDOW + rule_for + EVAL),
-    ])
+    return promtool_group(
+        "f-no-data",
+        SCRAPE,
+        series,
+        [
+            alert_check(stop + rule_for, c.NO_DATA_ALERT, []),
+            alert_check(
+                stop + BASE_WINDOW + rule_for + EVAL,
+                c.NO_DATA_ALERT,
+                [no_data_expectation(SLO, GROUPS)],
+            ),
+            burn_check(stop + BASE_WINDOW + rule_for + EVAL),
+        ],
+    )
 
 
 # name → (scenario, evaluation interval of its promtool run)
@@ -211,10 +251,7 @@ SCENARIOS = {
 
 
 def run_promtool_test(tmp_path: Path, groups: list[dict], evaluation_interval: float = EVAL):
-    (tmp_path / "rules.yml").write_text(render_rules([SLO]))
-    test_doc = promtool_file(["rules.yml"], format_duration(evaluation_interval), groups)
-    (tmp_path / "test.yml").write_text(yaml.safe_dump(test_doc, sort_keys=False, width=10_000))
-    return run_promtool("test", "rules", "test.yml", cwd=tmp_path, timeout=300)
+    return run_rule_tests(tmp_path, [SLO], groups, evaluation_interval)
 
 
 @pytest.mark.slow

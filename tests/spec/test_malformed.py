@@ -257,6 +257,20 @@ CASES = [
         "true or false",
     ),
     (
+        "burn-rate-unknown",
+        slo(window="    window: 30d\n    alerting:\n      burn_rate: dynamic"),
+        8,
+        "slos[0].alerting.burn_rate",
+        "expected static or traffic-aware, got string 'dynamic'",
+    ),
+    (
+        "traffic-aware-rate-total",
+        slo(window="    window: 30d\n    alerting:\n      burn_rate: traffic-aware"),
+        12,
+        "slos[0].sli.events.total",
+        "write total with increase(), not rate()",
+    ),
+    (
         "loadtest-not-list",
         slo(window="    window: 30d\n    loadtest:\n      requests: jwks"),
         8,

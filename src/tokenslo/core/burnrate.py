@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from tokenslo.core.model import SLO, BurnWindow, budget_of
+from tokenslo.core.model import SLO, TRAFFIC_AWARE, BurnWindow, budget_of
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -64,6 +64,41 @@ def factor_of(slo: SLO, window: BurnWindow) -> float:
 def threshold_of(slo: SLO, window: BurnWindow) -> float:
     """Error ratio above which the condition holds: factor × (1 − objective)."""
     return factor_of(slo, window) * slo.error_budget
+
+
+def traffic_aware_threshold(
+    budget_fraction: float, error_budget: float, period_events: float, long_events: float
+) -> float:
+    """Pyrra's traffic-aware ("dynamic") threshold: ``(N_W / N_w) × c × (1 − objective)``.
+
+    ``N_W`` events in the SLO period, ``N_w`` in the long window, ``c`` the share of the
+    budget the condition allows to burn in ``w``. Multiplied by ``N_w`` it says the alert
+    fires once the long window holds more than ``c × (1 − objective) × N_W`` errors: a
+    fixed share of the *absolute* budget, whatever the traffic right now. At steady
+    traffic ``N_W / N_w = W / w`` and this equals the static ``threshold_of``.
+    Infinite when the long window saw no events (nothing can burn the budget).
+    """
+    if long_events <= 0:
+        return math.inf
+    return period_events / long_events * budget_fraction * error_budget
+
+
+def threshold_at(
+    slo: SLO, window: BurnWindow, period_events: float | None, long_events: float | None
+) -> float:
+    """Error ratio above which ``window``'s condition holds, given the events counted
+    over the SLO period and over the long window at that instant.
+
+    The one place evaluator and backtest take a threshold from: static SLOs ignore the
+    counts; traffic-aware SLOs without both counts get an unreachable (infinite) one.
+    """
+    if slo.alerting.burn_rate != TRAFFIC_AWARE:
+        return threshold_of(slo, window)
+    if period_events is None or long_events is None:
+        return math.inf
+    return traffic_aware_threshold(
+        window.budget_fraction, slo.error_budget, period_events, long_events
+    )
 
 
 def sli(good: float, total: float) -> float | None:

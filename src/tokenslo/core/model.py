@@ -11,6 +11,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Severity = Literal["page", "ticket"]
+# How a condition's error-ratio threshold is set: a constant (the SRE Workbook), or
+# scaled by the traffic in the SLO period over the traffic in the long window (Pyrra's
+# "dynamic" burn rates). See tokenslo.core.burnrate.
+BurnRateMode = Literal["static", "traffic-aware"]
+STATIC: BurnRateMode = "static"
+TRAFFIC_AWARE: BurnRateMode = "traffic-aware"
 
 
 def budget_of(objective_percent: float) -> float:
@@ -81,6 +87,7 @@ class Alerting:
     annotations: dict[str, str] = field(default_factory=dict)
     # None means the default policy, derived from the SLO's window.
     policy: tuple[BurnWindow, ...] | None = None
+    burn_rate: BurnRateMode = STATIC
 
 
 @dataclass(frozen=True)

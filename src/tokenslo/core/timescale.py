@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from tokenslo.core import burnrate
 from tokenslo.core.durations import format_duration
-from tokenslo.core.model import SLO, Alerting
+from tokenslo.core.model import SLO
 from tokenslo.errors import InputError
 
 SCALE_DIGITS = 6  # a scale read back from loaded rules is rounded to this many decimals
@@ -80,13 +80,7 @@ def scale_slo(slo: SLO, time_scale: float) -> SLO:
         )
         for bw in burnrate.policy_for(slo)
     )
-    alerting = Alerting(
-        page=slo.alerting.page,
-        ticket=slo.alerting.ticket,
-        labels=slo.alerting.labels,
-        annotations=slo.alerting.annotations,
-        policy=policy,
-    )
+    alerting = replace(slo.alerting, policy=policy)
     return replace(slo, window=scaled(slo.window, time_scale), alerting=alerting)
 
 

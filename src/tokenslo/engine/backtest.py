@@ -30,8 +30,10 @@ from tokenslo.engine.evaluator import (
     WindowCounts,
     alert_windows,
     check_unique_names,
+    decision_windows,
     iso_time,
     plan_queries,
+    window_threshold,
 )
 from tokenslo.errors import InputError
 from tokenslo.prometheus.client import PromClient, sample_value
@@ -175,10 +177,17 @@ def _condition_intervals(
     windows: Mapping[float, Mapping[int, WindowCounts]],
     times: Sequence[float],
 ) -> list[AlertInterval]:
-    threshold = burnrate.threshold_of(slo, bw)
+    period = windows.get(slo.window, {})
     long = windows.get(bw.long_window, {})
     short = windows.get(bw.short_window, {})
-    holds = [condition_holds(threshold, long.get(_ms(t)), short.get(_ms(t))) for t in times]
+    holds = [
+        condition_holds(
+            window_threshold(slo, bw, period.get(_ms(t)), long.get(_ms(t))),
+            long.get(_ms(t)),
+            short.get(_ms(t)),
+        )
+        for t in times
+    ]
     return [
         AlertInterval(slo.name, bw.severity, bw.long_window, bw.short_window, start, end)
         for start, end in firing_intervals(times, holds, bw.for_)
@@ -223,7 +232,7 @@ def backtest(
     fetch_start = start - lead_time(slos, step)
     step_grid(fetch_start, end, step)  # validate before any request
     counts: RangeCounts = {}
-    for window, query in plan_queries(slos, alert_windows):
+    for window, query in plan_queries(slos, decision_windows):
         add_window(window, parse_matrix(client.query_range(query, fetch_start, end, step)), counts)
     return compute_backtest(slos, counts, start, end, step)
 
@@ -234,7 +243,7 @@ def fetch_range_counts(
     start: float,
     end: float,
     step: float,
-    windows_of: Callable[[SLO], Iterable[float]] = alert_windows,
+    windows_of: Callable[[SLO], Iterable[float]] = decision_windows,
 ) -> RangeCounts:
     """Errors and totals of every SLO per window and step, as ``backtest`` fetches them.
 

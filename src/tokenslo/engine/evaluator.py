@@ -38,7 +38,7 @@ from typing import Literal
 
 from tokenslo.core import burnrate
 from tokenslo.core.durations import format_duration
-from tokenslo.core.model import SLO, BurnWindow, LatencySLI
+from tokenslo.core.model import SLO, TRAFFIC_AWARE, BurnWindow, LatencySLI
 from tokenslo.core.promql import sli_exprs
 from tokenslo.errors import CheckFailed, InputError, TokensloError, UnavailableError
 from tokenslo.prometheus.client import PromClient, sample_value
@@ -64,6 +64,23 @@ def alert_windows(slo: SLO) -> set[float]:
 def status_windows(slo: SLO) -> set[float]:
     """Windows a status needs: the period (SLI, budget) plus every alert window."""
     return {slo.window} | alert_windows(slo)
+
+
+def decision_windows(slo: SLO) -> set[float]:
+    """Windows deciding whether a condition holds: the alert windows, plus the period
+    for a traffic-aware SLO (its threshold scales with the period's events)."""
+    if slo.alerting.burn_rate == TRAFFIC_AWARE:
+        return status_windows(slo)
+    return alert_windows(slo)
+
+
+def window_threshold(
+    slo: SLO, bw: BurnWindow, period: WindowCounts | None, long: WindowCounts | None
+) -> float:
+    """``burnrate.threshold_at`` from fetched counts (absent counts stay None)."""
+    return burnrate.threshold_at(
+        slo, bw, None if period is None else period.total, None if long is None else long.total
+    )
 
 
 def check_unique_names(slos: Sequence[SLO]) -> None:
@@ -199,8 +216,8 @@ class AlertStatus:
     severity: str
     long_window: float
     short_window: float
-    factor: float  # burn rate the condition fires at
-    threshold: float  # error ratio it fires at: factor × (1 − objective)
+    factor: float  # burn rate the condition fires at (traffic-aware: at this instant)
+    threshold: float  # error ratio it fires at: factor × (1 − objective); inf: unreachable
     long_burn: float | None
     short_burn: float | None
     firing: bool  # both windows above the threshold now (``for`` not applied)
@@ -250,7 +267,7 @@ def exhaustion_window(policy: Sequence[BurnWindow]) -> float | None:
 
 
 def alert_status(slo: SLO, bw: BurnWindow, counts: Mapping[float, WindowCounts]) -> AlertStatus:
-    threshold = burnrate.threshold_of(slo, bw)
+    threshold = window_threshold(slo, bw, counts.get(slo.window), counts.get(bw.long_window))
     long_ratio = _ratio(counts.get(bw.long_window))
     short_ratio = _ratio(counts.get(bw.short_window))
     firing = (
@@ -263,12 +280,20 @@ def alert_status(slo: SLO, bw: BurnWindow, counts: Mapping[float, WindowCounts])
         severity=bw.severity,
         long_window=bw.long_window,
         short_window=bw.short_window,
-        factor=burnrate.factor_of(slo, bw),
+        factor=_factor(slo, bw, threshold),
         threshold=threshold,
         long_burn=_burn(slo, counts.get(bw.long_window)),
         short_burn=_burn(slo, counts.get(bw.short_window)),
         firing=firing,
     )
+
+
+def _factor(slo: SLO, bw: BurnWindow, threshold: float) -> float:
+    """The burn rate the condition fires at: the policy's, or for a traffic-aware SLO the
+    one its threshold at this instant amounts to."""
+    if slo.alerting.burn_rate == TRAFFIC_AWARE:
+        return threshold / slo.error_budget
+    return burnrate.factor_of(slo, bw)
 
 
 def _state(
@@ -418,6 +443,8 @@ def to_json(statuses: Sequence[SLOStatus]) -> list[dict]:
                 **asdict(alert),
                 "long_window": format_duration(alert.long_window),
                 "short_window": format_duration(alert.short_window),
+                "factor": _finite(alert.factor),
+                "threshold": _finite(alert.threshold),
                 "long_burn": _finite(alert.long_burn),
                 "short_burn": _finite(alert.short_burn),
             }

@@ -19,7 +19,7 @@ from tokenslo.core import burnrate
 from tokenslo.core.model import SLO
 from tokenslo.core.timescale import nominal_duration, scale_slo
 from tokenslo.engine import backtest as bt
-from tokenslo.engine.evaluator import WindowCounts, alert_windows, evaluate
+from tokenslo.engine.evaluator import WindowCounts, alert_windows, decision_windows, evaluate
 from tokenslo.errors import InputError
 from tokenslo.prometheus.client import PromClient, sample_value
 from tokenslo.reports.model import (
@@ -228,7 +228,7 @@ def collect(
         fetch_start,
         end,
         step,
-        windows_of=lambda s: alert_windows(s) | {sli_windows[s.name]},
+        windows_of=lambda s: decision_windows(s) | {sli_windows[s.name]},
     )
     result = bt.compute_backtest(scaled, counts, start, end, step)
     times = bt.step_grid(start, end, step)

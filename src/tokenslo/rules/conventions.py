@@ -15,6 +15,8 @@ GROUP_PREFIX = "tokenslo-slo-"
 ERRORS_RECORD = "tokenslo:slo_errors:{window}"
 EVENTS_RECORD = "tokenslo:slo_events:{window}"
 ERROR_RATIO_RECORD = "tokenslo:slo_error_ratio:{window}"
+# Traffic-aware SLOs only: events in the SLO period / events in the long window ``{window}``.
+TRAFFIC_RATIO_RECORD = "tokenslo:slo_traffic_ratio:{window}"
 OBJECTIVE_RECORD = "tokenslo:slo_objective:ratio"
 BUDGET_REMAINING_RECORD = "tokenslo:slo_error_budget_remaining:ratio"
 
@@ -32,8 +34,15 @@ BURN_FACTOR_LABEL = "burn_factor"
 
 # Labels the generator owns; SLO or alerting labels may not redefine them.
 RESERVED_LABELS = frozenset(
-    {SLO_LABEL, SERVICE_LABEL, SEVERITY_LABEL, LONG_WINDOW_LABEL, SHORT_WINDOW_LABEL,
-     BURN_FACTOR_LABEL, "alertname"}
+    {
+        SLO_LABEL,
+        SERVICE_LABEL,
+        SEVERITY_LABEL,
+        LONG_WINDOW_LABEL,
+        SHORT_WINDOW_LABEL,
+        BURN_FACTOR_LABEL,
+        "alertname",
+    }
 )
 
 NO_DATA_SEVERITY = "ticket"
@@ -62,3 +71,7 @@ def events_record(window: str) -> str:
 
 def error_ratio_record(window: str) -> str:
     return ERROR_RATIO_RECORD.format(window=window)
+
+
+def traffic_ratio_record(window: str) -> str:
+    return TRAFFIC_RATIO_RECORD.format(window=window)

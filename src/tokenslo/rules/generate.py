@@ -20,7 +20,7 @@ import yaml
 
 from tokenslo.core.burnrate import HOUR, factor_of, policy_for, threshold_of
 from tokenslo.core.durations import format_duration
-from tokenslo.core.model import SLO, BurnWindow
+from tokenslo.core.model import SLO, TRAFFIC_AWARE, BurnWindow
 from tokenslo.core.promql import sli_exprs
 from tokenslo.core.timescale import Scale, check_time_scale
 from tokenslo.errors import InputError
@@ -116,22 +116,46 @@ def exact_window_rules(slo: SLO, window: float, scale: Scale) -> list[dict]:
     ]
 
 
+def summed(record: str, slo: SLO, window: float, scale: Scale) -> str:
+    """``record`` (a 5m count) summed over ``window``: over-counts by the overlap of
+    consecutive 5m samples, so only ratios of two such sums are meaningful."""
+    return (
+        f"sum_over_time({record.format(window=format_duration(BASE_WINDOW))}"
+        f"{selector(slo)}[{scale.duration(window)}])"
+    )
+
+
 def derived_window_rule(slo: SLO, window: float, scale: Scale) -> dict:
     """Ratio of the summed 5m counts: the overlap of consecutive 5m samples
     over-counts errors and events by the same factor, which cancels."""
-    base, span = format_duration(BASE_WINDOW), scale.duration(window)
-    sel = selector(slo)
     expr = (
-        f"sum_over_time({c.errors_record(base)}{sel}[{span}])"
-        f" / sum_over_time({c.events_record(base)}{sel}[{span}])"
+        f"{summed(c.ERRORS_RECORD, slo, window, scale)}"
+        f" / {summed(c.EVENTS_RECORD, slo, window, scale)}"
     )
     return _record(c.error_ratio_record(format_duration(window)), expr, series_labels(slo))
+
+
+def traffic_ratio_rules(slo: SLO, scale: Scale) -> list[dict]:
+    """Traffic-aware SLOs: events in the period / events in each long window, both
+    summed from the 5m counts so the overlap factor cancels as in derived ratios."""
+    if slo.alerting.burn_rate != TRAFFIC_AWARE:
+        return []
+    period = summed(c.EVENTS_RECORD, slo, slo.window, scale)
+    return [
+        _record(
+            c.traffic_ratio_record(format_duration(long_)),
+            f"{period} / {summed(c.EVENTS_RECORD, slo, long_, scale)}",
+            series_labels(slo),
+        )
+        for long_ in sorted({w.long_window for w in policy_for(slo)})
+    ]
 
 
 def sli_rules(slo: SLO, scale: Scale) -> list[dict]:
     exact, derived = windows_of(slo)
     rules = [r for w in exact for r in exact_window_rules(slo, w, scale)]
-    return rules + [derived_window_rule(slo, w, scale) for w in derived]
+    rules += [derived_window_rule(slo, w, scale) for w in derived]
+    return rules + traffic_ratio_rules(slo, scale)
 
 
 # --- 3. metadata ----------------------------------------------------------------------------
@@ -153,9 +177,18 @@ def metadata_rules(slo: SLO) -> list[dict]:
 # --- 4. alerts ------------------------------------------------------------------------------
 
 
+def threshold_expr(slo: SLO, window: BurnWindow) -> str:
+    """The error ratio the condition compares with: a literal, or for a traffic-aware
+    SLO ``traffic ratio × c × (1 − objective)`` (``tokenslo.core.burnrate``)."""
+    if slo.alerting.burn_rate != TRAFFIC_AWARE:
+        return number(threshold_of(slo, window))
+    ratio = c.traffic_ratio_record(format_duration(window.long_window)) + selector(slo)
+    return f"{ratio} * {number(window.budget_fraction * slo.error_budget)}"
+
+
 def burn_alert(slo: SLO, window: BurnWindow, scale: Scale) -> dict:
     long_, short = format_duration(window.long_window), format_duration(window.short_window)
-    threshold = number(threshold_of(slo, window))
+    threshold = threshold_expr(slo, window)
     factor = factor_label(factor_of(slo, window))
     sel = selector(slo)
     rule: dict = {
@@ -178,14 +211,28 @@ def burn_alert(slo: SLO, window: BurnWindow, scale: Scale) -> dict:
     }
     rule["annotations"] = {
         "summary": f"{slo.service}/{slo.name}: error budget burning {factor}x too fast",
-        "description": (
-            f"{percent(window.budget_fraction)} of the {format_duration(slo.window)} error budget"
-            f" burns in {long_} at this rate: error ratio above {percent(float(threshold))}"
-            f" over both {long_} and {short} (objective {slo.objective:g}%)."
-        ),
+        "description": burn_description(slo, window),
         **slo.alerting.annotations,
     }
     return rule
+
+
+def burn_description(slo: SLO, window: BurnWindow) -> str:
+    long_, short = format_duration(window.long_window), format_duration(window.short_window)
+    period = format_duration(slo.window)
+    share = percent(window.budget_fraction)
+    if slo.alerting.burn_rate == TRAFFIC_AWARE:
+        return (
+            f"Over {share} of the {period} error budget's errors fell in the last {long_}"
+            f" (traffic-aware: error ratio above {share} x (1 - objective) x events in"
+            f" {period} / events in {long_}, over both {long_} and {short};"
+            f" objective {slo.objective:g}%)."
+        )
+    return (
+        f"{share} of the {period} error budget burns in {long_} at this rate: error ratio"
+        f" above {percent(threshold_of(slo, window))} over both {long_} and {short}"
+        f" (objective {slo.objective:g}%)."
+    )
 
 
 def no_data_alert(slo: SLO, scale: Scale) -> dict:
@@ -249,8 +296,9 @@ def generate_rule_groups(slos: Sequence[SLO], time_scale: float = 1.0) -> list[d
 def render_rules(slos: Sequence[SLO], fmt: str = "prometheus", time_scale: float = 1.0) -> str:
     """YAML text of the rules, with the do-not-edit header."""
     if fmt not in FORMATS:
-        raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}",
-                         field="--format")
+        raise InputError(
+            f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}", field="--format"
+        )
     groups = generate_rule_groups(slos, time_scale)
     header = [c.GENERATED_HEADER, *time_scale_note(time_scale)]
     if fmt == "prometheus":
@@ -297,8 +345,9 @@ def dns_label(text: str) -> str:
 
 
 def _dump(doc: dict) -> str:
-    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=10_000,
-                          allow_unicode=True)
+    return yaml.safe_dump(
+        doc, sort_keys=False, default_flow_style=False, width=10_000, allow_unicode=True
+    )
 
 
 # --- number formatting ----------------------------------------------------------------------

@@ -8,19 +8,22 @@ unless ``--strict``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import promql_parser
 
 from tokenslo.core import burnrate
 from tokenslo.core.durations import format_duration
-from tokenslo.core.model import SLO, EventsSLI, LatencySLI
+from tokenslo.core.model import SLO, TRAFFIC_AWARE, EventsSLI, LatencySLI
 from tokenslo.core.promql import has_window_placeholder, render_window, sli_exprs
 from tokenslo.errors import InputError
 from tokenslo.spec.yamlpos import Document, field_path
 
 # The window PromQL fields are rendered with before parsing; any valid duration would do.
 PARSE_WINDOW = "5m"
+# A rate()/irate() call: per-second averages, not counts.
+RATE_CALL = re.compile(r"\b(?:i?rate)\s*\(")
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ def check_semantics(doc: Document, index: int, slo: SLO) -> None:
             f"(e.g. {slo.sli.metric.removesuffix('_bucket')!r})",
             (*base, "sli", "latency", "metric"),
         )
+    _check_traffic_aware_counts(doc, base, slo)
     for i, window in enumerate(slo.alerting.policy or ()):
         path = (*base, "alerting", "policy", i)
         if window.short_window <= 0 or window.long_window <= 0:
@@ -92,6 +96,19 @@ def check_semantics(doc: Document, index: int, slo: SLO) -> None:
                 f"{_fmt(slo.window)}",
                 (*path, "long_window"),
             )
+
+
+def _check_traffic_aware_counts(doc: Document, base: tuple, slo: SLO) -> None:
+    """A traffic-aware threshold divides the period's events by the long window's; with
+    rate() the totals are per-second averages, off by period / long window."""
+    if slo.alerting.burn_rate != TRAFFIC_AWARE or not isinstance(slo.sli, EventsSLI):
+        return
+    if RATE_CALL.search(slo.sli.total):
+        raise doc.error(
+            "alerting.burn_rate traffic-aware compares event counts across windows: write "
+            "total with increase(), not rate() (a per-second rate is not a count)",
+            (*base, "sli", "events", "total"),
+        )
 
 
 def check_promql(doc: Document, index: int, slo: SLO) -> None:
@@ -159,7 +176,11 @@ def warnings_for(doc: Document, index: int, raw: dict, slo: SLO) -> list[Finding
 
 
 def _unreachable_alerts(doc: Document, base: tuple, slo: SLO) -> list[Finding]:
-    """Conditions whose error-ratio threshold is >= 100%: no error rate can reach it."""
+    """Conditions whose error-ratio threshold is >= 100%: no error rate can reach it.
+
+    Not for traffic-aware SLOs, whose threshold moves with the traffic."""
+    if slo.alerting.burn_rate == TRAFFIC_AWARE:
+        return []
     found = []
     overridden = slo.alerting.policy is not None
     enabled = {"page": slo.alerting.page, "ticket": slo.alerting.ticket}

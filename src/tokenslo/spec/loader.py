@@ -15,7 +15,16 @@ from typing import Any
 
 from tokenslo.core.burnrate import FOR_DIVISOR
 from tokenslo.core.durations import parse_duration
-from tokenslo.core.model import SLI, SLO, Alerting, BurnWindow, EventsSLI, LatencySLI, Source
+from tokenslo.core.model import (
+    SLI,
+    SLO,
+    STATIC,
+    Alerting,
+    BurnWindow,
+    EventsSLI,
+    LatencySLI,
+    Source,
+)
 from tokenslo.errors import InputError
 from tokenslo.spec import checks
 from tokenslo.spec.checks import Finding
@@ -178,6 +187,7 @@ def _build_alerting(raw: dict[str, Any]) -> Alerting:
         labels=dict(raw.get("labels", {})),
         annotations=dict(raw.get("annotations", {})),
         policy=None if policy is None else tuple(_build_window(w) for w in policy),
+        burn_rate=raw.get("burn_rate", STATIC),
     )
 
 

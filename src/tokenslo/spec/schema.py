@@ -101,6 +101,12 @@ _ALERTING = strict_object(
         "labels": _LABELS,
         "annotations": {**_LABELS, "description": "alert annotations, e.g. runbook_url"},
         "policy": {"type": "array", "minItems": 1, "items": _BURN_WINDOW},
+        "burn_rate": {
+            "enum": ["static", "traffic-aware"],
+            "description": "static (default): threshold = budget_percent x window / long_window"
+            " x (1 - objective); traffic-aware: the period's events over the long window's"
+            " events replace window / long_window (Pyrra's dynamic burn rates)",
+        },
     }
 )
 _LOADTEST = strict_object(

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from tokenslo.core.durations import format_duration
-from tokenslo.core.model import SLO, Alerting, BurnWindow, EventsSLI, LatencySLI
+from tokenslo.core.model import SLO, STATIC, Alerting, BurnWindow, EventsSLI, LatencySLI
 from tokenslo.spec.schema import VERSION
 
 
@@ -72,6 +72,8 @@ def _alerting(alerting: Alerting) -> dict[str, Any]:
         out["annotations"] = dict(alerting.annotations)
     if alerting.policy is not None:
         out["policy"] = [_window(w) for w in alerting.policy]
+    if alerting.burn_rate != STATIC:
+        out["burn_rate"] = alerting.burn_rate
     return out
 
 
