@@ -1,12 +1,13 @@
 """Against a real lab on free ports: discovery, plain locust, the Must-shows, master + workers.
 
-The mixed runs are the longest tests here. They last 45 s: the gate judges a 99.95 %
-objective only from 6000 requests on (rule of three), which a 30 s run reaches on a quiet
-2-core machine but not beside the other tests the suite runs at the same time. For the
-same reason the passing run gates on a copy of slo/ whose latency thresholds are 1 s:
-Locust's users send without pause, so on two shared cores its own client-side timings
-(the 50 ms of token-validation-latency) measure the machine, not the lab. The latency
-verdicts themselves are proven by the gate's unit tests and the failing runs here.
+The 30 s mixed runs are the longest tests here. Their throughput, and Locust's own
+client-side timings, measure the machine as much as the lab: on two cores shared with
+the other tests the suite runs at the same time, a run has fallen short of the 6000
+requests the rule of three asks of a 99.95 % objective, and of the 50 ms of
+token-validation-latency. So the passing run gates on a copy of slo/ (``shared_machine_slos``)
+that asks 1000 requests of every check and allows 1 s. What it proves is the whole path:
+every gated SLO judged from a real run, JUnit, Markdown and JSON, exit 0. The rule of
+three and the latency verdicts are proven by the gate's unit tests and the failing runs.
 """
 
 from __future__ import annotations
@@ -68,14 +69,17 @@ def test_plain_locust_with_the_labs_target_file(lab, tmp_path):
     assert creds["loadtest"] not in done.stdout + done.stderr
 
 
-def relaxed_latency_slos(dest: Path) -> Path:
-    """A copy of slo/ whose latency SLOs allow 1 s (a bucket of the lab's histograms)."""
+def shared_machine_slos(dest: Path) -> Path:
+    """A copy of slo/ whose load-test checks need 1000 requests and whose latency SLOs
+    allow 1 s (a bucket of the lab's histograms); see the module's docstring."""
     shutil.copytree(REPO / "slo", dest)
     for path in dest.rglob("*.yaml"):
         document = yaml.safe_load(path.read_text())
         for slo in document.get("slos", []):
             if "latency" in slo["sli"]:
                 slo["sli"]["latency"]["threshold"] = 1.0
+            if "loadtest" in slo:
+                slo["loadtest"]["min_requests"] = 1000
         path.write_text(yaml.safe_dump(document, sort_keys=False))
     return dest
 
@@ -85,7 +89,7 @@ def run_mixed(
 ) -> tuple[subprocess.CompletedProcess, Path]:
     junit = tmp_path / "junit.xml"
     done = tokenslo(
-        "--scenario", "mixed", "--users", "20", "--spawn-rate", "10", "--duration", "45s",
+        "--scenario", "mixed", "--users", "20", "--spawn-rate", "10", "--duration", "30s",
         "--gate", str(gate), "--target", str(lab.state_dir / "target.yaml"),
         "--junit", str(junit), "--json", str(tmp_path / "gate.json"), *extra,
         cwd=tmp_path,
@@ -95,7 +99,7 @@ def run_mixed(
 
 def test_mixed_run_passes_the_gate(lab, tmp_path):
     outputs = ["--markdown", str(tmp_path / "summary.md"), "--json", str(tmp_path / "gate.json")]
-    done, junit = run_mixed(lab, tmp_path, *outputs, gate=relaxed_latency_slos(tmp_path / "slo"))
+    done, junit = run_mixed(lab, tmp_path, *outputs, gate=shared_machine_slos(tmp_path / "slo"))
     assert done.returncode == 0, done.stdout + done.stderr
     # The gate's outputs and what it printed hold none of the secrets the run used.
     (tmp_path / "console.txt").write_text(done.stdout + done.stderr)
@@ -255,12 +259,18 @@ def test_discovery_task_fetches_the_document_discovery_found(lab, tmp_path):
     """RFC 8414 answering 404 makes discovery fall back to OpenID; the task follows it."""
     admin = lab.admin("idp")
     rfc8414 = "/.well-known/oauth-authorization-server"
-    admin.add_fault("status", expires_in=60, path_prefix=rfc8414, status=404)
+    admin.add_fault("status", expires_in=120, path_prefix=rfc8414, status=404)
     try:
-        done, data = short_run(lab, tmp_path, "mixed", "4s")
+        # Discovery is 1 task in 19 of the mixed profile: a 4 s run on a busy machine may
+        # not draw it, so run again (at most 5 runs) until it did. The verdict of a 4 s
+        # run does not matter here.
+        for _ in range(5):
+            done, data = short_run(lab, tmp_path, "mixed", "4s")
+            if "discovery" in data["requests"]:
+                break
     finally:
         admin.clear_faults()
-    found = data["requests"]["discovery"]  # the verdict of a 4 s run does not matter here
+    found = data["requests"]["discovery"]
     assert found["requests"] > 0 and found["failures"] == 0, found
 
 
