@@ -107,17 +107,26 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--step", type=float, default=60.0)
     parser.add_argument("--profile", action="store_true", help="print the top functions")
+    parser.add_argument("--data", type=Path, help="keep the backfilled history here (reused)")
     args = parser.parse_args()
     t0 = (time.time() // DAY - args.days - HISTORY_EXTRA_DAYS - 1) * DAY
     end = t0 + (args.days + HISTORY_EXTRA_DAYS) * DAY
     start = end - args.days * DAY
     with tempfile.TemporaryDirectory(prefix="bench-backtest-") as tmp:
-        work = Path(tmp)
-        began = time.perf_counter()
-        files = write_history(work, args.slos, args.days, t0)
-        samples = args.slos * 2 * ((args.days + HISTORY_EXTRA_DAYS) * 1440 + 1)
-        backfill(files, work / "prom" / "data")
-        print(f"backfill samples={samples} wall_s={time.perf_counter() - began:.1f}")
+        work = args.data or Path(tmp)
+        stamp = work / "t0"
+        if stamp.exists():
+            t0 = float(stamp.read_text())
+            end = t0 + (args.days + HISTORY_EXTRA_DAYS) * DAY
+            start = end - args.days * DAY
+        else:
+            work.mkdir(parents=True, exist_ok=True)
+            began = time.perf_counter()
+            files = write_history(work, args.slos, args.days, t0)
+            backfill(files, work / "prom" / "data")
+            stamp.write_text(repr(t0))
+            samples = args.slos * 2 * ((args.days + HISTORY_EXTRA_DAYS) * 1440 + 1)
+            print(f"backfill samples={samples} wall_s={time.perf_counter() - began:.1f}")
         prom = start_prometheus(
             {"global": {"scrape_interval": "1m"}},
             work / "prom",

@@ -160,3 +160,17 @@ def test_chunks_cover_the_grid_in_max_points_pieces(monkeypatch):
     pieces = bt.chunks(100, 100 + 29 * 7, 7)
     covered = [t for a, b in pieces for t in bt.step_grid(a, b, 7)]
     assert covered == bt.step_grid(100, 100 + 29 * 7, 7)
+
+
+def test_step_runs_merge_close_steps():
+    assert bt.step_runs([5, 1, 2, 3, 10, 100], gap=3) == [(1, 5), (10, 10), (100, 100)]
+    assert bt.step_runs([]) == []
+
+
+def test_other_window_is_fetched_only_where_the_gate_is_above_the_threshold():
+    # 99 % over 1h; page: 10 % in 600 s → factor 0.6, threshold 0.006; short window 60 s.
+    slo = events_slo("a", objective=99.0, window=3600, alerting=policy(("page", 0.1, 600, 60, 0)))
+    assert bt.gate_windows(slo) == {60}  # both exact: the shorter is cheaper
+    ratios = {"a": {60: [0.0, 0.01, 0.01, 0.0, 0.005, 0.02, 0.0]}}
+    assert bt.gated_fetches([slo], ratios, list(range(7))) == [(600, {"a"}, (1, 5))]
+    assert bt.gated_fetches([slo], {"a": {}}, list(range(7))) == []  # gate never above
