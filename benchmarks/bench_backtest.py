@@ -9,6 +9,7 @@ The SLOs use the default policy (two pages, two tickets; 1d and 3d windows deriv
 from 5m counts). Target: under 60 s.
 
 Run: .venv/bin/python benchmarks/bench_backtest.py [--slos 50] [--days 30] [--profile]
+[--data DIR] (DIR keeps the backfilled history; a later run with fewer SLOs or days reuses it)
 Prints ``slos=50 days=30 step_s=60 steps=... queries=... intervals=... wall_s=...``.
 """
 

@@ -293,6 +293,7 @@ def backtest(
     long_ = [slo for slo in slos if derived_alert_windows(slo)]
     if long_:
         add_derived_ratios(long_, client, times, rule_spacing(step, interval), ratios)
+
     def unfetched_gates(slo: SLO) -> set[float]:
         return gate_windows(slo) - set(ratios[slo.name])
 
