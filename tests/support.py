@@ -272,3 +272,22 @@ def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def backfill_openmetrics(
+    data_dir: Path, metric: str, series: dict[str, list[tuple[float, float]]]
+) -> None:
+    """Write counter ``metric`` samples (label text → [(unix time, value)]) into ``data_dir``
+    as TSDB blocks with the real ``promtool tsdb create-blocks-from openmetrics``:
+    history at exact timestamps, no waiting for it to be scraped in real time."""
+    from tokenslo.prometheus.process import run_promtool
+
+    base = metric.removesuffix("_total")
+    lines = [f"# HELP {base} {base}", f"# TYPE {base} counter"]
+    for labels, samples in series.items():
+        lines += [f"{metric}{{{labels}}} {v:.17g} {t:.3f}" for t, v in samples]
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    source = data_dir.parent / f"{base}.om"
+    source.write_text("\n".join([*lines, "# EOF", ""]))
+    done = run_promtool("tsdb", "create-blocks-from", "openmetrics", str(source), str(data_dir))
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -8,6 +8,7 @@ import pytest
 from engine_slos import events_slo, policy
 
 from tokenslo.core import burnrate
+from tokenslo.core.windows import window_sums
 from tokenslo.engine import backtest as bt
 from tokenslo.engine import evaluator as ev
 from tokenslo.errors import InputError
@@ -129,3 +130,47 @@ def test_parse_matrix_keys_by_millisecond():
         }
     ]
     assert bt.parse_matrix(result) == {("a", "total"): {1700000000500: 10.0, 1700000001500: None}}
+
+
+def test_window_sums_add_the_samples_a_range_selector_selects():
+    nan = math.nan
+    samples = [1.0, 2.0, nan, 4.0, 8.0]  # every 30 s; NaN: no sample at that evaluation
+    at = [0, 1, 2, 3, 4]
+    # Prometheus 2: [t - 60s, t] holds 3 samples; Prometheus 3: (t - 60s, t] holds 2.
+    assert window_sums(samples, 30, 60, at) == [1, 3, 3, 6, 12]
+    assert window_sums(samples, 30, 60, at, left_closed=False) == [1, 3, 2, 4, 12]
+    assert window_sums([nan, nan, 5.0], 30, 30, [0, 1, 2]) == [None, None, 5]
+
+
+def test_derived_ratios_divide_like_promql():
+    ratios = bt.sum_ratios([1.0, 0.0, None, 2.0], [4.0, 0.0, 1.0, 0.0])
+    assert ratios[0] == 0.25 and math.isnan(ratios[1]) and math.isnan(ratios[2])
+    assert ratios[3] == math.inf
+
+
+def test_rule_spacing_is_the_interval_when_steps_are_multiples_of_it():
+    assert bt.rule_spacing(60, 30) == 30 and bt.rule_spacing(30, 30) == 30
+    assert bt.rule_spacing(45, 30) == 45 and bt.rule_spacing(10, 30) == 10
+
+
+def test_chunks_cover_the_grid_in_max_points_pieces(monkeypatch):
+    monkeypatch.setattr(bt, "MAX_POINTS", 10)
+    assert bt.chunks(0, 25, 1) == [(0, 9), (10, 19), (20, 25)]
+    assert bt.chunks(0, 9, 1) == [(0, 9)]
+    pieces = bt.chunks(100, 100 + 29 * 7, 7)
+    covered = [t for a, b in pieces for t in bt.step_grid(a, b, 7)]
+    assert covered == bt.step_grid(100, 100 + 29 * 7, 7)
+
+
+def test_step_runs_merge_close_steps():
+    assert bt.step_runs([5, 1, 2, 3, 10, 100], gap=3) == [(1, 5), (10, 10), (100, 100)]
+    assert bt.step_runs([]) == []
+
+
+def test_other_window_is_fetched_only_where_the_gate_is_above_the_threshold():
+    # 99 % over 1h; page: 10 % in 600 s → factor 0.6, threshold 0.006; short window 60 s.
+    slo = events_slo("a", objective=99.0, window=3600, alerting=policy(("page", 0.1, 600, 60, 0)))
+    assert bt.gate_windows(slo) == {60}  # both exact: the shorter is cheaper
+    ratios = {"a": {60: [0.0, 0.01, 0.01, 0.0, 0.005, 0.02, 0.0]}}
+    assert bt.gated_fetches([slo], ratios, list(range(7))) == [(600, {"a"}, (1, 5))]
+    assert bt.gated_fetches([slo], {"a": {}}, list(range(7))) == []  # gate never above

@@ -15,12 +15,13 @@ import pytest
 from engine_backtest import flip_intervals
 from engine_exporter import LinearExporter, linear
 
+from support import backfill_openmetrics
 from tokenslo.cli import main
 from tokenslo.core import burnrate
 from tokenslo.engine.evaluator import evaluate
 from tokenslo.errors import InputError, UnavailableError
 from tokenslo.prometheus.client import PromClient
-from tokenslo.prometheus.process import run_promtool, start_prometheus
+from tokenslo.prometheus.process import start_prometheus
 from tokenslo.spec.loader import load_paths
 
 pytestmark = pytest.mark.prometheus
@@ -194,18 +195,12 @@ def test_client_errors_map_to_exit_codes(
 
 
 def _backfill(data_dir: Path, series: dict[tuple[str, str], list[tuple[float, float]]]) -> None:
-    """Write ``demo_requests_total`` samples into ``data_dir`` as TSDB blocks with the real
-    ``promtool tsdb create-blocks-from openmetrics``: history at exact timestamps, no
-    waiting for it to be scraped in real time."""
-    lines = ["# HELP demo_requests requests", "# TYPE demo_requests counter"]
-    for (svc, code), samples in series.items():
-        labels = f'svc="{svc}",code="{code}"'
-        lines += [f"demo_requests_total{{{labels}}} {v} {t:.3f}" for t, v in samples]
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
-    source = data_dir.parent / "history.om"
-    source.write_text("\n".join([*lines, "# EOF", ""]))
-    done = run_promtool("tsdb", "create-blocks-from", "openmetrics", str(source), str(data_dir))
-    assert done.returncode == 0, done.stdout + done.stderr
+    """``demo_requests_total`` history per (svc, code) as TSDB blocks."""
+    backfill_openmetrics(
+        data_dir,
+        "demo_requests_total",
+        {f'svc="{svc}",code="{code}"': samples for (svc, code), samples in series.items()},
+    )
 
 
 def test_backtest_alert_starts_when_the_math_says(tmp_path, capsys):

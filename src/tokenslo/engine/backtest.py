@@ -1,9 +1,9 @@
 """Replay a past time range: when would each alert condition have fired?
 
-Same plan as the evaluator (one batched query per distinct alert window, every
-SLO inside), but as range queries, so the cost is one request per window for
-the whole range rather than one per step. The interval computation is pure and
-works on the fetched step grid.
+Like the evaluator, one batched query per distinct window with every SLO inside,
+but as range queries, so the cost is one request per window (per ``MAX_POINTS``
+chunk) for the whole range rather than one per step. The interval computation is
+pure and works on per-step error ratios over the fetched step grid.
 
 Firing follows Prometheus's ``for``: a condition (both windows' error ratio
 above the threshold) must hold at consecutive steps for at least ``for_``
@@ -13,6 +13,18 @@ without data ends it too, as an absent rule result would). To know whether a
 condition was already pending when the range starts, the fetch begins
 ``max(for_)`` (rounded up to whole steps) earlier; an interval may therefore
 start slightly before ``start``. ``end`` is None when still firing at the end.
+
+Windows are computed as the generated rules compute them (``tokenslo.core.windows``):
+short windows straight from the counters at each step; long (derived) windows as
+the sum of the 5m counts at every rule evaluation in the window, so the ratio an
+alert compares is the deployed rule's, smear included. The 5m counts are fetched
+on the rule-evaluation grid (every ``interval``, anchored on the steps) and summed
+locally with prefix sums; asking Prometheus for the sums would re-add the whole
+window at every step. Short windows come back as ratios above the SLO's lowest
+threshold only, so a healthy month costs almost no transfer; and a condition's
+costlier window (Prometheus reads every sample of it at every step) is only asked
+for around the steps where its cheaper window is above the threshold, since the
+condition cannot hold anywhere else.
 """
 
 from __future__ import annotations
@@ -23,8 +35,11 @@ from dataclasses import dataclass, field
 
 from tokenslo.core import burnrate
 from tokenslo.core.durations import format_duration
-from tokenslo.core.model import SLO, BurnWindow
+from tokenslo.core.model import SLO, TRAFFIC_AWARE, BurnWindow
+from tokenslo.core.promql import sli_exprs
+from tokenslo.core.windows import BASE_INTERVAL, BASE_WINDOW, is_derived, window_sums
 from tokenslo.engine.evaluator import (
+    DEFAULT_MAX_QUERY_CHARS,
     KIND_LABEL,
     SLO_LABEL,
     WindowCounts,
@@ -33,16 +48,21 @@ from tokenslo.engine.evaluator import (
     decision_windows,
     iso_time,
     plan_queries,
+    slo_terms,
+    tag,
     window_threshold,
 )
-from tokenslo.errors import InputError
+from tokenslo.errors import InputError, TokensloError
 from tokenslo.prometheus.client import PromClient, sample_value
 
 MAX_POINTS = 11_000  # Prometheus refuses range queries with more points per series
+MAX_STEPS = 1_000_000  # steps one backtest holds in memory (fetched in MAX_POINTS chunks)
 _EPS = 1e-6
 
 # SLO name → window seconds → step time (ms) → counts
 RangeCounts = dict[str, dict[float, dict[int, WindowCounts]]]
+# window seconds → error ratio per step of the grid (NaN: none, or not above any threshold)
+Ratios = dict[float, list[float]]
 
 
 @dataclass(frozen=True)
@@ -71,21 +91,35 @@ def _ms(ts: float) -> int:
     return round(ts * 1000)
 
 
-def step_grid(start: float, end: float, step: float) -> list[float]:
-    """Evaluation times of a range query: ``start, start+step, … ≤ end``."""
+def step_grid(start: float, end: float, step: float, limit: int | None = MAX_POINTS) -> list[float]:
+    """Evaluation times of a range query: ``start, start+step, … ≤ end``; at most ``limit``."""
     if step <= 0:
         raise InputError("step must be positive", field="step")
     if end < start:
         raise InputError("end is before start", field="end")
     points = math.floor((end - start) / step + _EPS) + 1
-    if points > MAX_POINTS:
-        minimum = format_duration(math.ceil((end - start) / (MAX_POINTS - 1)))
+    if limit is not None and points > limit:
+        minimum = format_duration(math.ceil((end - start) / (limit - 1)))
+        what = "Prometheus's" if limit == MAX_POINTS else "the backtest's"
         raise InputError(
-            f"{points} steps exceed Prometheus's {MAX_POINTS} points per series; "
+            f"{points} steps exceed {what} {limit} points per series; "
             f"use a step of at least {minimum}",
             field="step",
         )
     return [start + i * step for i in range(points)]
+
+
+def chunks(start: float, end: float, step: float) -> list[tuple[float, float]]:
+    """``(start, end)`` of consecutive range queries of at most ``MAX_POINTS`` steps each,
+    together covering exactly the steps of ``step_grid(start, end, step)``."""
+    span = (MAX_POINTS - 1) * step
+    out = []
+    while True:
+        stop = min(start + span, end)
+        out.append((start, stop))
+        if stop >= end - _EPS * step:
+            return out
+        start = round(stop + step, 3)
 
 
 def lead_time(slos: Sequence[SLO], step: float) -> float:
@@ -123,16 +157,26 @@ def add_window(
 # ---------------------------------------------------------------- intervals (pure)
 
 
+def ratio_of(counts: WindowCounts | None) -> float:
+    """The error ratio an alert compares; NaN (never above a threshold) without traffic."""
+    if counts is None or counts.total is None or counts.errors is None or counts.total <= 0:
+        return math.nan
+    return counts.errors / counts.total
+
+
 def condition_holds(
     threshold: float, long: WindowCounts | None, short: WindowCounts | None
 ) -> bool:
     """Both windows have traffic and an error ratio above ``threshold``."""
-    for counts in (long, short):
-        if counts is None or counts.total is None or counts.errors is None or counts.total <= 0:
-            return False
-        if counts.errors / counts.total <= threshold:
-            return False
-    return True
+    return ratio_of(long) > threshold and ratio_of(short) > threshold
+
+
+def ratio_grid(
+    windows: Mapping[float, Mapping[int, WindowCounts]], times: Sequence[float]
+) -> Ratios:
+    """Window → error ratio at each of ``times`` (NaN where there is none)."""
+    ms = [_ms(t) for t in times]
+    return {w: [ratio_of(steps.get(m)) for m in ms] for w, steps in windows.items()}
 
 
 def firing_intervals(
@@ -161,10 +205,30 @@ def firing_intervals(
     return spans
 
 
-def slo_intervals(
+def slo_intervals(slo: SLO, ratios: Ratios, times: Sequence[float]) -> list[AlertInterval]:
+    """Every firing interval of every alert condition of ``slo`` over ``times``."""
+    out: list[AlertInterval] = []
+    for bw in burnrate.policy_for(slo):
+        long, short = ratios.get(bw.long_window), ratios.get(bw.short_window)
+        if long is None or short is None:
+            continue
+        threshold = burnrate.threshold_of(slo, bw)
+        holds = [a > threshold and b > threshold for a, b in zip(long, short, strict=True)]
+        if not any(holds):
+            continue
+        out.extend(
+            AlertInterval(slo.name, bw.severity, bw.long_window, bw.short_window, start, end)
+            for start, end in firing_intervals(times, holds, bw.for_)
+        )
+    return sorted(out, key=lambda i: (i.start, i.severity, i.long_window))
+
+
+def counted_intervals(
     slo: SLO, windows: Mapping[float, Mapping[int, WindowCounts]], times: Sequence[float]
 ) -> list[AlertInterval]:
-    """Every firing interval of every alert condition of ``slo`` over ``times``."""
+    """Every firing interval of a traffic-aware SLO, from its counts per window: its
+    threshold moves with the events over the period and the long window at each step,
+    so ratios alone cannot decide it."""
     out: list[AlertInterval] = []
     for bw in burnrate.policy_for(slo):
         out.extend(_condition_intervals(slo, bw, windows, times))
@@ -206,15 +270,51 @@ def missing_windows(slo: SLO, windows: Mapping[float, Mapping[int, WindowCounts]
 def compute_backtest(
     slos: Sequence[SLO], counts: RangeCounts, start: float, end: float, step: float
 ) -> Backtest:
-    """Intervals per SLO from fetched range data (pure; the fetch grid may start early)."""
-    times = step_grid(start - lead_time(slos, step), end, step)
+    """Intervals per SLO from fetched range data (pure; the fetch grid may start early).
+    Traffic-aware SLOs are decided from the counts, the others from their ratios."""
+    times = step_grid(start - lead_time(slos, step), end, step, limit=None)
+    static = [slo for slo in slos if not traffic_aware(slo)]
+    ratios = {slo.name: ratio_grid(counts.get(slo.name, {}), times) for slo in static}
+    missing = {slo.name for slo in slos if missing_windows(slo, counts.get(slo.name, {}))}
+    result = backtest_from_ratios(static, ratios, missing & names(static), times, start, end, step)
+    for slo in slos:
+        if traffic_aware(slo):
+            if slo.name in missing:
+                result.no_data.append(slo.name)
+            result.intervals[slo.name] = [
+                i
+                for i in counted_intervals(slo, counts.get(slo.name, {}), times)
+                if i.end is None or i.end > start
+            ]
+    return result
+
+
+def traffic_aware(slo: SLO) -> bool:
+    return slo.alerting.burn_rate == TRAFFIC_AWARE
+
+
+def names(slos: Iterable[SLO]) -> set[str]:
+    return {slo.name for slo in slos}
+
+
+def backtest_from_ratios(
+    slos: Sequence[SLO],
+    ratios: Mapping[str, Ratios],
+    missing: set[str],
+    times: Sequence[float],
+    start: float,
+    end: float,
+    step: float,
+) -> Backtest:
+    """Intervals per SLO from per-step error ratios over ``times`` (pure)."""
     result = Backtest(start=start, end=end, step=step)
     for slo in slos:
-        windows = counts.get(slo.name, {})
-        if missing_windows(slo, windows):
+        if slo.name in missing:
             result.no_data.append(slo.name)
         result.intervals[slo.name] = [
-            i for i in slo_intervals(slo, windows, times) if i.end is None or i.end > start
+            i
+            for i in slo_intervals(slo, ratios.get(slo.name, {}), times)
+            if i.end is None or i.end > start
         ]
     return result
 
@@ -223,18 +323,308 @@ def compute_backtest(
 
 
 def backtest(
-    slos: list[SLO], client: PromClient, start: float, end: float, step: float
+    slos: list[SLO],
+    client: PromClient,
+    start: float,
+    end: float,
+    step: float,
+    interval: float = BASE_INTERVAL,
 ) -> Backtest:
-    """When each alert condition of each SLO would have fired between start and end."""
+    """When each alert of each SLO would have fired between start and end, had the
+    generated rules been evaluated every ``interval`` (their group interval) on the steps.
+
+    Requests: one range query (chunked) for the 5m counts the derived windows sum;
+    per distinct *gate* window (each condition's cheaper window: a derived one, else
+    the shorter) one range query (chunked) over the whole range, returning only the
+    steps where an SLO's ratio is above its lowest threshold for that window; the
+    other window of a condition only over the runs of steps where its gate is above
+    the condition's threshold (elsewhere the condition cannot hold); one instant
+    query per distinct smallest window to tell "no data" from "never above".
+    """
     check_unique_names(slos)
     # Prometheus works in milliseconds; align so our grid matches its timestamps.
     start, end, step = (round(v, 3) for v in (start, end, step))
     fetch_start = start - lead_time(slos, step)
-    step_grid(fetch_start, end, step)  # validate before any request
-    counts: RangeCounts = {}
-    for window, query in plan_queries(slos, decision_windows):
-        add_window(window, parse_matrix(client.query_range(query, fetch_start, end, step)), counts)
-    return compute_backtest(slos, counts, start, end, step)
+    times = step_grid(fetch_start, end, step, limit=MAX_STEPS)  # validate before any request
+    aware = [slo for slo in slos if traffic_aware(slo)]
+    if aware:
+        # Their thresholds need the events over the period and the long window at every
+        # step: counted per window from the raw counters (derived windows included).
+        counts = fetch_range_counts(aware, client, fetch_start, end, step)
+        counted = compute_backtest(aware, counts, start, end, step)
+        slos = [slo for slo in slos if not traffic_aware(slo)]
+        if not slos:
+            return counted
+    else:
+        counted = None
+    ratios: dict[str, Ratios] = {slo.name: {} for slo in slos}
+    long_ = [slo for slo in slos if derived_alert_windows(slo)]
+    if long_:
+        add_derived_ratios(long_, client, times, rule_spacing(step, interval), ratios)
+
+    def unfetched_gates(slo: SLO) -> set[float]:
+        return gate_windows(slo) - set(ratios[slo.name])
+
+    for window, query in ratio_queries(slos, unfetched_gates):
+        for (name, _kind), values in fetch_grid(client, query, times, step, math.nan).items():
+            ratios[name][window] = values
+    for window, names, (first, last) in gated_fetches(slos, ratios, times):
+        chosen = [slo for slo in slos if slo.name in names]
+        for _window, query in ratio_queries(chosen, _just(window)):
+            run = times[first : last + 1]
+            for (name, _kind), values in fetch_grid(client, query, run, step, math.nan).items():
+                ratios[name].setdefault(window, [math.nan] * len(times))[first : last + 1] = values
+    missing = absent_slos(slos, client, times, step)
+    result = backtest_from_ratios(slos, ratios, missing, times, start, end, step)
+    if counted is not None:
+        result.intervals.update(counted.intervals)
+        result.no_data.extend(counted.no_data)
+    return result
+
+
+def _just(window: float) -> Callable[[SLO], set[float]]:
+    return lambda _slo: {window}
+
+
+def _cost(window: float) -> float:
+    """Points Prometheus reads per step for a window (a derived one is summed here)."""
+    return 0.0 if is_derived(window) else window
+
+
+def gate_windows(slo: SLO) -> set[float]:
+    """Exact windows fetched over the whole range: each condition's cheaper window."""
+    gates = {min(bw.long_window, bw.short_window, key=_cost) for bw in burnrate.policy_for(slo)}
+    return {w for w in gates if not is_derived(w)}
+
+
+MERGE_GAP = 60  # steps: gated runs closer than this are fetched as one
+MAX_RUNS = 40  # more gated runs than this per window: fetch the whole range instead
+
+
+def step_runs(indices: Iterable[int], gap: int = MERGE_GAP) -> list[tuple[int, int]]:
+    """Sorted step indices as ``(first, last)`` runs, merging runs under ``gap`` apart."""
+    runs: list[list[int]] = []
+    for i in sorted(set(indices)):
+        if runs and i - runs[-1][1] <= gap:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return [(a, b) for a, b in runs]
+
+
+def gated_fetches(
+    slos: Sequence[SLO], ratios: Mapping[str, Ratios], times: Sequence[float]
+) -> list[tuple[float, set[str], tuple[int, int]]]:
+    """``(window, SLO names, (first, last) step)`` still to fetch: each condition's
+    other exact window, only at the steps where its gate's ratio is above the
+    condition's threshold (pure)."""
+    wanted: dict[float, dict[str, set[int]]] = {}
+    for slo in slos:
+        fetched = set(ratios.get(slo.name, {}))
+        for bw in burnrate.policy_for(slo):
+            gate = min(bw.long_window, bw.short_window, key=_cost)
+            other = bw.short_window if gate == bw.long_window else bw.long_window
+            if other in fetched or is_derived(other) or gate not in fetched:
+                continue
+            threshold = burnrate.threshold_of(slo, bw)
+            steps = wanted.setdefault(other, {}).setdefault(slo.name, set())
+            steps.update(i for i, r in enumerate(ratios[slo.name][gate]) if r > threshold)
+    out = []
+    for window, by_slo in sorted(wanted.items()):
+        runs = step_runs(i for steps in by_slo.values() for i in steps)
+        if len(runs) > MAX_RUNS:
+            runs = [(0, len(times) - 1)]
+        for run in runs:
+            names = {n for n, steps in by_slo.items() if any(run[0] <= i <= run[1] for i in steps)}
+            out.append((window, names, run))
+    return out
+
+
+def exact_alert_windows(slo: SLO) -> set[float]:
+    """Alert windows the rules count straight from the counters."""
+    return {w for w in alert_windows(slo) if not is_derived(w)}
+
+
+def derived_alert_windows(slo: SLO) -> set[float]:
+    """Alert windows the rules sum from 5m counts."""
+    return {w for w in alert_windows(slo) if is_derived(w)}
+
+
+def lowest_threshold(slo: SLO, window: float) -> float:
+    """The lowest threshold any condition of ``slo`` compares ``window``'s ratio with."""
+    return min(
+        burnrate.threshold_of(slo, bw)
+        for bw in burnrate.policy_for(slo)
+        if window in (bw.long_window, bw.short_window)
+    )
+
+
+def ratio_queries(
+    slos: Sequence[SLO],
+    windows_of: Callable[[SLO], Iterable[float]] = lambda slo: exact_alert_windows(slo),
+    max_chars: int = DEFAULT_MAX_QUERY_CHARS,
+) -> list[tuple[float, str]]:
+    """Per window, the error ratio of every SLO that uses it, as its rule divides
+    errors by events, kept only where above the SLO's lowest threshold for the window:
+    a healthy range returns almost nothing, and a missing step can hold no condition."""
+    terms: dict[float, list[str]] = {}
+    for slo in slos:
+        for window in sorted(windows_of(slo)):
+            errors, total = sli_exprs(slo.sli, format_duration(window))
+            ratio = f"({errors}) / ({total}) > {lowest_threshold(slo, window)!r}"
+            terms.setdefault(window, []).append(tag(ratio, slo.name, "ratio"))
+    return [(w, q) for w in sorted(terms) for q in joined(terms[w], max_chars)]
+
+
+def joined(terms: Sequence[str], max_chars: int) -> list[str]:
+    """``terms`` joined with ``or`` into as few queries of at most ``max_chars`` as fit.
+
+    Each query is a balanced tree of ``or``: Prometheus evaluates ``a or b or c …``
+    left to right, copying the growing left side at every step, so a chain of n terms
+    costs n² per step of a range query (50 SLOs over a week: 28 s against 6.5 s).
+    """
+    groups: list[list[str]] = [[]]
+    size = 0
+    for term in terms:
+        if groups[-1] and size + len(term) + 8 > max_chars:
+            groups.append([])
+            size = 0
+        groups[-1].append(term)
+        size += len(term) + 8
+    return [or_tree(group) for group in groups if group]
+
+
+def or_tree(terms: Sequence[str]) -> str:
+    """``terms`` as a balanced, parenthesised ``or`` tree (same result as a chain)."""
+    if len(terms) == 1:
+        return terms[0]
+    middle = len(terms) // 2
+    return f"({or_tree(terms[:middle])} or {or_tree(terms[middle:])})"
+
+
+def absent_slos(
+    slos: Sequence[SLO], client: PromClient, times: Sequence[float], step: float
+) -> set[str]:
+    """SLOs whose total never had a value at any step over some alert window.
+
+    A total present over the smallest window at a step is present over every longer
+    one (and every 5m sum) there, so one count over the range per smallest window
+    settles most SLOs; the others are asked window by window.
+    """
+    span = format_duration(times[-1] - times[0] + step)
+    resolution = format_duration(step)
+
+    def present(candidates: Iterable[tuple[SLO, float]]) -> set[str]:
+        by_window: dict[float, list[str]] = {}
+        for slo, window in candidates:
+            total = sli_exprs(slo.sli, format_duration(window))[1]
+            count = f"count_over_time(({total})[{span}:{resolution}])"
+            by_window.setdefault(window, []).append(tag(count, slo.name, "total"))
+        found: set[str] = set()
+        for terms in by_window.values():
+            for query in joined(terms, DEFAULT_MAX_QUERY_CHARS):
+                for series in client.query(query, times[-1]):
+                    found.add(series.get("metric", {}).get(SLO_LABEL, ""))
+        return found
+
+    with_windows = [slo for slo in slos if alert_windows(slo)]
+    seen = present((slo, min(alert_windows(slo))) for slo in with_windows)
+    missing: set[str] = set()
+    for slo in with_windows:
+        if slo.name in seen:
+            continue
+        for window in sorted(alert_windows(slo)):
+            if slo.name not in present([(slo, window)]):
+                missing.add(slo.name)
+                break
+    return missing
+
+
+def rule_spacing(step: float, interval: float) -> float:
+    """Spacing of the 5m samples a derived window sums: the rules' evaluation
+    interval when the step is a whole multiple of it (exactly the deployed rules);
+    otherwise the step itself (the closest grid the steps share)."""
+    multiple = step / interval
+    return interval if multiple >= 1 - _EPS and abs(multiple - round(multiple)) < _EPS else step
+
+
+def fetch_grid(
+    client: PromClient, query: str, times: Sequence[float], step: float, fill: float
+) -> dict[tuple[str, str], list[float]]:
+    """``(slo, kind)`` → value at each of ``times`` (``fill`` where absent) from a range
+    query over ``times``, fetched in chunks of at most ``MAX_POINTS`` steps."""
+    first_ms, step_ms, n = _ms(times[0]), _ms(step), len(times)
+    out: dict[tuple[str, str], list[float]] = {}
+    for first, last in chunks(times[0], times[-1], step):
+        for series in client.query_range(query, first, last, step):
+            labels = series.get("metric", {})
+            key = (labels.get(SLO_LABEL), labels.get(KIND_LABEL))
+            if None in key:
+                continue
+            values = out.setdefault(key, [fill] * n)
+            for ts, raw in series.get("values", []):
+                values[(round(float(ts) * 1000) - first_ms) // step_ms] = float(raw)
+    return out
+
+
+def ranges_left_closed(client: PromClient) -> bool:
+    """Whether a sample exactly one range old is selected: Prometheus before 3.0 (or
+    a server not saying its version) includes it; 3.0 made range selectors left-open."""
+    try:
+        return int(client.version().split(".")[0]) < 3
+    except (TokensloError, ValueError):
+        return True
+
+
+def add_derived_ratios(
+    slos: Sequence[SLO],
+    client: PromClient,
+    times: Sequence[float],
+    spacing: float,
+    into: dict[str, Ratios],
+) -> None:
+    """Each SLO's derived-window ratios at ``times``, summed from its 5m counts as its
+    rules sum them. The 5m counts are fetched every ``spacing`` from one longest
+    window before the first step, on a grid holding every step; an SLO with a 5m
+    alert window gets that window's ratio from them too (the same numbers)."""
+    reach = max(w for slo in slos for w in derived_alert_windows(slo))
+    base_start = round(times[0] - math.ceil(reach / spacing - _EPS) * spacing, 3)
+    base_times = step_grid(base_start, times[-1], spacing, limit=MAX_STEPS)
+    at = [round((t - base_start) / spacing) for t in times]
+    left_closed = ranges_left_closed(client)
+    terms = [term for slo in slos for term in slo_terms(slo, BASE_WINDOW)]
+    for query in joined(terms, DEFAULT_MAX_QUERY_CHARS):
+        counts = fetch_grid(client, query, base_times, spacing, math.nan)
+        for slo in slos:
+            errors, total = counts.get((slo.name, "errors")), counts.get((slo.name, "total"))
+            if errors is None or total is None:
+                continue
+            if BASE_WINDOW in alert_windows(slo):  # the 5m ratio itself, at every step
+                into.setdefault(slo.name, {})[BASE_WINDOW] = sum_ratios(
+                    [_present(errors[i]) for i in at], [_present(total[i]) for i in at]
+                )
+            for window in derived_alert_windows(slo):
+                into.setdefault(slo.name, {})[window] = sum_ratios(
+                    window_sums(errors, spacing, window, at, left_closed),
+                    window_sums(total, spacing, window, at, left_closed),
+                )
+
+
+def _present(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def sum_ratios(errors: Sequence[float | None], total: Sequence[float | None]) -> list[float]:
+    """``errors / total`` per step as PromQL divides (x/0 is ±Inf, 0/0 NaN); NaN if absent."""
+    out = []
+    for e, n in zip(errors, total, strict=True):
+        if e is None or n is None:
+            out.append(math.nan)
+        elif n:
+            out.append(e / n)
+        else:
+            out.append(math.copysign(math.inf, e) if e else math.nan)
+    return out
 
 
 def fetch_range_counts(

@@ -136,6 +136,13 @@ class PromClient:
             raise self._not_api()
         return data["yaml"]
 
+    def version(self) -> str:
+        """The server's version (``/api/v1/status/buildinfo``), e.g. ``2.42.0``."""
+        data = self._api("/api/v1/status/buildinfo")
+        if not isinstance(data, dict) or not isinstance(data.get("version"), str):
+            raise self._not_api()
+        return data["version"]
+
     def targets(self) -> list[dict]:
         """Active scrape targets (``/api/v1/targets``), each with ``labels`` and ``health``."""
         return self._listed(self._api("/api/v1/targets"), "activeTargets")

@@ -18,18 +18,15 @@ from collections.abc import Iterable, Sequence
 
 import yaml
 
-from tokenslo.core.burnrate import HOUR, factor_of, policy_for, threshold_of
+from tokenslo.core.burnrate import factor_of, policy_for, threshold_of
 from tokenslo.core.durations import format_duration
 from tokenslo.core.model import SLO, TRAFFIC_AWARE, BurnWindow
 from tokenslo.core.promql import sli_exprs
 from tokenslo.core.timescale import Scale, check_time_scale
+from tokenslo.core.windows import BASE_INTERVAL, BASE_WINDOW, MIN_INTERVAL, is_derived
 from tokenslo.errors import InputError
 from tokenslo.rules import conventions as c
 
-BASE_WINDOW = 300.0  # the 5m counts every long window is derived from
-EXACT_WINDOW_LIMIT = 6 * HOUR  # windows up to this are computed from the raw counters
-BASE_INTERVAL = 30.0  # group evaluation interval at time scale 1
-MIN_INTERVAL = 1.0  # never evaluate faster than this, whatever the time scale
 NO_DATA_FOR = 600.0  # how long the SLI may be absent before SLONoData fires
 FORMATS = ("prometheus", "operator")
 
@@ -78,8 +75,8 @@ def windows_of(slo: SLO) -> tuple[list[float], list[float]]:
         wanted.update((w.long_window, w.short_window))
     ordered = sorted(wanted)
     return (
-        [w for w in ordered if w <= EXACT_WINDOW_LIMIT],
-        [w for w in ordered if w > EXACT_WINDOW_LIMIT],
+        [w for w in ordered if not is_derived(w)],
+        [w for w in ordered if is_derived(w)],
     )
 
 

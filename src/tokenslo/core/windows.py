@@ -1,0 +1,50 @@
+"""How the generated rules compute each window, shared by the rule generator and the
+backtest so the two cannot disagree. Pure: no I/O.
+
+Windows up to ``EXACT_WINDOW_LIMIT`` are counted straight from the raw counters.
+Longer ones are *derived*: the rules record 5m counts (``BASE_WINDOW``) at every
+group evaluation (``BASE_INTERVAL`` apart) and sum those samples with
+``sum_over_time(…[window])``. The sum is not the window's count (consecutive 5m
+windows overlap), but errors and events are over-counted by the same factor, so
+their ratio is what the alerts compare. It is smeared by up to one base window
+at the edges, which is why a backtest must sum the same samples to agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import accumulate
+
+BASE_WINDOW = 300.0  # the 5m counts every long window is derived from
+EXACT_WINDOW_LIMIT = 6 * 3600.0  # windows up to this are computed from the raw counters
+BASE_INTERVAL = 30.0  # group evaluation interval at time scale 1
+MIN_INTERVAL = 1.0  # never evaluate faster than this, whatever the time scale
+
+
+def is_derived(window: float) -> bool:
+    """True for a window the rules sum from 5m counts rather than count directly."""
+    return window > EXACT_WINDOW_LIMIT
+
+
+def window_sums(
+    samples: Sequence[float],
+    spacing: float,
+    window: float,
+    at: Sequence[int],
+    left_closed: bool = True,
+) -> list[float | None]:
+    """``sum_over_time(series[window])`` at sample indices ``at``, for a series sampled
+    every ``spacing`` seconds (NaN: no sample at that evaluation).
+
+    ``left_closed``: a sample exactly ``window`` old still counts, as in Prometheus 2
+    (Prometheus 3 range selectors are left-open). Without any sample in the range the
+    result is None, as PromQL's is absent. Prefix sums make each point O(1).
+    """
+    reach = round(window / spacing) - (0 if left_closed else 1)
+    total = [0.0, *accumulate(v if v == v else 0.0 for v in samples)]  # NaN != NaN
+    present = [0, *accumulate(v == v for v in samples)]
+    out: list[float | None] = []
+    for i in at:
+        lo = max(i - reach, 0)
+        out.append(total[i + 1] - total[lo] if present[i + 1] > present[lo] else None)
+    return out
