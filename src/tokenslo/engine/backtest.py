@@ -279,13 +279,8 @@ def compute_backtest(
     result = backtest_from_ratios(static, ratios, missing & names(static), times, start, end, step)
     for slo in slos:
         if traffic_aware(slo):
-            if slo.name in missing:
-                result.no_data.append(slo.name)
-            result.intervals[slo.name] = [
-                i
-                for i in counted_intervals(slo, counts.get(slo.name, {}), times)
-                if i.end is None or i.end > start
-            ]
+            intervals = counted_intervals(slo, counts.get(slo.name, {}), times)
+            add_slo(result, slo, intervals, slo.name in missing)
     return result
 
 
@@ -309,14 +304,16 @@ def backtest_from_ratios(
     """Intervals per SLO from per-step error ratios over ``times`` (pure)."""
     result = Backtest(start=start, end=end, step=step)
     for slo in slos:
-        if slo.name in missing:
-            result.no_data.append(slo.name)
-        result.intervals[slo.name] = [
-            i
-            for i in slo_intervals(slo, ratios.get(slo.name, {}), times)
-            if i.end is None or i.end > start
-        ]
+        intervals = slo_intervals(slo, ratios.get(slo.name, {}), times)
+        add_slo(result, slo, intervals, slo.name in missing)
     return result
+
+
+def add_slo(result: Backtest, slo: SLO, intervals: Iterable[AlertInterval], missing: bool) -> None:
+    """One SLO's intervals into ``result``, leaving out those over before its start."""
+    if missing:
+        result.no_data.append(slo.name)
+    result.intervals[slo.name] = [i for i in intervals if i.end is None or i.end > result.start]
 
 
 # ---------------------------------------------------------------- entry point
