@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from tokenslo.core.model import SLO, TRAFFIC_AWARE, BurnWindow, budget_of
+from tokenslo.core.model import SLO, BurnWindow, budget_of
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -92,7 +92,7 @@ def threshold_at(
     The one place evaluator and backtest take a threshold from: static SLOs ignore the
     counts; traffic-aware SLOs without both counts get an unreachable (infinite) one.
     """
-    if slo.alerting.burn_rate != TRAFFIC_AWARE:
+    if not slo.alerting.traffic_aware:
         return threshold_of(slo, window)
     if period_events is None or long_events is None:
         return math.inf

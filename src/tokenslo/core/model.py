@@ -89,6 +89,11 @@ class Alerting:
     policy: tuple[BurnWindow, ...] | None = None
     burn_rate: BurnRateMode = STATIC
 
+    @property
+    def traffic_aware(self) -> bool:
+        """Thresholds scale with the events over the period and the long window."""
+        return self.burn_rate == TRAFFIC_AWARE
+
 
 @dataclass(frozen=True)
 class SLO:

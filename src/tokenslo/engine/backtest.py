@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from tokenslo.core import burnrate
 from tokenslo.core.durations import format_duration
-from tokenslo.core.model import SLO, TRAFFIC_AWARE, BurnWindow
+from tokenslo.core.model import SLO, BurnWindow
 from tokenslo.core.promql import sli_exprs
 from tokenslo.core.windows import BASE_INTERVAL, BASE_WINDOW, is_derived, window_sums
 from tokenslo.engine.evaluator import (
@@ -273,19 +273,15 @@ def compute_backtest(
     """Intervals per SLO from fetched range data (pure; the fetch grid may start early).
     Traffic-aware SLOs are decided from the counts, the others from their ratios."""
     times = step_grid(start - lead_time(slos, step), end, step, limit=None)
-    static = [slo for slo in slos if not traffic_aware(slo)]
+    static = [slo for slo in slos if not slo.alerting.traffic_aware]
     ratios = {slo.name: ratio_grid(counts.get(slo.name, {}), times) for slo in static}
     missing = {slo.name for slo in slos if missing_windows(slo, counts.get(slo.name, {}))}
     result = backtest_from_ratios(static, ratios, missing & names(static), times, start, end, step)
     for slo in slos:
-        if traffic_aware(slo):
+        if slo.alerting.traffic_aware:
             intervals = counted_intervals(slo, counts.get(slo.name, {}), times)
             add_slo(result, slo, intervals, slo.name in missing)
     return result
-
-
-def traffic_aware(slo: SLO) -> bool:
-    return slo.alerting.burn_rate == TRAFFIC_AWARE
 
 
 def names(slos: Iterable[SLO]) -> set[str]:
@@ -343,13 +339,13 @@ def backtest(
     start, end, step = (round(v, 3) for v in (start, end, step))
     fetch_start = start - lead_time(slos, step)
     times = step_grid(fetch_start, end, step, limit=MAX_STEPS)  # validate before any request
-    aware = [slo for slo in slos if traffic_aware(slo)]
+    aware = [slo for slo in slos if slo.alerting.traffic_aware]
     if aware:
         # Their thresholds need the events over the period and the long window at every
         # step: counted per window from the raw counters (derived windows included).
         counts = fetch_range_counts(aware, client, fetch_start, end, step)
         counted = compute_backtest(aware, counts, start, end, step)
-        slos = [slo for slo in slos if not traffic_aware(slo)]
+        slos = [slo for slo in slos if not slo.alerting.traffic_aware]
         if not slos:
             return counted
     else:

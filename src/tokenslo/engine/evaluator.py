@@ -38,7 +38,7 @@ from typing import Literal
 
 from tokenslo.core import burnrate
 from tokenslo.core.durations import format_duration
-from tokenslo.core.model import SLO, TRAFFIC_AWARE, BurnWindow, LatencySLI
+from tokenslo.core.model import SLO, BurnWindow, LatencySLI
 from tokenslo.core.promql import sli_exprs
 from tokenslo.errors import CheckFailed, InputError, TokensloError, UnavailableError
 from tokenslo.prometheus.client import PromClient, sample_value
@@ -69,7 +69,7 @@ def status_windows(slo: SLO) -> set[float]:
 def decision_windows(slo: SLO) -> set[float]:
     """Windows deciding whether a condition holds: the alert windows, plus the period
     for a traffic-aware SLO (its threshold scales with the period's events)."""
-    if slo.alerting.burn_rate == TRAFFIC_AWARE:
+    if slo.alerting.traffic_aware:
         return status_windows(slo)
     return alert_windows(slo)
 
@@ -291,7 +291,7 @@ def alert_status(slo: SLO, bw: BurnWindow, counts: Mapping[float, WindowCounts])
 def _factor(slo: SLO, bw: BurnWindow, threshold: float) -> float:
     """The burn rate the condition fires at: the policy's, or for a traffic-aware SLO the
     one its threshold at this instant amounts to."""
-    if slo.alerting.burn_rate == TRAFFIC_AWARE:
+    if slo.alerting.traffic_aware:
         return threshold / slo.error_budget
     return burnrate.factor_of(slo, bw)
 

@@ -20,7 +20,7 @@ import yaml
 
 from tokenslo.core.burnrate import factor_of, policy_for, threshold_of
 from tokenslo.core.durations import format_duration
-from tokenslo.core.model import SLO, TRAFFIC_AWARE, BurnWindow
+from tokenslo.core.model import SLO, BurnWindow
 from tokenslo.core.promql import sli_exprs
 from tokenslo.core.timescale import Scale, check_time_scale
 from tokenslo.core.windows import BASE_INTERVAL, BASE_WINDOW, MIN_INTERVAL, is_derived
@@ -135,7 +135,7 @@ def derived_window_rule(slo: SLO, window: float, scale: Scale) -> dict:
 def traffic_ratio_rules(slo: SLO, scale: Scale) -> list[dict]:
     """Traffic-aware SLOs: events in the period / events in each long window, both
     summed from the 5m counts so the overlap factor cancels as in derived ratios."""
-    if slo.alerting.burn_rate != TRAFFIC_AWARE:
+    if not slo.alerting.traffic_aware:
         return []
     period = summed(c.EVENTS_RECORD, slo, slo.window, scale)
     return [
@@ -177,7 +177,7 @@ def metadata_rules(slo: SLO) -> list[dict]:
 def threshold_expr(slo: SLO, window: BurnWindow) -> str:
     """The error ratio the condition compares with: a literal, or for a traffic-aware
     SLO ``traffic ratio × c × (1 − objective)`` (``tokenslo.core.burnrate``)."""
-    if slo.alerting.burn_rate != TRAFFIC_AWARE:
+    if not slo.alerting.traffic_aware:
         return number(threshold_of(slo, window))
     ratio = c.traffic_ratio_record(format_duration(window.long_window)) + selector(slo)
     return f"{ratio} * {number(window.budget_fraction * slo.error_budget)}"
@@ -218,7 +218,7 @@ def burn_description(slo: SLO, window: BurnWindow) -> str:
     long_, short = format_duration(window.long_window), format_duration(window.short_window)
     period = format_duration(slo.window)
     share = percent(window.budget_fraction)
-    if slo.alerting.burn_rate == TRAFFIC_AWARE:
+    if slo.alerting.traffic_aware:
         return (
             f"Over {share} of the {period} error budget's errors fell in the last {long_}"
             f" (traffic-aware: error ratio above {share} x (1 - objective) x events in"

@@ -15,7 +15,7 @@ import promql_parser
 
 from tokenslo.core import burnrate
 from tokenslo.core.durations import format_duration
-from tokenslo.core.model import SLO, TRAFFIC_AWARE, EventsSLI, LatencySLI
+from tokenslo.core.model import SLO, EventsSLI, LatencySLI
 from tokenslo.core.promql import has_window_placeholder, render_window, sli_exprs
 from tokenslo.errors import InputError
 from tokenslo.spec.yamlpos import Document, field_path
@@ -101,7 +101,7 @@ def check_semantics(doc: Document, index: int, slo: SLO) -> None:
 def _check_traffic_aware_counts(doc: Document, base: tuple, slo: SLO) -> None:
     """A traffic-aware threshold divides the period's events by the long window's; with
     rate() the totals are per-second averages, off by period / long window."""
-    if slo.alerting.burn_rate != TRAFFIC_AWARE or not isinstance(slo.sli, EventsSLI):
+    if not slo.alerting.traffic_aware or not isinstance(slo.sli, EventsSLI):
         return
     if RATE_CALL.search(slo.sli.total):
         raise doc.error(
@@ -179,7 +179,7 @@ def _unreachable_alerts(doc: Document, base: tuple, slo: SLO) -> list[Finding]:
     """Conditions whose error-ratio threshold is >= 100%: no error rate can reach it.
 
     Not for traffic-aware SLOs, whose threshold moves with the traffic."""
-    if slo.alerting.burn_rate == TRAFFIC_AWARE:
+    if slo.alerting.traffic_aware:
         return []
     found = []
     overridden = slo.alerting.policy is not None
