@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduling import HeaviestFirst, assign_groups
+from scheduling import HeaviestFirst, Timeline, assign_groups, load_durations
 from support import free_ports_lab_config, lab_up_on_free_ports
 from tiers import TIERS, derived_tiers
 from tokenslo.prometheus.process import ManagedProcess, start_alertmanager, start_prometheus
@@ -65,7 +65,10 @@ def lab(lab_config, tmp_path_factory: pytest.TempPathFactory):
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.register(HeaviestFirst(), "tokenslo-heaviest-first")
+    config.pluginmanager.register(HeaviestFirst(load_durations()), "tokenslo-heaviest-first")
+    timeline = config.getoption("timeline")
+    if timeline and not hasattr(config, "workerinput"):  # the controller, or a serial run
+        config.pluginmanager.register(Timeline(Path(timeline)), "tokenslo-timeline")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -73,6 +76,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--quick",
         action="store_true",
         help=f"run only the tests that need none of: {', '.join(TIERS)} (scripts/test --quick)",
+    )
+    parser.addoption(
+        "--timeline",
+        metavar="FILE",
+        help="write when, where and how long each test ran, as JSON (scripts/refresh-durations)",
     )
 
 

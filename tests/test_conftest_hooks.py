@@ -3,9 +3,12 @@ skips that fail under CI. Run on small generated test files with pytester."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+
+from scheduling import durations_from_timeline
 
 TESTS = Path(__file__).resolve().parent
 
@@ -98,6 +101,7 @@ def test_a_module_fixture_starts_once_across_workers(suite: pytest.Pytester, tmp
     """Under xdist the module's lab users share one worker, so the lab starts once."""
     suite.makepyfile(test_shared=SHARES_A_LAB)
     starts = tmp_path / "starts.txt"
+    timeline = tmp_path / "timeline.json"
     monkeypatch.setenv("STARTS", str(starts))
     monkeypatch.setenv("PYTHONPATH", str(TESTS))  # the conftest's own modules
     monkeypatch.delenv("CI", raising=False)
@@ -109,12 +113,19 @@ def test_a_module_fixture_starts_once_across_workers(suite: pytest.Pytester, tmp
         "--dist",
         "loadgroup",
         "--no-loadscope-reorder",
+        "--timeline",
+        str(timeline),
         "test_shared.py",
         "-k",
         "not skips",
     )
     result.assert_outcomes(passed=13)
     assert len(starts.read_text().splitlines()) == 1
+    ran = json.loads(timeline.read_text())  # written by the controller from every worker
+    assert len(ran) == 13 and all("@" not in nodeid for nodeid in ran)
+    lab_workers = {e["worker"] for n, e in ran.items() if "test_uses_the_lab" in n}
+    assert len(lab_workers) == 1 and lab_workers < {"gw0", "gw1", "gw2"}
+    assert all(e["stop"] >= e["start"] and e["seconds"] >= 0 for e in ran.values())
 
 
 def test_costly_work_is_collected_first(suite: pytest.Pytester):
@@ -124,3 +135,23 @@ def test_costly_work_is_collected_first(suite: pytest.Pytester):
     names = [line for line in result.stdout.lines if "::" in line]
     assert names[0].endswith("::test_long")
     assert [n.split("::")[1].split("[")[0] for n in names[1:7]] == ["test_uses_the_lab"] * 6
+
+
+def test_measured_durations_outrank_the_tier_estimates(suite: pytest.Pytester, monkeypatch):
+    """A pure test measured at 500 s goes before the lab's group and the slow test."""
+    suite.makepyfile(test_shared=SHARES_A_LAB)
+    durations = suite.path / "durations.json"
+    durations.write_text(json.dumps({"test_shared.py::test_alone[4]": 500.0}))
+    monkeypatch.setenv("TOKENSLO_TEST_DURATIONS", str(durations))
+    result = suite.runpytest("--collect-only", "-q", "test_shared.py")
+    names = [line for line in result.stdout.lines if "::" in line]
+    assert names[0].endswith("::test_alone[4]")
+    assert names[1].endswith("::test_long")
+
+
+def test_durations_keep_only_what_costs_a_second():
+    timeline = {
+        "a.py::slow": {"seconds": 12.34, "worker": "gw0", "start": 0.0, "stop": 12.4},
+        "a.py::quick": {"seconds": 0.2, "worker": "gw1", "start": 0.0, "stop": 0.2},
+    }
+    assert durations_from_timeline(timeline) == {"a.py::slow": 12.3}

@@ -107,12 +107,14 @@ def test_the_deadline_restarts_for_each_request_on_a_connection(served: ServedAp
 
 @pytest.mark.slow
 def test_entry_points_refuse_big_headers_and_cut_slow_clients(tmp_path: Path) -> None:
-    with subprocess_lab(tmp_path) as lab:
-        for url in (lab.idp_url, lab.gateway_url):
-            port = int(url.rsplit(":", 1)[1])
+    with subprocess_lab(tmp_path) as lab, contextlib.ExitStack() as stack:
+        ports = [int(url.rsplit(":", 1)[1]) for url in (lab.idp_url, lab.gateway_url)]
+        # Both slow clients stall at once, so their real 10 s deadlines run side by side.
+        stalled = [stack.enter_context(connect(port)) for port in ports]
+        for sock in stalled:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        for port in ports:
             with connect(port) as sock:
                 send_quietly(sock, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 10**6)
                 assert not read_until_closed(sock).startswith(b"HTTP/1.1 200")
-            with connect(port) as sock:
-                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-                assert read_until_closed(sock) == b""
+        assert [read_until_closed(sock) for sock in stalled] == [b"", b""]
