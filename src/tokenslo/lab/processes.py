@@ -36,7 +36,8 @@ from tokenslo.waiting import wait_until
 
 log = logging.getLogger("tokenslo.lab")
 
-# Start order; ``down`` stops in reverse (Prometheus first, so it never scrapes a dead target).
+# ``down`` stops in reverse (Prometheus first, so it never scrapes a dead target), and
+# ``status`` lists in this order; ``start_all`` has its own.
 ORDER = ("webhook", "idp", "gateway", "alertmanager", "prometheus")
 HEALTH_PATHS = {
     "webhook": "/healthz",
@@ -83,41 +84,36 @@ def _component(name: str, managed: ManagedProcess, port: int) -> Component:
 
 
 def start_all(config: LabConfig, state: LabState, secret: str, rules: dict[str, str]) -> None:
-    """Start every component in ``ORDER``, recording each in ``state.json`` as soon as it is
-    spawned; on any failure or interrupt, stop what was started and re-raise."""
-    started: list[ManagedProcess] = []
+    """Start every component, recording each in ``state.json`` as soon as it is spawned; on
+    any failure or interrupt, stop what was started and re-raise.
+
+    Prometheus and Alertmanager start first, beside the webhook and the IdP: Prometheus
+    applies its scrape and Alertmanager targets only some 5 s after it starts, and the
+    Python services' start-up fits in that wait instead of preceding it. The gateway
+    waits for the IdP, whose keys it fetches at once."""
+    started: dict[str, ManagedProcess] = {}
     state_dir = state.state_dir
     ports = config.ports
 
     def launch(name: str, managed: ManagedProcess, port: int) -> None:
-        started.append(managed)
+        started[name] = managed
         state.components[name] = _component(name, managed, port)
         write_state(state)
+
+    def ready(name: str) -> None:
+        managed = started[name]
         managed.wait_ready(READY_PATHS[name], timeout=config.startup_timeout)
         log.info("lab: %s ready at %s (pid %d)", name, managed.url, managed.pid)
 
+    def python_service(name: str, port: int) -> None:
+        args = ["--config", str(state_dir / f"{name}.yaml")]
+        args += ["--admin-secret-file", str(state_dir / ADMIN_SECRET_FILE)]
+        launch(name, _python_service(name, f"tokenslo.lab.{name}", args, state_dir, port), port)
+
     try:
-        launch(
-            "webhook",
-            _python_service(
-                "webhook",
-                "tokenslo.lab.webhook",
-                [
-                    *("--port", str(ports.webhook), "--state-dir", str(state_dir)),
-                    *("--secret-file", str(ensure_secret(state_dir, WEBHOOK_SECRET_FILE))),
-                ],
-                state_dir,
-                ports.webhook,
-            ),
-            ports.webhook,
-        )
-        for name, port in (("idp", ports.idp), ("gateway", ports.gateway)):
-            args = ["--config", str(state_dir / f"{name}.yaml")]
-            args += ["--admin-secret-file", str(state_dir / ADMIN_SECRET_FILE)]
-            module = f"tokenslo.lab.{name}"
-            launch(name, _python_service(name, module, args, state_dir, port), port)
+        webhook_secret = ensure_secret(state_dir, WEBHOOK_SECRET_FILE)
         am = start_alertmanager(
-            alertmanager_config(config, state_dir / WEBHOOK_SECRET_FILE),
+            alertmanager_config(config, webhook_secret),
             state_dir / "alertmanager",
             ports.alertmanager,
             wait=False,
@@ -133,8 +129,21 @@ def start_all(config: LabConfig, state: LabState, secret: str, rules: dict[str, 
             wait=False,
         )
         launch("prometheus", prom, ports.prometheus)
+        webhook_args = [
+            *("--port", str(ports.webhook), "--state-dir", str(state_dir)),
+            *("--secret-file", str(webhook_secret)),
+        ]
+        webhook = _python_service(
+            "webhook", "tokenslo.lab.webhook", webhook_args, state_dir, ports.webhook
+        )
+        launch("webhook", webhook, ports.webhook)
+        python_service("idp", ports.idp)
+        ready("idp")
+        python_service("gateway", ports.gateway)
+        for name in ("webhook", "gateway", "alertmanager", "prometheus"):
+            ready(name)
         wait_wired(prom.url, [SCRAPE_JOBS[n] for n in ("idp", "gateway")], config.startup_timeout)
-        for managed in started:
+        for managed in started.values():
             if managed.proc.poll() is not None:
                 raise UnavailableError(
                     f"{managed.name} exited (code {managed.proc.returncode}); "
@@ -142,7 +151,7 @@ def start_all(config: LabConfig, state: LabState, secret: str, rules: dict[str, 
                 )
     except BaseException:
         with interrupts_ignored():  # a second SIGTERM must not cut the clean-up short
-            for managed in reversed(started):
+            for managed in reversed(started.values()):
                 if managed.proc.poll() is None:  # never signal a PID we already reaped
                     managed.stop()
             (state_dir / STATE_FILE).unlink(missing_ok=True)
