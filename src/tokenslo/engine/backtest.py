@@ -659,15 +659,17 @@ def _present_at(values: Sequence[float], at: Sequence[int]) -> list[float | None
 
 def sum_ratios(errors: Sequence[float | None], total: Sequence[float | None]) -> list[float]:
     """``errors / total`` per step as PromQL divides (x/0 is ±Inf, 0/0 NaN); NaN if absent."""
-    out = []
-    for e, n in zip(errors, total, strict=True):
-        if e is None or n is None:
-            out.append(math.nan)
-        elif n:
-            out.append(e / n)
-        else:
-            out.append(math.copysign(math.inf, e) if e else math.nan)
-    return out
+    return [
+        e / n if n and e is not None else _divide_oddly(e, n)
+        for e, n in zip(errors, total, strict=True)
+    ]
+
+
+def _divide_oddly(e: float | None, n: float | None) -> float:
+    """``sum_ratios`` where either side is absent or the total is 0 (rare)."""
+    if e is None or n is None:
+        return math.nan
+    return math.copysign(math.inf, e) if e else math.nan
 
 
 def fetch_range_counts(
