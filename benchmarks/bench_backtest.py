@@ -9,19 +9,29 @@ The SLOs use the default policy (two pages, two tickets; 1d and 3d windows deriv
 from 5m counts). Target: under 60 s.
 
 Run: .venv/bin/python benchmarks/bench_backtest.py [--slos 50] [--days 30] [--profile]
-[--data DIR] (DIR keeps the backfilled history; a later run with fewer SLOs or days reuses it)
-Prints ``slos=50 days=30 step_s=60 steps=... queries=... intervals=... wall_s=...``.
+[--data DIR] [--json FILE] (DIR keeps the backfilled history; a later run with fewer
+SLOs or days reuses it; FILE receives the result, to compare two versions' answers)
+Prints ``slos=50 days=30 step_s=60 steps=... queries=... points=... intervals=...
+wall_s=... cpu_s=... prom_cpu_s=... request_s=...``: ``cpu_s`` is this process's CPU
+time (all threads), ``prom_cpu_s`` Prometheus's over the backtest, ``request_s`` the
+time spent in range queries summed over the parallel requests (so it can exceed
+``wall_s``), ``points`` the samples they returned. CPU seconds vary less than wall time
+on a shared machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import json
+import os
 import pstats
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from tokenslo.core.model import SLO, EventsSLI
 from tokenslo.engine import backtest as bt
@@ -102,6 +112,41 @@ def backfill(files: list[Path], data_dir: Path) -> None:
         path.unlink()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (fields 14 and 15 of /proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class RangeQueryMeter:
+    """Counts the points and seconds of every range query (any client, any thread)
+    by wrapping ``PromClient.query_range`` while the benchmark runs."""
+
+    def __init__(self) -> None:
+        self.points = 0
+        self.seconds = 0.0
+        self._lock = threading.Lock()
+        self._original = PromClient.query_range
+
+    def __enter__(self) -> RangeQueryMeter:
+        original, meter = self._original, self
+
+        def timed(client: PromClient, *args: Any, **kwargs: Any) -> list[dict]:
+            began = time.perf_counter()
+            result = original(client, *args, **kwargs)
+            with meter._lock:
+                meter.seconds += time.perf_counter() - began
+                meter.points += sum(len(series.get("values", [])) for series in result)
+            return result
+
+        PromClient.query_range = timed
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        PromClient.query_range = self._original
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slos", type=int, default=50)
@@ -109,6 +154,7 @@ def main() -> int:
     parser.add_argument("--step", type=float, default=60.0)
     parser.add_argument("--profile", action="store_true", help="print the top functions")
     parser.add_argument("--data", type=Path, help="keep the backfilled history here (reused)")
+    parser.add_argument("--json", type=Path, help="write the backtest result here (to compare)")
     args = parser.parse_args()
     t0 = (time.time() // DAY - args.days - HISTORY_EXTRA_DAYS - 1) * DAY
     end = t0 + (args.days + HISTORY_EXTRA_DAYS) * DAY
@@ -139,15 +185,21 @@ def main() -> int:
             ],
         )
         try:
-            with PromClient(prom.url, timeout=600) as client:
+            with PromClient(prom.url, timeout=600) as client, RangeQueryMeter() as meter:
                 profile = cProfile.Profile() if args.profile else None
-                began = time.perf_counter()
+                prom_cpu, cpu, began = (
+                    cpu_seconds(prom.pid),
+                    time.process_time(),
+                    time.perf_counter(),
+                )
                 if profile:
                     profile.enable()
                 result = bt.backtest(slos(args.slos), client, start, end, args.step)
                 if profile:
                     profile.disable()
                 wall = time.perf_counter() - began
+                cpu = time.process_time() - cpu
+                prom_cpu = cpu_seconds(prom.pid) - prom_cpu
                 queries = client.queries
         finally:
             prom.stop()
@@ -155,9 +207,13 @@ def main() -> int:
     intervals = sum(len(v) for v in result.intervals.values())
     print(
         f"slos={args.slos} days={args.days} step_s={args.step:g} steps={steps} "
-        f"queries={queries} intervals={intervals} no_data={len(result.no_data)} "
-        f"wall_s={wall:.1f} target_s={TARGET_S:g} {'ok' if wall < TARGET_S else 'SLOW'}"
+        f"queries={queries} points={meter.points} intervals={intervals} "
+        f"no_data={len(result.no_data)} wall_s={wall:.1f} cpu_s={cpu:.1f} "
+        f"prom_cpu_s={prom_cpu:.1f} request_s={meter.seconds:.1f} "
+        f"target_s={TARGET_S:g} {'ok' if wall < TARGET_S else 'SLOW'}"
     )
+    if args.json:
+        args.json.write_text(json.dumps(bt.to_json(result), indent=1, sort_keys=True))
     if profile:
         pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
     return 0

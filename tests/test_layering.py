@@ -22,8 +22,9 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 # Small shared modules every package outside core may use: the exit-code errors, the one
 # atomic file writer, signal handling, bounded waiting, Markdown escaping, the canonical
-# JWS form (one token name for the lab's logs and `scan`), and the package root (version).
-SHARED = {"errors", "files", "signals", "waiting", "markdown", "jws", "tokenslo"}
+# JWS form (one token name for the lab's logs and `scan`), what counts as a loopback host
+# (lab, proxy, Prometheus client), and the package root (version).
+SHARED = {"errors", "files", "signals", "waiting", "markdown", "jws", "loopback", "tokenslo"}
 
 ALLOWED: dict[str, set[str]] = {
     # shared leaves: import no other tokenslo package
@@ -34,6 +35,7 @@ ALLOWED: dict[str, set[str]] = {
     "waiting": set(),
     "markdown": set(),
     "jws": set(),
+    "loopback": set(),
     # the one Jinja environment of the two template renderers (dashboards, reports); not in
     # SHARED because no other package renders templates
     "templating": {"errors"},

@@ -142,6 +142,12 @@ def test_window_sums_add_the_samples_a_range_selector_selects():
     assert window_sums([nan, nan, 5.0], 30, 30, [0, 1, 2]) == [None, None, 5]
 
 
+def test_window_sums_without_gaps_take_every_sample():
+    samples = [1.0, 2.0, 4.0, 8.0]  # every 30 s, none missing
+    assert window_sums(samples, 30, 60, [0, 1, 2, 3]) == [1, 3, 7, 14]
+    assert window_sums(samples, 30, 60, [1, 3], left_closed=False) == [3, 12]
+
+
 def test_derived_ratios_divide_like_promql():
     ratios = bt.sum_ratios([1.0, 0.0, None, 2.0], [4.0, 0.0, 1.0, 0.0])
     assert ratios[0] == 0.25 and math.isnan(ratios[1]) and math.isnan(ratios[2])
@@ -174,3 +180,27 @@ def test_other_window_is_fetched_only_where_the_gate_is_above_the_threshold():
     ratios = {"a": {60: [0.0, 0.01, 0.01, 0.0, 0.005, 0.02, 0.0]}}
     assert bt.gated_fetches([slo], ratios, list(range(7))) == [(600, {"a"}, (1, 5))]
     assert bt.gated_fetches([slo], {"a": {}}, list(range(7))) == []  # gate never above
+
+
+def test_gated_runs_are_per_slo(monkeypatch):
+    # Same policy as above (threshold 0.006 on the 60 s gate, 600 s fetched where above).
+    a, b = (
+        events_slo(n, objective=99.0, window=3600, alerting=policy(("page", 0.1, 600, 60, 0)))
+        for n in "ab"
+    )
+    times = list(range(400))
+    above_at = {"a": [0, 100, 200], "b": [300]}  # runs over 60 steps apart stay apart
+    ratios = {
+        n: {60: [0.01 if i in steps else 0.0 for i in times]} for n, steps in above_at.items()
+    }
+    assert bt.gated_fetches([a, b], ratios, times) == [
+        (600, {"a"}, (0, 0)),
+        (600, {"a"}, (100, 100)),
+        (600, {"a"}, (200, 200)),
+        (600, {"b"}, (300, 300)),
+    ]
+    monkeypatch.setattr(bt, "MAX_RUNS", 2)  # a has too many runs: its whole range, b stays
+    assert bt.gated_fetches([a, b], ratios, times) == [
+        (600, {"a"}, (0, 399)),
+        (600, {"b"}, (300, 300)),
+    ]

@@ -8,6 +8,7 @@ test_engine_prometheus.py.
 from __future__ import annotations
 
 import json
+import threading
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from support import JSONStub, serving
 from tokenslo.errors import InputError, UnavailableError
 from tokenslo.prometheus.client import PromClient
+from tokenslo.waiting import wait_until
 
 
 class _Stub(JSONStub):
@@ -115,3 +117,84 @@ def test_credentials_in_the_url_never_reach_messages():
     with pytest.raises(UnavailableError) as info:
         client.query("up", 1)
     assert "s3cret" not in str(info.value) and "http://***@127.0.0.1:1" in str(info.value)
+
+
+class _EchoStub(JSONStub):
+    """Answers each range query with one series naming the query; holds a query named
+    ``hold*`` until ``release`` is set, and rejects ``bad``."""
+
+    release = threading.Event()
+    in_flight = 0
+    most_in_flight = 0
+    encodings: list[str] = []
+    lock = threading.Lock()
+
+    def do_POST(self):  # noqa: N802 - http.server naming
+        cls = type(self)
+        body = parse_qs(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode())
+        query = body["query"][0]
+        with cls.lock:
+            cls.in_flight += 1
+            cls.most_in_flight = max(cls.most_in_flight, cls.in_flight)
+            cls.encodings.append(self.headers.get("Accept-Encoding", ""))
+        try:
+            if query.startswith("hold"):
+                cls.release.wait(10)
+            if query == "bad":
+                error = {"status": "error", "errorType": "bad_data", "error": "parse error"}
+                self.answer(400, json.dumps(error))
+                return
+            self.answer(200, _ok("matrix", [{"metric": {"q": query}, "values": [[1, "1"]]}]))
+        finally:
+            with cls.lock:
+                cls.in_flight -= 1
+
+
+@pytest.fixture
+def echo():
+    _EchoStub.release = threading.Event()
+    _EchoStub.in_flight = _EchoStub.most_in_flight = 0
+    _EchoStub.encodings = []
+    with serving(_EchoStub) as url:
+        yield _EchoStub, url
+
+
+def test_parallel_range_queries_answer_in_request_order(echo):
+    handler, url = echo
+    client = PromClient(url)
+    names = [f"hold{i}" for i in range(4)] + [f"q{i}" for i in range(7)]
+    got: list[str] = []
+
+    def consume() -> None:
+        answers = client.query_ranges(((name, 0, 60, 15) for name in names), workers=3)
+        got.extend(series["metric"]["q"] for result in answers for series in result)
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    try:
+        # the first three held queries are in flight together, the fourth waits for a worker
+        wait_until(lambda: handler.in_flight == 3, timeout=10, interval=0.01, what="3 queries")
+        assert got == []
+    finally:
+        handler.release.set()
+        consumer.join(timeout=10)
+    assert got == names and client.queries == len(names)
+    assert handler.most_in_flight == 3
+
+
+def test_parallel_range_queries_raise_the_first_rejection(echo):
+    handler, url = echo
+    handler.release.set()
+    client = PromClient(url)
+    answers = client.query_ranges([("q0", 0, 60, 15), ("bad", 0, 60, 15), ("q2", 0, 60, 15)])
+    assert next(answers)[0]["metric"] == {"q": "q0"}
+    with pytest.raises(InputError, match="bad_data: parse error"):
+        next(answers)
+
+
+def test_loopback_answers_come_uncompressed(echo):
+    handler, url = echo
+    handler.release.set()
+    PromClient(url).query_range("q", 0, 60, 15)
+    list(PromClient(url).query_ranges([("q", 0, 60, 15)]))
+    assert handler.encodings == ["identity", "identity"]  # no gzip work on one machine

@@ -12,6 +12,7 @@ at the edges, which is why a backtest must sum the same samples to agree.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from itertools import accumulate
 
@@ -40,11 +41,33 @@ def window_sums(
     (Prometheus 3 range selectors are left-open). Without any sample in the range the
     result is None, as PromQL's is absent. Prefix sums make each point O(1).
     """
-    reach = round(window / spacing) - (0 if left_closed else 1)
+    return sums_from_prefix(prefix_sums(samples), spacing, window, at, left_closed)
+
+
+# running sum of the samples (NaN as 0) and running count of present samples, from 0
+Prefix = tuple[list[float], Sequence[int]]
+
+
+def prefix_sums(samples: Sequence[float]) -> Prefix:
+    """What ``sums_from_prefix`` needs of a series; computed once, any window reuses it.
+    A series without NaN (the usual case: sum() is NaN as soon as one sample is) takes
+    the fast path, where every sample is present and counts itself."""
+    if not math.isnan(sum(samples)):
+        return [0.0, *accumulate(samples)], range(len(samples) + 1)
     total = [0.0, *accumulate(v if v == v else 0.0 for v in samples)]  # NaN != NaN
     present = [0, *accumulate(v == v for v in samples)]
-    out: list[float | None] = []
-    for i in at:
-        lo = max(i - reach, 0)
-        out.append(total[i + 1] - total[lo] if present[i + 1] > present[lo] else None)
-    return out
+    return total, present
+
+
+def sums_from_prefix(
+    prefix: Prefix, spacing: float, window: float, at: Sequence[int], left_closed: bool = True
+) -> list[float | None]:
+    """``window_sums`` of the series whose ``prefix_sums`` is ``prefix``."""
+    total, present = prefix
+    reach = round(window / spacing) - (0 if left_closed else 1)
+    ends = [i + 1 for i in at]
+    starts = [i - reach if i > reach else 0 for i in at]
+    return [
+        total[e] - total[s] if present[e] > present[s] else None
+        for e, s in zip(ends, starts, strict=True)
+    ]

@@ -8,7 +8,6 @@ input, 3 when the listen address is taken.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import signal
 import socket
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 
 from tokenslo.errors import InputError, UnavailableError
 from tokenslo.lab.admin_secret import ADMIN_SECRET_ENV, read_admin_secret
+from tokenslo.loopback import is_loopback
 
 UVICORN_OPTIONS: dict[str, Any] = {  # keyword arguments of uvicorn.run and uvicorn.Config
     # C parser and loop: the proxy's own HTTP work is most of its CPU per request
@@ -68,21 +68,12 @@ def parse_listen(value: str, allow_remote: bool) -> tuple[str, int]:
     if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise InputError(f"expected HOST:PORT with a port 1-65535, got {value!r}", field="--listen")
     host = host.strip("[]") or "127.0.0.1"
-    if not allow_remote and not _is_loopback(host):
+    if not allow_remote and not is_loopback(host):
         raise InputError(
             f"{host} is not a loopback address; pass --allow-remote to listen on it",
             field="--listen",
         )
     return host, int(port_text)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_upstream(value: str) -> str:

@@ -7,12 +7,12 @@ the user runs ``tokenslo lab up`` from, wherever the config file itself lives.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tokenslo.errors import InputError
+from tokenslo.loopback import is_loopback
 from tokenslo.spec.yamlpos import read_document
 
 SIGNING_ALGS = ("ES256", "RS256", "EdDSA")
@@ -120,11 +120,5 @@ def _path(doc: YamlDoc, data: dict, key: str) -> Path | None:
 
 def _require_loopback(doc: YamlDoc, host: str) -> None:
     """The lab never listens beyond this machine (loopback by default)."""
-    if host == "localhost":
-        return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback(host):
         raise doc.error(f"{host!r} is not a loopback address", ("host",), "host")
