@@ -171,7 +171,6 @@ def policy_chart(result: sc.Scoring, index: int, policy: str) -> str:
         ax.set_ylim(-0.6, len(slos) - 0.4)
         ax.set_yticks(range(len(slos)), list(reversed(slos)))
         ax.set_xlabel("day of the synthetic range")
-        ax.set_title(f"{policy}: incidents and alerts")
         ax.grid(True, axis="x", color="#e0e0e0", linewidth=0.5)
         handles, labels = ax.get_legend_handles_labels()
         unique = dict(zip(labels, handles, strict=True))
