@@ -308,3 +308,23 @@ def test_cli_needs_synthetic_and_a_policy(tmp_path, capsys):
     )
     assert main(["slo", "backtest", slo_file]) == 2
     assert "--start" in capsys.readouterr().err
+
+
+def test_shipped_policies_apply_to_the_starter_slos():
+    from pathlib import Path
+
+    from tokenslo.spec.loader import load_paths
+
+    repo = Path(__file__).resolve().parents[2]
+    files = sorted(str(p) for p in (repo / "slo" / "policies").glob("*.yaml"))
+    policies = {p.name: p for p in load_policies(files)}
+    assert {"static", "traffic-aware"} <= set(policies)
+    slos = load_paths([str(repo / "slo")])
+    for policy in policies.values():
+        for slo in slos:
+            applied = apply(policy, slo)
+            assert applied.alerting.burn_rate == policy.alerting.burn_rate
+            assert applied.sli == slo.sli and applied.objective == slo.objective
+    assert policies["static-15s"].interval == 15.0
+    windows = policies["static-page-for0"].alerting.policy or ()
+    assert [w.for_ for w in windows] == [0.0, 0.0, 24 * 60.0, 72 * 60.0]
