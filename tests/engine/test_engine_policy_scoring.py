@@ -328,3 +328,22 @@ def test_shipped_policies_apply_to_the_starter_slos():
     assert policies["static-15s"].interval == 15.0
     windows = policies["static-page-for0"].alerting.policy or ()
     assert [w.for_ for w in windows] == [0.0, 0.0, 24 * 60.0, 72 * 60.0]
+
+
+def test_long_windows_are_summed_from_5m_counts_as_the_rules_do():
+    # 10 requests per 30s step, 10 errors in the step (0, 30] only. The rules record the
+    # 5m counts every 30s; the ten samples at 30 … 300 s each hold the 10 errors and every
+    # sample 100 requests. A 7h window (derived: over 6h) sums 7h/30s + 1 = 841 samples
+    # (Prometheus 2 includes the one exactly 7h old): 10 × 10 / (841 × 100) = 1/841,
+    # where a count from the raw counters would say 10 / 8400.
+    window = BurnWindow("page", 0.5, long_window=7 * 3600.0, short_window=300.0, for_=0.0)
+    slo = replace(_slo(), window=86400.0, alerting=Alerting(policy=(window,)))
+    origin, end = -86400.0, 3600.0
+    n = round((end - origin) / STEP)
+    errors = [0] * n
+    errors[round(-origin / STEP)] = 10  # the step (0, 30]
+    timeline = inc.Timeline("login", STEP, origin, end, tuple(errors), (10,) * n, (), 1.0)
+    times = [300.0, 600.0]
+    ratios = sc.static_ratios(slo, timeline, 30.0, times)
+    assert ratios[7 * 3600.0] == [pytest.approx(1 / 841), pytest.approx(1 / 841)]
+    assert ratios[300.0] == [pytest.approx(10 / 100), 0.0]  # exact: (0, 300] and (300, 600]

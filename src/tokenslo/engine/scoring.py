@@ -27,6 +27,7 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from tokenslo.core import burnrate
 from tokenslo.core.model import SLO
@@ -97,10 +98,7 @@ def evaluation_times(timeline: Timeline, interval: float, lead: float) -> list[f
 
 
 def _prefix(values: Sequence[int]) -> list[int]:
-    out = [0]
-    for v in values:
-        out.append(out[-1] + v)
-    return out
+    return [0, *accumulate(values)]
 
 
 class _Counts:
