@@ -22,7 +22,7 @@ from tokenslo.signals import interrupts_raise
 GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "slo": (
         "validate, import and evaluate SLO definitions",
-        ("tokenslo.spec.cli", "tokenslo.engine.cli"),
+        ("tokenslo.spec.cli", "tokenslo.engine.cli", "tokenslo.reports.policy_cli"),
     ),
     "rules": ("generate Prometheus recording and alert rules", ("tokenslo.rules.cli",)),
     "target": ("describe and check what tokenslo points at", ("tokenslo.target.cli",)),

@@ -174,6 +174,10 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_backtest(args: argparse.Namespace) -> int:
+    if args.synthetic or args.policy:
+        return int(args.score_policies(args))
+    if not args.start or not args.end:
+        raise InputError("--start and --end are required (or --synthetic)", field="--start")
     start = parse_time(args.start, "--start")
     end = parse_time(args.end, "--end")
     if end <= start:
@@ -195,6 +199,10 @@ def run_backtest(args: argparse.Namespace) -> int:
             + " (no data never passes)"
         )
     return 0
+
+
+def _no_scoring(_args: argparse.Namespace) -> int:
+    raise InputError("alert-policy scoring is not available in this build", field="--policy")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -224,8 +232,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "SLO and condition (for applied).",
     )
     _common(backtest)
-    backtest.add_argument("--start", required=True, metavar="TIME")
-    backtest.add_argument("--end", required=True, metavar="TIME")
+    backtest.add_argument("--start", metavar="TIME", help="required unless --synthetic")
+    backtest.add_argument("--end", metavar="TIME", help="required unless --synthetic")
     backtest.add_argument("--step", metavar="S", help="e.g. 15s (default: ~1000 points)")
     backtest.add_argument("--format", choices=("table", "json"), default="table")
-    backtest.set_defaults(handler=run_backtest)
+    scoring = backtest.add_argument_group(
+        "alert-policy scoring",
+        "score policies on a synthetic incident set (README: Scoring alert policies)",
+    )
+    scoring.add_argument(
+        "--policy", action="append", default=[], metavar="FILE", help="policy file; repeat"
+    )
+    scoring.add_argument(
+        "--synthetic", action="store_true", help="replay a synthetic incident set per SLO"
+    )
+    scoring.add_argument("--seed", type=int, default=1, help="incident set seed (default 1)")
+    scoring.add_argument("--days", type=float, default=30.0, help="range in days (default 30)")
+    scoring.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        default="reports/policy-scoring",
+        help="report directory (default reports/policy-scoring)",
+    )
+    # tokenslo.reports.policy_cli replaces this hook with the scorer (it renders the report)
+    backtest.set_defaults(handler=run_backtest, score_policies=_no_scoring)

@@ -152,7 +152,7 @@ def _build_slo(doc: Document, index: int, raw: dict, service: str, labels: dict)
         sli=_build_sli(raw["sli"]),
         description=raw.get("description", ""),
         labels={**labels, **raw.get("labels", {})},
-        alerting=_build_alerting(raw.get("alerting", {})),
+        alerting=build_alerting(raw.get("alerting", {})),
         loadtest=tuple(raw.get("loadtest", {}).get("requests", [])),
         loadtest_min_requests=raw.get("loadtest", {}).get("min_requests"),
         source=Source(doc.file, doc.where(("slos", index))[0]),
@@ -179,7 +179,8 @@ def strip_braces(selector: str) -> str:
     return inner
 
 
-def _build_alerting(raw: dict[str, Any]) -> Alerting:
+def build_alerting(raw: dict[str, Any]) -> Alerting:
+    """A validated ``alerting`` block as the model (SLO files and alert-policy files)."""
     policy = raw.get("policy")
     return Alerting(
         page=raw.get("page", True),

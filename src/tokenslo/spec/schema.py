@@ -161,3 +161,8 @@ _SCHEMA = {
 def json_schema() -> dict:
     """The schema as a fresh dict (callers may mutate their copy)."""
     return copy.deepcopy(_SCHEMA)
+
+
+def alerting_schema() -> dict:
+    """An SLO's ``alerting`` block alone: alert-policy files embed exactly this."""
+    return copy.deepcopy(_ALERTING)
