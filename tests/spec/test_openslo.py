@@ -9,7 +9,7 @@ import pytest
 from spec_fixtures import RICH
 
 from tokenslo.cli import main
-from tokenslo.core.model import SLO, EventsSLI, LatencySLI
+from tokenslo.core.model import SLO, EventsSLI, LatencySLI, Timeslices
 from tokenslo.errors import InputError
 from tokenslo.spec.loader import load_paths, load_text
 from tokenslo.spec.openslo import import_openslo
@@ -165,12 +165,6 @@ def test_openslo_errors_name_the_field(tmp_path, capsys, old, new, line, field, 
     [
         (
             "budgetingMethod: Occurrences",
-            "budgetingMethod: Timeslices",
-            7,
-            "budgetingMethod Timeslices is not supported yet",
-        ),
-        (
-            "budgetingMethod: Occurrences",
             "budgetingMethod: RatioTimeslices",
             7,
             "budgetingMethod RatioTimeslices is not supported yet",
@@ -221,6 +215,46 @@ def test_unsupported_but_valid_objects_are_skipped_with_a_reason(
     assert first.startswith(f"{path}:{line}: kind SLO s: skipped: "), err
     assert words in first
     assert "nothing written" in err and "Traceback" not in err
+
+
+TIMESLICES = OBJ.replace("budgetingMethod: Occurrences", "budgetingMethod: Timeslices").replace(
+    "    - target: 0.99\n", "    - {target: 0.99, timeSliceTarget: 0.95, timeSliceWindow: 1m}\n"
+)
+
+
+def test_timeslices_budgeting_is_imported(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text(TIMESLICES)
+    (slo,) = import_openslo(path).slos
+    assert slo.timeslices == Timeslices(window=60.0, target=95.0)
+    assert slo.objective == 99
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "words"),
+    [
+        ("timeSliceTarget: 0.95", "timeSliceTarget: 0", "timeSliceTarget", "must be in (0, 1]"),
+        ("timeSliceTarget: 0.95", "timeSliceTarget: 95", "timeSliceTarget", "must be in (0, 1]"),
+        ("timeSliceTarget: 0.95, ", "", "timeSliceTarget", "missing required field"),
+        ("timeSliceWindow: 1m", "timeSliceWindow: 1x", "timeSliceWindow", "not a duration"),
+        ("timeSliceWindow: 1m", "timeSliceWindow: 30d", "timeSliceWindow", "shorter than"),
+    ],
+)
+def test_bad_timeslices_fields_are_exit_2(tmp_path, capsys, old, new, field, words):
+    assert old in TIMESLICES
+    path = tmp_path / "t.yaml"
+    path.write_text(TIMESLICES.replace(old, new, 1))
+    assert main(["slo", "import-openslo", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tokenslo: {path}:25:"), err
+    assert f"spec.objectives[0].{field}: " in err and words in err
+
+
+def test_a_timeslice_window_without_unit_is_skipped(tmp_path, capsys):
+    path = tmp_path / "t.yaml"
+    path.write_text(TIMESLICES.replace("timeSliceWindow: 1m", "timeSliceWindow: 60"))
+    assert main(["slo", "import-openslo", str(path)]) == 1
+    assert "skipped: timeSliceWindow 60 has no unit" in capsys.readouterr().err
 
 
 THRESHOLD = """\

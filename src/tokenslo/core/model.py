@@ -96,6 +96,24 @@ class Alerting:
 
 
 @dataclass(frozen=True)
+class Timeslices:
+    """Timeslices budgeting (OpenSLO ``budgetingMethod: Timeslices``).
+
+    Time is cut into slices of ``window`` seconds; a slice with events is good when its
+    share of good events is at least ``target`` percent. The SLO's objective then applies
+    to the share of good slices, so one bad minute costs the same at 3 a.m. as at noon.
+    """
+
+    window: float  # seconds
+    target: float  # percent of good events a slice needs, 0 < x <= 100
+
+    @property
+    def allowed_error_ratio(self) -> float:
+        """The error ratio above which a slice is bad (95 → 0.05)."""
+        return budget_of(self.target)
+
+
+@dataclass(frozen=True)
 class SLO:
     name: str
     service: str
@@ -109,6 +127,8 @@ class SLO:
     # Requests a load-test check needs before it can pass; None = the rule of three,
     # ceil(3 / (1 − objective)) (see tokenslo.load.gate.min_requests).
     loadtest_min_requests: int | None = None
+    # None: occurrences budgeting (the error ratio of events); else bad-slice share.
+    timeslices: Timeslices | None = None
     source: Source | None = None
 
     @property

@@ -8,6 +8,8 @@ Evaluation is three steps, the middle one the only I/O:
    ``tokenslo_slo``/``tokenslo_kind`` labels via ``label_replace`` and joined
    with ``or``. The number of queries grows with distinct windows, not with
    SLOs × windows. A query over the size budget is split by size, never per SLO.
+   A timeslices SLO's "errors" and "total" are its bad and judged slices over the
+   window (``slice_terms``), so everything below applies to it unchanged.
 2. **Fetch**: those queries, all at one pinned timestamp, so every number of a
    status describes the same instant.
 3. **Compute** (pure): ``status_from_counts`` turns the numbers into an
@@ -40,6 +42,7 @@ from tokenslo.core import burnrate
 from tokenslo.core.durations import format_duration
 from tokenslo.core.model import SLO, BurnWindow, LatencySLI
 from tokenslo.core.promql import sli_exprs
+from tokenslo.core.windows import BASE_INTERVAL
 from tokenslo.errors import CheckFailed, InputError, TokensloError, UnavailableError
 from tokenslo.prometheus.client import PromClient, sample_value
 
@@ -112,9 +115,31 @@ def tag(expr: str, slo_name: str, kind: str) -> str:
 
 
 def slo_terms(slo: SLO, window: float) -> tuple[str, str]:
-    """The SLO's tagged errors and total expressions over ``window``."""
-    errors, total = sli_exprs(slo.sli, format_duration(window))
+    """The SLO's tagged errors and total expressions over ``window`` (for a timeslices
+    SLO: its bad and its judged slices, see ``slice_terms``)."""
+    if slo.timeslices is not None:
+        errors, total = slice_terms(slo, window)
+    else:
+        errors, total = sli_exprs(slo.sli, format_duration(window))
     return tag(errors, slo.name, "errors"), tag(total, slo.name, "total")
+
+
+def slice_terms(slo: SLO, window: float) -> tuple[str, str]:
+    """Bad and judged slices over ``window``, as the generated rules count them: the last
+    slice is judged every rule interval (a subquery step of the same length); it is bad
+    when its error ratio exceeds what the slice target allows, and not judged without
+    events. With no slice judged the counts fall back to 0 when the raw counts over the
+    window exist, so "no traffic" and "no data" stay apart as for occurrences."""
+    assert slo.timeslices is not None
+    slice_errors, slice_total = sli_exprs(slo.sli, format_duration(slo.timeslices.window))
+    allowed = f"{slo.timeslices.allowed_error_ratio:.12g}"
+    bad = f"({slice_errors}) / ({slice_total}) > bool {allowed} and ({slice_total}) > 0"
+    span = f"[{format_duration(window)}:{format_duration(BASE_INTERVAL)}]"
+    errors, total = sli_exprs(slo.sli, format_duration(window))
+    return (
+        f"(sum_over_time(({bad}){span}) or ({errors}) * 0)",
+        f"(count_over_time(({bad}){span}) or ({total}) * 0)",
+    )
 
 
 def window_queries(

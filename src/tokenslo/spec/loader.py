@@ -24,6 +24,7 @@ from tokenslo.core.model import (
     EventsSLI,
     LatencySLI,
     Source,
+    Timeslices,
 )
 from tokenslo.errors import InputError
 from tokenslo.spec import checks
@@ -155,8 +156,15 @@ def _build_slo(doc: Document, index: int, raw: dict, service: str, labels: dict)
         alerting=_build_alerting(raw.get("alerting", {})),
         loadtest=tuple(raw.get("loadtest", {}).get("requests", [])),
         loadtest_min_requests=raw.get("loadtest", {}).get("min_requests"),
+        timeslices=_build_timeslices(raw.get("timeslices")),
         source=Source(doc.file, doc.where(("slos", index))[0]),
     )
+
+
+def _build_timeslices(raw: dict | None) -> Timeslices | None:
+    if raw is None:
+        return None
+    return Timeslices(window=parse_duration(raw["window"]), target=float(raw["target"]))
 
 
 def _build_sli(raw: dict) -> SLI:

@@ -4,12 +4,13 @@ Supported: ``kind: SLO`` with an inline ``indicator`` or an ``indicatorRef`` to 
 ``kind: SLI`` in the same file; ``ratioMetric`` (good or bad, plus total) and
 ``thresholdMetric`` (a histogram, ``op: lte``) whose ``metricSource`` is of type
 Prometheus, inline or through ``metricSourceRef`` to a ``kind: DataSource`` in the
-same file; one rolling ``timeWindow``; one objective; ``budgetingMethod: Occurrences``.
+same file; one rolling ``timeWindow``; one objective; ``budgetingMethod: Occurrences``
+or ``Timeslices`` (the objective's ``timeSliceTarget`` and ``timeSliceWindow``).
 
 Two kinds of trouble are told apart. Invalid input (not OpenSLO v1, a missing
 required field, a field of the wrong type, broken PromQL) raises ``InputError``:
 nothing is imported. A valid object that tokenslo cannot express faithfully
-(Timeslices, calendar windows, other data sources, raw ratios, …) is *skipped*
+(RatioTimeslices, calendar windows, other data sources, raw ratios, …) is *skipped*
 with a reason and the rest of the file is still imported, rather than any SLO
 being imported with a meaning it did not have. docs/slo-spec.md lists the mapping.
 """
@@ -27,7 +28,7 @@ import promql_parser
 import yaml
 
 from tokenslo.core.durations import parse_duration
-from tokenslo.core.model import SLI, EventsSLI, LatencySLI, Source
+from tokenslo.core.model import SLI, EventsSLI, LatencySLI, Source, Timeslices
 from tokenslo.core.model import SLO as SLOModel
 from tokenslo.core.promql import WINDOW_PLACEHOLDER, sli_exprs
 from tokenslo.errors import InputError
@@ -218,9 +219,10 @@ def _slo(obj: Node, library: Library) -> SLOModel:
     name = _identifier(metadata.get("name", str))
     service = _identifier(spec.get("service", str))
     skips: list[Skip] = []
-    _budgeting(spec, skips)
+    method = _budgeting(spec, skips)
     window = _window(spec, skips)
     objective, percent = _objectives(spec.get("objectives", list), skips)
+    timeslices = _timeslices(objective, window, skips) if method == "Timeslices" else None
     annotations = metadata.get("annotations", dict, required=False)
     labels = _labels(metadata.get("labels", dict, required=False))
     try:
@@ -246,24 +248,51 @@ def _slo(obj: Node, library: Library) -> SLOModel:
         sli=sli,
         description=_description(spec, metadata, annotations),
         labels=labels,
+        timeslices=timeslices,
         source=Source(obj.doc.file, obj.doc.where(obj.path)[0]),
     )
     return _with_extras(slo, annotations)
 
 
-def _budgeting(spec: Node, skips: list[Skip]) -> None:
+def _budgeting(spec: Node, skips: list[Skip]) -> str:
+    """The budgeting method (Occurrences when absent); RatioTimeslices is a skip."""
     method = spec.get("budgetingMethod", str, required=False)
-    if method.value is None or method.value == "Occurrences":
-        return
+    if method.value is None:
+        return "Occurrences"
     if method.value not in BUDGETING_METHODS:
         known = ", ".join(sorted(BUDGETING_METHODS))
         raise method.error(f"unknown budgetingMethod {method.value!r}; OpenSLO v1 has {known}")
-    skips.append(
-        method.skip(
-            f"budgetingMethod {method.value} is not supported yet; tokenslo counts events "
-            "(Occurrences)"
+    if method.value == "RatioTimeslices":
+        skips.append(
+            method.skip(
+                "budgetingMethod RatioTimeslices is not supported yet; tokenslo budgets events"
+                " (Occurrences) or good slices (Timeslices)"
+            )
         )
-    )
+    return method.value
+
+
+def _timeslices(objective: Node, window: float, skips: list[Skip]) -> Timeslices | None:
+    """The objective's ``timeSliceTarget`` (a ratio, (0, 1]) and ``timeSliceWindow``."""
+    target = objective.get("timeSliceTarget", (int, float))
+    if isinstance(target.value, bool) or not 0 < target.value <= 1:
+        raise target.error(f"timeSliceTarget must be in (0, 1], got {target.value}")
+    length = objective.get("timeSliceWindow", (str, int, float))
+    if not isinstance(length.value, str):
+        skips.append(
+            length.skip(f"timeSliceWindow {length.value} has no unit; write a duration such as 1m")
+        )
+        return None
+    try:
+        seconds = parse_duration(length.value)
+    except ValueError as exc:
+        raise length.error(str(exc)) from None
+    if window and not 0 < seconds < window:
+        raise length.error(
+            f"timeSliceWindow {length.value} must be longer than 0s and shorter than the"
+            " time window"
+        )
+    return Timeslices(window=seconds, target=round(float(target.value) * 100, 10))
 
 
 def _window(spec: Node, skips: list[Skip]) -> float:

@@ -75,7 +75,7 @@ def _slo(slo: SLO) -> dict[str, Any]:
     spec["service"] = slo.service
     spec["indicator"] = {"metadata": {"name": slo.name}, "spec": _indicator(slo.sli)}
     spec["timeWindow"] = [{"duration": _duration(slo), "isRolling": True}]
-    spec["budgetingMethod"] = "Occurrences"
+    spec["budgetingMethod"] = "Occurrences" if slo.timeslices is None else "Timeslices"
     spec["objectives"] = [_objective(slo)]
     return {"apiVersion": API_VERSION, "kind": "SLO", "metadata": metadata, "spec": spec}
 
@@ -113,19 +113,26 @@ def _objective(slo: SLO) -> dict[str, Any]:
     if isinstance(slo.sli, LatencySLI):
         objective = {"op": "lte", "value": number(slo.sli.threshold)}
     objective["targetPercent"] = number(slo.objective)
+    if slo.timeslices is not None:
+        objective["timeSliceTarget"] = number(round(slo.timeslices.target / 100, 12))
+        objective["timeSliceWindow"] = _shorthand(slo, slo.timeslices.window, "timeslices.window")
     return objective
 
 
 def _duration(slo: SLO) -> str:
-    """The window as an OpenSLO shorthand: whole days, hours or minutes."""
+    return _shorthand(slo, slo.window, "window")
+
+
+def _shorthand(slo: SLO, seconds: float, field: str) -> str:
+    """``seconds`` as an OpenSLO shorthand: whole days, hours or minutes."""
     for unit, size in _UNITS:
-        count, rest = divmod(slo.window, size)
+        count, rest = divmod(seconds, size)
         if not rest and count:
             return f"{int(count)}{unit}"
     raise _error(
         slo,
-        "window",
-        f"{slo.window:g}s is not a whole number of minutes; OpenSLO durations have no seconds",
+        field,
+        f"{seconds:g}s is not a whole number of minutes; OpenSLO durations have no seconds",
     )
 
 
