@@ -36,7 +36,7 @@ from rules_fixtures import timeslices
 from tokenslo.core import burnrate as br
 from tokenslo.core.durations import format_duration
 from tokenslo.rules import conventions as c
-from tokenslo.rules.generate import generate_rule_groups
+from tokenslo.rules.generate import generate_rule_groups, series_labels
 from tokenslo.rules.promtool_tests import (
     alert_check,
     burn_alert_expectation,
@@ -125,3 +125,39 @@ def test_one_judgement_early_makes_promtool_fail(tmp_path):
     result = run_rule_tests(tmp_path, [SLO], [group], EVAL)
     assert result.returncode == 1
     assert "FAILED" in result.stderr
+
+
+def test_rules_count_the_slices_slo_status_counts(tmp_path):
+    """The history of tests/engine/test_engine_timeslices.py, fed to the rules: 80 minutes
+    of 15s samples from 0, minutes 30 and 40 failing, 15-24 and 60-69 without traffic.
+    At 80m its hand count holds for the recorded 1h window too: 6 bad of 91 judged
+    slices, the numbers ``slo status`` gives on the same history."""
+    failing, quiet = {30, 40}, set(range(15, 25)) | set(range(60, 70))
+
+    def minutes(per_minute) -> str:
+        return counter_values([(per_minute(m), 4) for m in range(80)])
+
+    series = {
+        GOOD: minutes(lambda m: 0 if m in failing | quiet else PER_SCRAPE),
+        BAD: minutes(lambda m: PER_SCRAPE if m in failing else 0),
+    }
+    labels = ", ".join(f'{k}="{v}"' for k, v in sorted(series_labels(SLO).items()))
+
+    def sample(record: str, value: int) -> dict:
+        return {
+            "expr": f'{record}{{slo="{SLO.name}"}}',
+            "eval_time": "80m",
+            "exp_samples": [{"labels": f'{{__name__="{record}", {labels}}}', "value": value}],
+        }
+
+    group = {
+        "name": "timeslices-counts",
+        "interval": format_duration(SCRAPE),
+        "input_series": [{"series": k, "values": v} for k, v in series.items()],
+        "promql_expr_test": [
+            sample(c.errors_record("1h"), 6),
+            sample(c.events_record("1h"), 91),
+        ],
+    }
+    result = run_rule_tests(tmp_path, [SLO], [group], EVAL)
+    assert result.returncode == 0, result.stdout + result.stderr
