@@ -113,6 +113,20 @@ class Timeslices:
         return budget_of(self.target)
 
 
+CalendarPeriod = Literal["day", "week", "month", "quarter", "year"]
+CALENDAR_PERIODS: tuple[CalendarPeriod, ...] = ("day", "week", "month", "quarter", "year")
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """A calendar-aligned budget: ``slo status`` counts from the start of the current
+    ``period`` in ``timezone`` (see ``tokenslo.core.calendar``). Alerts stay on the
+    rolling window: a burn is as urgent on the 1st of the month as on the 30th."""
+
+    period: CalendarPeriod
+    timezone: str = "UTC"
+
+
 @dataclass(frozen=True)
 class SLO:
     name: str
@@ -129,6 +143,8 @@ class SLO:
     loadtest_min_requests: int | None = None
     # None: occurrences budgeting (the error ratio of events); else bad-slice share.
     timeslices: Timeslices | None = None
+    # None: the budget is the rolling window's; else since the calendar period's start.
+    calendar: Calendar | None = None
     source: Source | None = None
 
     @property

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import promql_parser
 
 from tokenslo.core import burnrate
+from tokenslo.core.calendar import timezone_error
 from tokenslo.core.durations import format_duration
 from tokenslo.core.model import SLO, EventsSLI, LatencySLI
 from tokenslo.core.promql import has_window_placeholder, render_window, sli_exprs
@@ -81,6 +82,10 @@ def check_semantics(doc: Document, index: int, slo: SLO) -> None:
         )
     _check_traffic_aware_counts(doc, base, slo)
     _check_timeslices(doc, base, slo)
+    if slo.calendar is not None:
+        problem = timezone_error(slo.calendar.timezone)
+        if problem:
+            raise doc.error(problem, (*base, "calendar", "timezone"))
     for i, window in enumerate(slo.alerting.policy or ()):
         path = (*base, "alerting", "policy", i)
         if window.short_window <= 0 or window.long_window <= 0:

@@ -21,6 +21,7 @@ from tokenslo.core.model import (
     STATIC,
     Alerting,
     BurnWindow,
+    Calendar,
     EventsSLI,
     LatencySLI,
     Source,
@@ -157,6 +158,7 @@ def _build_slo(doc: Document, index: int, raw: dict, service: str, labels: dict)
         loadtest=tuple(raw.get("loadtest", {}).get("requests", [])),
         loadtest_min_requests=raw.get("loadtest", {}).get("min_requests"),
         timeslices=_build_timeslices(raw.get("timeslices")),
+        calendar=_build_calendar(raw.get("calendar")),
         source=Source(doc.file, doc.where(("slos", index))[0]),
     )
 
@@ -165,6 +167,12 @@ def _build_timeslices(raw: dict | None) -> Timeslices | None:
     if raw is None:
         return None
     return Timeslices(window=parse_duration(raw["window"]), target=float(raw["target"]))
+
+
+def _build_calendar(raw: dict | None) -> Calendar | None:
+    if raw is None:
+        return None
+    return Calendar(period=raw["period"], timezone=raw.get("timezone", "UTC"))
 
 
 def _build_sli(raw: dict) -> SLI:

@@ -138,6 +138,19 @@ _TIMESLICES = strict_object(
     description="Timeslices budgeting: the objective applies to the share of good slices"
     " (slices without events are not counted); absent: the share of good events",
 )
+_CALENDAR = strict_object(
+    {
+        "period": {"enum": ["day", "week", "month", "quarter", "year"]},
+        "timezone": {
+            "type": "string",
+            "minLength": 1,
+            "description": "IANA time zone the periods start in (local midnight), default UTC",
+        },
+    },
+    ("period",),
+    description="Calendar-aligned budget: slo status counts from the start of the current"
+    " period (weeks start on Monday); alerts stay on the rolling window",
+)
 _SLO = strict_object(
     {
         "name": _NAME,
@@ -154,6 +167,7 @@ _SLO = strict_object(
         "alerting": _ALERTING,
         "loadtest": _LOADTEST,
         "timeslices": _TIMESLICES,
+        "calendar": _CALENDAR,
     },
     ("name", "objective", "window", "sli"),
 )

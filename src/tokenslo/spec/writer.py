@@ -55,6 +55,8 @@ def slo_mapping(slo: SLO) -> dict[str, Any]:
             "window": format_duration(slo.timeslices.window),
             "target": number(slo.timeslices.target),
         }
+    if slo.calendar is not None:
+        out["calendar"] = {"period": slo.calendar.period, "timezone": slo.calendar.timezone}
     return out
 
 
