@@ -9,7 +9,7 @@ import pytest
 from spec_fixtures import RICH
 
 from tokenslo.cli import main
-from tokenslo.core.model import SLO, EventsSLI, LatencySLI, Timeslices
+from tokenslo.core.model import SLO, Calendar, EventsSLI, LatencySLI, Timeslices
 from tokenslo.errors import InputError
 from tokenslo.spec.loader import load_paths, load_text
 from tokenslo.spec.openslo import import_openslo
@@ -175,12 +175,18 @@ def test_openslo_errors_name_the_field(tmp_path, capsys, old, new, line, field, 
             15,
             "metricSource type 'Datadog' is not supported; only Prometheus",
         ),
-        ("isRolling: true", "isRolling: false", 23, "calendar-aligned windows"),
+        ("isRolling: true", "isRolling: false", 23, "isRolling: false without a calendar"),
         (
             "isRolling: true",
             "calendar: {startTime: 2022-01-01 12:00:00, timeZone: UTC}",
+            22,
+            "calendar window 30d: tokenslo has 1d, 1w, 1M, 1Q, 1Y",
+        ),
+        (
+            "duration: 30d\n      isRolling: true",
+            "duration: 1M\n      calendar: {startTime: 2022-01-01 12:00:00, timeZone: UTC}",
             23,
-            "calendar-aligned windows are not supported yet",
+            "startTime 2022-01-01 12:00:00 does not open a month",
         ),
         ("duration: 30d", "duration: 1M", 22, "rolling window 1M has no fixed length"),
         (
@@ -255,6 +261,38 @@ def test_a_timeslice_window_without_unit_is_skipped(tmp_path, capsys):
     path.write_text(TIMESLICES.replace("timeSliceWindow: 1m", "timeSliceWindow: 60"))
     assert main(["slo", "import-openslo", str(path)]) == 1
     assert "skipped: timeSliceWindow 60 has no unit" in capsys.readouterr().err
+
+
+CALENDAR = OBJ.replace(
+    "duration: 30d\n      isRolling: true",
+    "duration: 1M\n      calendar: {startTime: '2022-03-01 00:00:00', timeZone: Asia/Tokyo}",
+)
+
+
+def test_a_calendar_month_is_imported_with_its_nominal_window(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(CALENDAR)
+    (slo,) = import_openslo(path).slos
+    assert slo.calendar == Calendar(period="month", timezone="Asia/Tokyo")
+    assert slo.window == 30 * 86400
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "field", "words"),
+    [
+        ("timeZone: Asia/Tokyo", "timeZone: Mars/Olympus", 23, "timeZone", "unknown time zone"),
+        ("'2022-03-01 00:00:00'", "tomorrow", 23, "startTime", "not a time"),
+        ("timeZone: Asia/Tokyo}", "timeZone: UTC}\n      isRolling: true", 24, "isRolling", ""),
+    ],
+)
+def test_bad_calendar_windows_are_exit_2(tmp_path, capsys, old, new, line, field, words):
+    assert old in CALENDAR
+    path = tmp_path / "c.yaml"
+    path.write_text(CALENDAR.replace(old, new, 1))
+    assert main(["slo", "import-openslo", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tokenslo: {path}:{line}:"), err
+    assert f".{field}: " in err and words in err
 
 
 THRESHOLD = """\

@@ -11,7 +11,7 @@ import yaml
 from spec_fixtures import RICH as RICH_SLOS
 
 from tokenslo.cli import main
-from tokenslo.core.model import SLO, EventsSLI, LatencySLI, Timeslices
+from tokenslo.core.model import SLO, Calendar, EventsSLI, LatencySLI, Timeslices
 from tokenslo.prometheus.process import run_promtool
 from tokenslo.rules.generate import generate_rule_groups, render_rules
 from tokenslo.spec.loader import load_paths
@@ -234,3 +234,25 @@ def test_a_timeslice_window_in_seconds_cannot_be_exported(capsys, tmp_path):
     assert main(["slo", "export-openslo", str(path)]) == 2
     err = capsys.readouterr().err
     assert "timeslices.window: 90s is not a whole number of minutes" in err
+
+
+def test_calendar_slos_export_as_calendar_windows_and_come_back(tmp_path):
+    quarterly = dataclasses.replace(
+        RICH, window=90 * 86400.0, calendar=Calendar("quarter", "America/New_York")
+    )
+    (doc,) = yaml.safe_load_all(dump_openslo([quarterly]))
+    assert doc["spec"]["timeWindow"] == [
+        {
+            "duration": "1Q",
+            "calendar": {"startTime": "2024-01-01 00:00:00", "timeZone": "America/New_York"},
+        }
+    ]
+    assert _plain(_round_trip([quarterly], tmp_path)) == _plain([quarterly])
+
+
+def test_a_calendar_slo_with_another_window_cannot_be_exported(capsys, tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(dump_v1([dataclasses.replace(RICH, calendar=Calendar("week"))]))
+    assert main(["slo", "export-openslo", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "window: a calendar week exports with window 7d only" in err

@@ -11,12 +11,27 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tokenslo.core.model import CALENDAR_PERIODS, Calendar
+from tokenslo.core.model import CALENDAR_PERIODS, Calendar, CalendarPeriod
 
 __all__ = ["CALENDAR_PERIODS", "period_bounds", "timezone_error"]
 
-# OpenSLO duration shorthands of one calendar period.
-OPENSLO_PERIODS = {"1d": "day", "1w": "week", "1M": "month", "1Q": "quarter", "1Y": "year"}
+# OpenSLO duration shorthands of one calendar period, and back.
+OPENSLO_PERIODS: dict[str, CalendarPeriod] = {
+    "1d": "day",
+    "1w": "week",
+    "1M": "month",
+    "1Q": "quarter",
+    "1Y": "year",
+}
+OPENSLO_DURATIONS = {period: text for text, period in OPENSLO_PERIODS.items()}
+# The rolling window an imported calendar SLO alerts on: the period's nominal length.
+NOMINAL_WINDOWS: dict[CalendarPeriod, float] = {
+    "day": 86400.0,
+    "week": 7 * 86400.0,
+    "month": 30 * 86400.0,
+    "quarter": 90 * 86400.0,
+    "year": 365 * 86400.0,
+}
 
 
 def timezone_error(name: str) -> str | None:

@@ -10,6 +10,8 @@ Evaluation is three steps, the middle one the only I/O:
    SLOs × windows. A query over the size budget is split by size, never per SLO.
    A timeslices SLO's "errors" and "total" are its bad and judged slices over the
    window (``slice_terms``), so everything below applies to it unchanged.
+   A calendar SLO's budget window is the time since its period started
+   (``budget_window``); its alert windows stay rolling.
 2. **Fetch**: those queries, all at one pinned timestamp, so every number of a
    status describes the same instant.
 3. **Compute** (pure): ``status_from_counts`` turns the numbers into an

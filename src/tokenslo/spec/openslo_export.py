@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from tokenslo.core.calendar import NOMINAL_WINDOWS, OPENSLO_DURATIONS
+from tokenslo.core.durations import format_duration
 from tokenslo.core.model import SLO, EventsSLI, LatencySLI
 from tokenslo.errors import InputError
 from tokenslo.spec.openslo import (
@@ -34,6 +36,7 @@ from tokenslo.spec.writer import number, slo_mapping
 _RFC1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # OpenSLO duration shorthands with a fixed length (no seconds; M, Q, Y vary).
 _UNITS = (("d", 86400), ("h", 3600), ("m", 60))
+CALENDAR_ANCHOR = "2024-01-01 00:00:00"  # a Monday, 1 January: opens every period
 
 
 def export_openslo(slos: Sequence[SLO]) -> list[dict[str, Any]]:
@@ -74,7 +77,7 @@ def _slo(slo: SLO) -> dict[str, Any]:
         metadata["annotations"] = annotations
     spec["service"] = slo.service
     spec["indicator"] = {"metadata": {"name": slo.name}, "spec": _indicator(slo.sli)}
-    spec["timeWindow"] = [{"duration": _duration(slo), "isRolling": True}]
+    spec["timeWindow"] = [_time_window(slo)]
     spec["budgetingMethod"] = "Occurrences" if slo.timeslices is None else "Timeslices"
     spec["objectives"] = [_objective(slo)]
     return {"apiVersion": API_VERSION, "kind": "SLO", "metadata": metadata, "spec": spec}
@@ -117,6 +120,27 @@ def _objective(slo: SLO) -> dict[str, Any]:
         objective["timeSliceTarget"] = number(round(slo.timeslices.target / 100, 12))
         objective["timeSliceWindow"] = _shorthand(slo, slo.timeslices.window, "timeslices.window")
     return objective
+
+
+def _time_window(slo: SLO) -> dict[str, Any]:
+    """Rolling, or a calendar window opening on a period start (Monday 1 January 2024
+    opens every kind of period). OpenSLO has one window: a calendar SLO's rolling window
+    (the one its alerts use) must be its period's nominal length to come back on import."""
+    if slo.calendar is None:
+        return {"duration": _duration(slo), "isRolling": True}
+    nominal = NOMINAL_WINDOWS[slo.calendar.period]
+    if slo.window != nominal:
+        raise _error(
+            slo,
+            "window",
+            f"a calendar {slo.calendar.period} exports with window {format_duration(nominal)}"
+            f" only (OpenSLO holds one time window; import gives it that length), not"
+            f" {format_duration(slo.window)}",
+        )
+    return {
+        "duration": OPENSLO_DURATIONS[slo.calendar.period],
+        "calendar": {"startTime": CALENDAR_ANCHOR, "timeZone": slo.calendar.timezone},
+    }
 
 
 def _duration(slo: SLO) -> str:

@@ -1,4 +1,5 @@
-"""The ``timeslices`` block: loading, round trips, and what ``slo validate`` rejects."""
+"""The ``timeslices`` and ``calendar`` blocks: loading, round trips, and what ``slo validate``
+rejects."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from tokenslo.core.model import Timeslices
+from tokenslo.core.model import Calendar, Timeslices
 from tokenslo.errors import InputError
 from tokenslo.rules.generate import generate_rule_groups
 from tokenslo.spec.loader import load_text
@@ -76,3 +77,34 @@ def test_the_rule_generator_refuses_traffic_aware_timeslices_from_any_source():
     )
     with pytest.raises(InputError, match="budgets slices"):
         generate_rule_groups([aware])
+
+
+CALENDAR_FILE = FILE.replace("    timeslices: {timeslices}\n", "    calendar: {calendar}\n")
+
+
+def test_calendar_loads_and_round_trips_through_the_writer():
+    [slo], findings = load_text(
+        CALENDAR_FILE.format(calendar="{period: month, timezone: Europe/Berlin}", alerting="")
+    )
+    assert findings == []
+    assert slo.calendar == Calendar(period="month", timezone="Europe/Berlin")
+    [again], _ = load_text(dump_v1([slo]))
+    assert again.calendar == slo.calendar
+    [utc], _ = load_text(CALENDAR_FILE.format(calendar="{period: week}", alerting=""))
+    assert utc.calendar == Calendar(period="week", timezone="UTC")
+
+
+@pytest.mark.parametrize(
+    ("calendar", "field", "words"),
+    [
+        ("{period: fortnight}", "slos[0].calendar.period", ""),
+        ("{period: month, timezone: Mars/Olympus}", "slos[0].calendar.timezone", "unknown time"),
+        ("{timezone: UTC}", "slos[0].calendar.period", "required"),
+    ],
+)
+def test_bad_calendars_name_the_field(calendar, field, words):
+    with pytest.raises(InputError) as caught:
+        load_text(CALENDAR_FILE.format(calendar=calendar, alerting=""), "s.yaml")
+    assert caught.value.file == "s.yaml" and caught.value.line is not None
+    assert caught.value.field == field
+    assert words in caught.value.message
