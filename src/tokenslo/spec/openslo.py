@@ -4,16 +4,17 @@ Supported: ``kind: SLO`` with an inline ``indicator`` or an ``indicatorRef`` to 
 ``kind: SLI`` in the same file; ``ratioMetric`` (good or bad, plus total) and
 ``thresholdMetric`` (a histogram, ``op: lte``) whose ``metricSource`` is of type
 Prometheus, inline or through ``metricSourceRef`` to a ``kind: DataSource`` in the
-same file; one rolling ``timeWindow``; one objective; ``budgetingMethod: Occurrences``
-or ``Timeslices`` (the objective's ``timeSliceTarget`` and ``timeSliceWindow``).
+same file; one rolling ``timeWindow``, or a calendar one of a day, week, month,
+quarter or year; one objective; ``budgetingMethod: Occurrences`` or ``Timeslices``
+(the objective's ``timeSliceTarget`` and ``timeSliceWindow``).
 
 Two kinds of trouble are told apart. Invalid input (not OpenSLO v1, a missing
 required field, a field of the wrong type, broken PromQL) raises ``InputError``:
 nothing is imported. A valid object that tokenslo cannot express faithfully
 (RatioTimeslices, calendar windows not opening on a period start, other data
-sources, raw ratios, …) is *skipped*
-with a reason and the rest of the file is still imported, rather than any SLO
-being imported with a meaning it did not have. docs/slo-spec.md lists the mapping.
+sources, raw ratios, …) is *skipped* with a reason and the rest of the file is still
+imported, rather than any SLO being imported with a meaning it did not have.
+docs/slo-spec.md lists the mapping.
 """
 
 from __future__ import annotations

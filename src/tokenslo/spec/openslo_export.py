@@ -4,6 +4,7 @@ Each SLO becomes one ``kind: SLO`` with an inline indicator: an events SLI a
 ``ratioMetric`` (counter, good or bad plus total, queries with ``{{window}}`` kept),
 a latency SLI a ``thresholdMetric`` on the histogram's ``_bucket`` series with
 ``op: lte``. Sources are inline ``type: Prometheus``: the model holds no server.
+``timeslices`` becomes ``budgetingMethod: Timeslices``, ``calendar`` a calendar window.
 What OpenSLO has no field for (the burn-rate ``alerting`` block, ``loadtest``) is
 written as JSON of the tokenslo v1 blocks into ``tokenslo/*`` annotations, so
 ``import-openslo`` gives back the same model; so is a description over OpenSLO's
