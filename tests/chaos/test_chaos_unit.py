@@ -3,6 +3,7 @@ the CLI's exit codes, and the real `chaos validate` / `chaos discover` on our fi
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import os
@@ -15,7 +16,7 @@ import pytest
 from support import secret_file, write_target
 from tokenslo.chaos import actions, journal, runner, targets, theory
 from tokenslo.cli import main
-from tokenslo.core.model import SLO, Alerting, EventsSLI
+from tokenslo.core.model import SLO, Alerting, EventsSLI, Timeslices
 from tokenslo.errors import InputError, UnavailableError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,6 +39,12 @@ def slo(objective: float = 99.9, window: float = 30 * 86400.0, policy=None) -> S
 
 
 # -- theory -------------------------------------------------------------------------------------
+
+
+def test_theory_refuses_a_timeslices_slo_rather_than_predict_event_ratios():
+    sliced = dataclasses.replace(slo(), timeslices=Timeslices(window=60.0, target=95.0))
+    with pytest.raises(InputError, match="'x' uses timeslices budgeting"):
+        theory.first_to_fire(sliced, "page", 1.0, 60.0)
 
 
 @pytest.mark.parametrize("scale", [1.0, 60.0])

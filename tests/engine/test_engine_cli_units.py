@@ -87,3 +87,18 @@ def test_backtest_end_before_start_exits_2(tmp_path, capsys):
     argv = ["slo", "backtest", str(tmp_path), "--prometheus", "http://127.0.0.1:1"]
     code = main([*argv, "--start", "2000", "--end", "1000"])
     assert code == 2 and "--end must be after --start" in capsys.readouterr().err
+
+
+def test_backtest_refuses_a_timeslices_slo_naming_it(tmp_path, capsys):
+    path = tmp_path / "sliced.yaml"
+    path.write_text(
+        "version: tokenslo/v1\nservice: idp\nslos:\n  - name: sliced\n    objective: 99\n"
+        "    window: 1h\n    timeslices: {window: 1m, target: 95}\n    sli:\n      events:\n"
+        "        total: sum(increase(x_total[{{window}}]))\n"
+        '        bad: sum(increase(x_total{code="500"}[{{window}}]))\n'
+    )
+    argv = ["slo", "backtest", str(path), "--prometheus", "http://127.0.0.1:1"]
+    code = main([*argv, "--start", "1000", "--end", "2000"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{path}:4" in err and "'sliced' uses timeslices budgeting" in err

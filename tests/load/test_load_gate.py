@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from tokenslo.core.model import SLO, EventsSLI, LatencySLI
+from tokenslo.core.model import SLO, EventsSLI, LatencySLI, Timeslices
 from tokenslo.engine.evaluator import WindowCounts
 from tokenslo.load import gate
 from tokenslo.load.recorder import Recorder
@@ -118,6 +118,17 @@ def test_only_slos_naming_a_sent_request_are_judged():
         "refresh": "the IdP issues no refresh tokens",
     }
     assert gate.verdict([], skipped).exit_code == 3
+
+
+def test_timeslices_slos_are_not_gated_whatever_the_scope():
+    """A share of good requests cannot judge a share of good slices: listed, not judged."""
+    sliced = slo(name="sliced", timeslices=Timeslices(window=60.0, target=95.0))
+    for scope in (None, gate.Scope("issuance", frozenset({"token:client_credentials"}), {})):
+        judged, skipped = gate.in_scope([slo(name="plain"), sliced], scope)
+        assert [s.name for s in judged] == ["plain"]
+        assert [(n.slo, n.reason) for n in skipped] == [("sliced", gate.TIMESLICES_NOT_GATED)]
+    verdict = gate.verdict([], gate.in_scope([sliced], None)[1])
+    assert verdict.exit_code == 3 and "nothing to gate" in verdict.reason
 
 
 def test_requests_of_several_names_are_combined():

@@ -3,7 +3,14 @@ SLOs the rule tests and the fixture goldens are built from."""
 
 from __future__ import annotations
 
-from tokenslo.core.model import SLO, TRAFFIC_AWARE, Alerting, EventsSLI, LatencySLI
+from tokenslo.core.model import (
+    SLO,
+    TRAFFIC_AWARE,
+    Alerting,
+    EventsSLI,
+    LatencySLI,
+    Timeslices,
+)
 
 DAY = 86400.0
 RUNBOOK = "https://runbooks.example/tokenslo/idp#token-issuance-availability"
@@ -64,6 +71,16 @@ def traffic_aware(**kw) -> SLO:
     return events_bad(
         name=kw.pop("name", "token-issuance-traffic-aware"),
         alerting=kw.pop("alerting", alerting),
+        **kw,
+    )
+
+
+def timeslices(slice_seconds: float = 60.0, slice_target: float = 95.0, **kw) -> SLO:
+    """``events_bad`` budgeted by time slices: a minute is good when at least 95% of its
+    requests succeed, and 99.9% of the minutes must be good."""
+    return events_bad(
+        name=kw.pop("name", "token-issuance-timeslices"),
+        timeslices=Timeslices(window=slice_seconds, target=slice_target),
         **kw,
     )
 

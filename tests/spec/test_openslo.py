@@ -9,7 +9,7 @@ import pytest
 from spec_fixtures import RICH
 
 from tokenslo.cli import main
-from tokenslo.core.model import SLO, EventsSLI, LatencySLI
+from tokenslo.core.model import SLO, Calendar, EventsSLI, LatencySLI, Timeslices
 from tokenslo.errors import InputError
 from tokenslo.spec.loader import load_paths, load_text
 from tokenslo.spec.openslo import import_openslo
@@ -165,12 +165,6 @@ def test_openslo_errors_name_the_field(tmp_path, capsys, old, new, line, field, 
     [
         (
             "budgetingMethod: Occurrences",
-            "budgetingMethod: Timeslices",
-            7,
-            "budgetingMethod Timeslices is not supported yet",
-        ),
-        (
-            "budgetingMethod: Occurrences",
             "budgetingMethod: RatioTimeslices",
             7,
             "budgetingMethod RatioTimeslices is not supported yet",
@@ -181,12 +175,18 @@ def test_openslo_errors_name_the_field(tmp_path, capsys, old, new, line, field, 
             15,
             "metricSource type 'Datadog' is not supported; only Prometheus",
         ),
-        ("isRolling: true", "isRolling: false", 23, "calendar-aligned windows"),
+        ("isRolling: true", "isRolling: false", 23, "isRolling: false without a calendar"),
         (
             "isRolling: true",
             "calendar: {startTime: 2022-01-01 12:00:00, timeZone: UTC}",
+            22,
+            "calendar window 30d: tokenslo has 1d, 1w, 1M, 1Q, 1Y",
+        ),
+        (
+            "duration: 30d\n      isRolling: true",
+            "duration: 1M\n      calendar: {startTime: 2022-01-01 12:00:00, timeZone: UTC}",
             23,
-            "calendar-aligned windows are not supported yet",
+            "startTime 2022-01-01 12:00:00 does not open a month",
         ),
         ("duration: 30d", "duration: 1M", 22, "rolling window 1M has no fixed length"),
         (
@@ -221,6 +221,78 @@ def test_unsupported_but_valid_objects_are_skipped_with_a_reason(
     assert first.startswith(f"{path}:{line}: kind SLO s: skipped: "), err
     assert words in first
     assert "nothing written" in err and "Traceback" not in err
+
+
+TIMESLICES = OBJ.replace("budgetingMethod: Occurrences", "budgetingMethod: Timeslices").replace(
+    "    - target: 0.99\n", "    - {target: 0.99, timeSliceTarget: 0.95, timeSliceWindow: 1m}\n"
+)
+
+
+def test_timeslices_budgeting_is_imported(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text(TIMESLICES)
+    (slo,) = import_openslo(path).slos
+    assert slo.timeslices == Timeslices(window=60.0, target=95.0)
+    assert slo.objective == 99
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "words"),
+    [
+        ("timeSliceTarget: 0.95", "timeSliceTarget: 0", "timeSliceTarget", "must be in (0, 1]"),
+        ("timeSliceTarget: 0.95", "timeSliceTarget: 95", "timeSliceTarget", "must be in (0, 1]"),
+        ("timeSliceTarget: 0.95, ", "", "timeSliceTarget", "missing required field"),
+        ("timeSliceWindow: 1m", "timeSliceWindow: 1x", "timeSliceWindow", "not a duration"),
+        ("timeSliceWindow: 1m", "timeSliceWindow: 30d", "timeSliceWindow", "shorter than"),
+    ],
+)
+def test_bad_timeslices_fields_are_exit_2(tmp_path, capsys, old, new, field, words):
+    assert old in TIMESLICES
+    path = tmp_path / "t.yaml"
+    path.write_text(TIMESLICES.replace(old, new, 1))
+    assert main(["slo", "import-openslo", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tokenslo: {path}:25:"), err
+    assert f"spec.objectives[0].{field}: " in err and words in err
+
+
+def test_a_timeslice_window_without_unit_is_skipped(tmp_path, capsys):
+    path = tmp_path / "t.yaml"
+    path.write_text(TIMESLICES.replace("timeSliceWindow: 1m", "timeSliceWindow: 60"))
+    assert main(["slo", "import-openslo", str(path)]) == 1
+    assert "skipped: timeSliceWindow 60 has no unit" in capsys.readouterr().err
+
+
+CALENDAR = OBJ.replace(
+    "duration: 30d\n      isRolling: true",
+    "duration: 1M\n      calendar: {startTime: '2022-03-01 00:00:00', timeZone: Asia/Tokyo}",
+)
+
+
+def test_a_calendar_month_is_imported_with_its_nominal_window(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(CALENDAR)
+    (slo,) = import_openslo(path).slos
+    assert slo.calendar == Calendar(period="month", timezone="Asia/Tokyo")
+    assert slo.window == 30 * 86400
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "field", "words"),
+    [
+        ("timeZone: Asia/Tokyo", "timeZone: Mars/Olympus", 23, "timeZone", "unknown time zone"),
+        ("'2022-03-01 00:00:00'", "tomorrow", 23, "startTime", "not a time"),
+        ("timeZone: Asia/Tokyo}", "timeZone: UTC}\n      isRolling: true", 24, "isRolling", ""),
+    ],
+)
+def test_bad_calendar_windows_are_exit_2(tmp_path, capsys, old, new, line, field, words):
+    assert old in CALENDAR
+    path = tmp_path / "c.yaml"
+    path.write_text(CALENDAR.replace(old, new, 1))
+    assert main(["slo", "import-openslo", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tokenslo: {path}:{line}:"), err
+    assert f".{field}: " in err and words in err
 
 
 THRESHOLD = """\

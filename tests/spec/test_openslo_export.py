@@ -11,7 +11,7 @@ import yaml
 from spec_fixtures import RICH as RICH_SLOS
 
 from tokenslo.cli import main
-from tokenslo.core.model import SLO, EventsSLI, LatencySLI
+from tokenslo.core.model import SLO, Calendar, EventsSLI, LatencySLI, Timeslices
 from tokenslo.prometheus.process import run_promtool
 from tokenslo.rules.generate import generate_rule_groups, render_rules
 from tokenslo.spec.loader import load_paths
@@ -215,3 +215,44 @@ def test_imported_and_round_tripped_slos_give_rules_promtool_accepts(tmp_path):
         ),
         LatencySLI(metric="idp_token_request_duration_seconds", threshold=0.3),
     ]
+
+
+def test_timeslices_export_as_openslo_and_come_back(tmp_path):
+    """budgetingMethod Timeslices with the objective's timeSliceTarget (a ratio) and
+    timeSliceWindow; importing the export gives back the same model."""
+    sliced = dataclasses.replace(RICH, timeslices=Timeslices(window=300.0, target=99.5))
+    (doc,) = yaml.safe_load_all(dump_openslo([sliced]))
+    assert doc["spec"]["budgetingMethod"] == "Timeslices"
+    objective = doc["spec"]["objectives"][0]
+    assert (objective["timeSliceTarget"], objective["timeSliceWindow"]) == (0.995, "5m")
+    assert _plain(_round_trip([sliced], tmp_path)) == _plain([sliced])
+
+
+def test_a_timeslice_window_in_seconds_cannot_be_exported(capsys, tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(dump_v1([dataclasses.replace(RICH, timeslices=Timeslices(90.0, 95.0))]))
+    assert main(["slo", "export-openslo", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "timeslices.window: 90s is not a whole number of minutes" in err
+
+
+def test_calendar_slos_export_as_calendar_windows_and_come_back(tmp_path):
+    quarterly = dataclasses.replace(
+        RICH, window=90 * 86400.0, calendar=Calendar("quarter", "America/New_York")
+    )
+    (doc,) = yaml.safe_load_all(dump_openslo([quarterly]))
+    assert doc["spec"]["timeWindow"] == [
+        {
+            "duration": "1Q",
+            "calendar": {"startTime": "2024-01-01 00:00:00", "timeZone": "America/New_York"},
+        }
+    ]
+    assert _plain(_round_trip([quarterly], tmp_path)) == _plain([quarterly])
+
+
+def test_a_calendar_slo_with_another_window_cannot_be_exported(capsys, tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(dump_v1([dataclasses.replace(RICH, calendar=Calendar("week"))]))
+    assert main(["slo", "export-openslo", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "window: a calendar week exports with window 7d only" in err

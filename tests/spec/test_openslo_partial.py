@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tokenslo.cli import main
-from tokenslo.core.model import EventsSLI, LatencySLI
+from tokenslo.core.model import EventsSLI, LatencySLI, Timeslices
 from tokenslo.spec.loader import load_paths
 from tokenslo.spec.openslo import import_openslo
 
@@ -265,18 +265,18 @@ def test_a_mixed_file_imports_the_good_object_and_names_each_skip(tmp_path, caps
     assert [p.name for p in tmp_path.iterdir()] == sorted(["mixed.yaml", "out.yaml"])
     err = capsys.readouterr().err.splitlines()
     assert err == [
-        f"{path}:{line_of(MIXED, 'budgetingMethod: Timeslices')}: kind SLO slices: skipped: "
-        "budgetingMethod Timeslices is not supported yet; tokenslo counts events (Occurrences)",
         f"{path}:{line_of(MIXED, 'calendar:')}: kind SLO monthly: skipped: "
-        "calendar-aligned windows are not supported yet; tokenslo windows are rolling",
+        "startTime 2022-01-01 12:00:00 does not open a month: tokenslo's periods start at local"
+        " midnight (weeks on Monday, months on the 1st, quarters in Jan/Apr/Jul/Oct)",
         f"{path}:{line_of(MIXED, 'kind: AlertPolicy') - 1}: kind AlertPolicy fast-burn: "
         "ignored: tokenslo alerts with its own multi-window burn-rate policy",
-        f"wrote 1 SLOs to {out}",
-        "2 SLO(s) skipped",
+        f"wrote 2 SLOs to {out}",
+        "1 SLO(s) skipped",
     ]
-    (slo,) = load_paths([out])
+    slo, slices = load_paths([out])
     assert slo.name == "good-slo" and slo.objective == 95 and slo.window == 30 * 86400
     assert slo.sli == LatencySLI(metric="lat_seconds", threshold=0.3, selector='route="/token"')
+    assert slices.name == "slices" and slices.timeslices == Timeslices(window=60, target=95)
 
 
 def test_an_invalid_object_anywhere_writes_nothing(tmp_path, capsys):
@@ -300,10 +300,11 @@ def test_a_yaml_error_is_invalid_input(tmp_path, capsys):
 
 
 def test_every_reason_of_a_skipped_object_is_named(tmp_path):
-    """A list-of-objects document, as some tools write: Timeslices over a calendar week."""
+    """A list-of-objects document, as some tools write: RatioTimeslices over a calendar
+    week that starts on a Saturday noon."""
     text = (
         "- apiVersion: openslo/v1\n  kind: SLO\n  metadata: {name: weekly}\n  spec:\n"
-        "    service: web\n    budgetingMethod: Timeslices\n"
+        "    service: web\n    budgetingMethod: RatioTimeslices\n"
         "    indicator:\n      metadata: {name: w}\n      spec:\n        ratioMetric:\n"
         "          good: {metricSource: {type: Prometheus, spec: {query: ok_total}}}\n"
         "          total: {metricSource: {type: Prometheus, spec: {query: all_total}}}\n"
@@ -314,8 +315,10 @@ def test_every_reason_of_a_skipped_object_is_named(tmp_path):
     path = tmp_path / "list.yaml"
     path.write_text(text)
     (skip,) = import_openslo(path).skipped
-    assert skip.line == line_of(text, "budgetingMethod: Timeslices")
+    assert skip.line == line_of(text, "budgetingMethod: RatioTimeslices")
     assert skip.reason == (
-        "budgetingMethod Timeslices is not supported yet; tokenslo counts events (Occurrences)"
-        "; also: calendar-aligned windows are not supported yet; tokenslo windows are rolling"
+        "budgetingMethod RatioTimeslices is not supported yet; tokenslo budgets events"
+        " (Occurrences) or good slices (Timeslices); also: startTime 2022-01-01 12:00:00 does"
+        " not open a week: tokenslo's periods start at local midnight (weeks on Monday,"
+        " months on the 1st, quarters in Jan/Apr/Jul/Oct)"
     )

@@ -27,6 +27,7 @@ from tokenslo.core import burnrate
 from tokenslo.core.durations import format_duration
 from tokenslo.core.model import SLO, BurnWindow
 from tokenslo.core.timescale import scaled
+from tokenslo.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -95,10 +96,22 @@ def _from_crossings(
     )
 
 
+def refuse_timeslices(slo: SLO) -> None:
+    """This math follows event error ratios; a timeslices SLO's alerts follow the share of
+    bad slices, which it does not model: bad input rather than a wrong expectation."""
+    if slo.timeslices is not None:
+        raise InputError(
+            f"SLO {slo.name!r} uses timeslices budgeting: expected alert times are computed"
+            " for event ratios only; pick an SLO without timeslices",
+            field="slo",
+        )
+
+
 def first_to_fire(
     slo: SLO, severity: str, error_rate: float, time_scale: float, long_window: str = ""
 ) -> Expectation | None:
     """The condition expected to fire first; None when none of them would fire."""
+    refuse_timeslices(slo)
     expected = [
         expectation(slo, w, error_rate, time_scale) for w in conditions(slo, severity, long_window)
     ]

@@ -96,6 +96,38 @@ class Alerting:
 
 
 @dataclass(frozen=True)
+class Timeslices:
+    """Timeslices budgeting (OpenSLO ``budgetingMethod: Timeslices``).
+
+    Time is cut into slices of ``window`` seconds; a slice with events is good when its
+    share of good events is at least ``target`` percent. The SLO's objective then applies
+    to the share of good slices, so one bad minute costs the same at 3 a.m. as at noon.
+    """
+
+    window: float  # seconds
+    target: float  # percent of good events a slice needs, 0 < x <= 100
+
+    @property
+    def allowed_error_ratio(self) -> float:
+        """The error ratio above which a slice is bad (95 → 0.05)."""
+        return budget_of(self.target)
+
+
+CalendarPeriod = Literal["day", "week", "month", "quarter", "year"]
+CALENDAR_PERIODS: tuple[CalendarPeriod, ...] = ("day", "week", "month", "quarter", "year")
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """A calendar-aligned budget: ``slo status`` counts from the start of the current
+    ``period`` in ``timezone`` (see ``tokenslo.core.calendar``). Alerts stay on the
+    rolling window: a burn is as urgent on the 1st of the month as on the 30th."""
+
+    period: CalendarPeriod
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
 class SLO:
     name: str
     service: str
@@ -109,6 +141,10 @@ class SLO:
     # Requests a load-test check needs before it can pass; None = the rule of three,
     # ceil(3 / (1 − objective)) (see tokenslo.load.gate.min_requests).
     loadtest_min_requests: int | None = None
+    # None: occurrences budgeting (the error ratio of events); else bad-slice share.
+    timeslices: Timeslices | None = None
+    # None: the budget is the rolling window's; else since the calendar period's start.
+    calendar: Calendar | None = None
     source: Source | None = None
 
     @property

@@ -324,6 +324,21 @@ def add_slo(result: Backtest, slo: SLO, intervals: Iterable[AlertInterval], miss
 # ---------------------------------------------------------------- entry point
 
 
+def refuse_timeslices(slos: Sequence[SLO]) -> None:
+    """The backtest replays occurrence ratios; a timeslices SLO's bad-slice share is not
+    replayed, so it is refused (exit 2) rather than answered wrongly."""
+    for slo in slos:
+        if slo.timeslices is not None:
+            where = slo.source
+            raise InputError(
+                f"SLO {slo.name!r} uses timeslices budgeting, which slo backtest does not"
+                " replay yet; backtest the other SLOs without it (slo status evaluates it)",
+                file=where.file if where else None,
+                line=where.line if where else None,
+                field="timeslices",
+            )
+
+
 def backtest(
     slos: list[SLO],
     client: PromClient,
@@ -344,6 +359,7 @@ def backtest(
     query per distinct smallest window to tell "no data" from "never above".
     """
     check_unique_names(slos)
+    refuse_timeslices(slos)
     # Prometheus works in milliseconds; align so our grid matches its timestamps.
     start, end, step = (round(v, 3) for v in (start, end, step))
     fetch_start = start - lead_time(slos, step)

@@ -8,6 +8,10 @@ Evaluation is three steps, the middle one the only I/O:
    ``tokenslo_slo``/``tokenslo_kind`` labels via ``label_replace`` and joined
    with ``or``. The number of queries grows with distinct windows, not with
    SLOs × windows. A query over the size budget is split by size, never per SLO.
+   A timeslices SLO's "errors" and "total" are its bad and judged slices over the
+   window (``slice_terms``), so everything below applies to it unchanged.
+   A calendar SLO's budget window is the time since its period started
+   (``budget_window``); its alert windows stay rolling.
 2. **Fetch**: those queries, all at one pinned timestamp, so every number of a
    status describes the same instant.
 3. **Compute** (pure): ``status_from_counts`` turns the numbers into an
@@ -37,9 +41,11 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from tokenslo.core import burnrate
+from tokenslo.core.calendar import period_bounds
 from tokenslo.core.durations import format_duration
 from tokenslo.core.model import SLO, BurnWindow, LatencySLI
 from tokenslo.core.promql import sli_exprs
+from tokenslo.core.windows import BASE_INTERVAL
 from tokenslo.errors import CheckFailed, InputError, TokensloError, UnavailableError
 from tokenslo.prometheus.client import PromClient, sample_value
 
@@ -61,9 +67,20 @@ def alert_windows(slo: SLO) -> set[float]:
     return {w for bw in burnrate.policy_for(slo) for w in (bw.long_window, bw.short_window)}
 
 
-def status_windows(slo: SLO) -> set[float]:
-    """Windows a status needs: the period (SLI, budget) plus every alert window."""
-    return {slo.window} | alert_windows(slo)
+def budget_window(slo: SLO, at: float | None = None) -> float:
+    """The span the SLI and budget of a status cover: the rolling window, or for a
+    calendar SLO evaluated at ``at`` the time since its period started (at least 1ms)."""
+    if slo.calendar is None or at is None:
+        return slo.window
+    start, _end = period_bounds(slo.calendar, at)
+    return max(round(at - start, 3), 0.001)
+
+
+def status_windows(slo: SLO, at: float | None = None) -> set[float]:
+    """Windows a status needs: the budget window (SLI, budget) plus every alert window,
+    and the rolling window where a traffic-aware threshold needs its events."""
+    rolling = {slo.window} if slo.alerting.traffic_aware else set()
+    return {budget_window(slo, at)} | alert_windows(slo) | rolling
 
 
 def decision_windows(slo: SLO) -> set[float]:
@@ -112,9 +129,31 @@ def tag(expr: str, slo_name: str, kind: str) -> str:
 
 
 def slo_terms(slo: SLO, window: float) -> tuple[str, str]:
-    """The SLO's tagged errors and total expressions over ``window``."""
-    errors, total = sli_exprs(slo.sli, format_duration(window))
+    """The SLO's tagged errors and total expressions over ``window`` (for a timeslices
+    SLO: its bad and its judged slices, see ``slice_terms``)."""
+    if slo.timeslices is not None:
+        errors, total = slice_terms(slo, window)
+    else:
+        errors, total = sli_exprs(slo.sli, format_duration(window))
     return tag(errors, slo.name, "errors"), tag(total, slo.name, "total")
+
+
+def slice_terms(slo: SLO, window: float) -> tuple[str, str]:
+    """Bad and judged slices over ``window``, as the generated rules count them: the last
+    slice is judged every rule interval (a subquery step of the same length); it is bad
+    when its error ratio exceeds what the slice target allows, and not judged without
+    events. With no slice judged the counts fall back to 0 when the raw counts over the
+    window exist, so "no traffic" and "no data" stay apart as for occurrences."""
+    assert slo.timeslices is not None
+    slice_errors, slice_total = sli_exprs(slo.sli, format_duration(slo.timeslices.window))
+    allowed = f"{slo.timeslices.allowed_error_ratio:.12g}"
+    bad = f"({slice_errors}) / ({slice_total}) > bool {allowed} and ({slice_total}) > 0"
+    span = f"[{format_duration(window)}:{format_duration(BASE_INTERVAL)}]"
+    errors, total = sli_exprs(slo.sli, format_duration(window))
+    return (
+        f"(sum_over_time(({bad}){span}) or ({errors}) * 0)",
+        f"(count_over_time(({bad}){span}) or ({total}) * 0)",
+    )
 
 
 def window_queries(
@@ -201,7 +240,7 @@ def counts_from_values(
 def fetch_counts(slos: Sequence[SLO], client: PromClient, at: float) -> Counts:
     """Run the planned instant queries at ``at``: one per window (size permitting)."""
     counts: Counts = {}
-    for window, query in plan_queries(slos):
+    for window, query in plan_queries(slos, windows_of=lambda slo: status_windows(slo, at)):
         counts_from_values(window, parse_vector(client.query(query, at)), counts)
     return counts
 
@@ -239,6 +278,7 @@ class SLOStatus:
     alerts: list[AlertStatus] = field(default_factory=list)
     state: State = "ok"
     reason: str = ""
+    period_start: float | None = None  # calendar SLOs: unix start of the budget's period
 
 
 def _ratio(counts: WindowCounts | None) -> float | None:
@@ -297,17 +337,18 @@ def _factor(slo: SLO, bw: BurnWindow, threshold: float) -> float:
 
 
 def _state(
-    slo: SLO, counts: Mapping[float, WindowCounts], alerts: Sequence[AlertStatus]
+    slo: SLO, counts: Mapping[float, WindowCounts], alerts: Sequence[AlertStatus], at: float
 ) -> tuple[State, str]:
-    missing = sorted(w for w in status_windows(slo) if _missing(counts.get(w)))
+    missing = sorted(w for w in status_windows(slo, at) if _missing(counts.get(w)))
     if missing:
         spans = ", ".join(format_duration(w) for w in missing)
         if all(counts.get(w) is not None and counts[w].total is not None for w in missing):
             return "no_data", f"no data: {_errors_series(slo)} absent over {spans}"
         return "no_data", f"no data: total series absent over {spans}"
-    period_total = counts[slo.window].total
+    period = budget_window(slo, at)
+    period_total = counts[period].total
     if period_total is not None and period_total <= 0:
-        return "no_traffic", f"no traffic: total is 0 over {format_duration(slo.window)}"
+        return "no_traffic", f"no traffic: total is 0 over {format_duration(period)}"
     for severity in ("page", "ticket"):
         firing = [a for a in alerts if a.severity == severity and a.firing]
         if firing:
@@ -336,21 +377,22 @@ def _describe(alert: AlertStatus) -> str:
 def status_from_counts(slo: SLO, counts: Mapping[float, WindowCounts], at: float) -> SLOStatus:
     """The status of ``slo`` from its fetched numbers (window seconds → counts)."""
     policy = burnrate.policy_for(slo)
-    ratio = _ratio(counts.get(slo.window))
+    period = budget_window(slo, at)
+    ratio = _ratio(counts.get(period))
     budget = None if ratio is None else burnrate.error_budget_remaining(ratio, slo.objective)
     burns = {format_duration(w): _burn(slo, counts.get(w)) for w in sorted(alert_windows(slo))}
     exhaust = exhaustion_window(policy)
     exhaust_burn = None if exhaust is None else _burn(slo, counts.get(exhaust))
     ttx = None
     if budget is not None and (budget <= 0 or exhaust_burn is not None):
-        ttx = burnrate.time_to_exhaustion(budget, exhaust_burn or 0.0, slo.window)
+        ttx = burnrate.time_to_exhaustion(budget, exhaust_burn or 0.0, period_length(slo, at))
     alerts = [alert_status(slo, bw, counts) for bw in policy]
-    state, reason = _state(slo, counts, alerts)
+    state, reason = _state(slo, counts, alerts, at)
     return SLOStatus(
         name=slo.name,
         service=slo.service,
         objective=slo.objective,
-        window=slo.window,
+        window=period,
         at=at,
         sli=None if ratio is None else 1.0 - ratio,
         error_ratio=ratio,
@@ -361,7 +403,16 @@ def status_from_counts(slo: SLO, counts: Mapping[float, WindowCounts], at: float
         alerts=alerts,
         state=state,
         reason=reason,
+        period_start=None if slo.calendar is None else period_bounds(slo.calendar, at)[0],
     )
+
+
+def period_length(slo: SLO, at: float) -> float:
+    """The whole budget period: the rolling window, or the calendar period holding ``at``."""
+    if slo.calendar is None:
+        return slo.window
+    start, end = period_bounds(slo.calendar, at)
+    return end - start
 
 
 # ---------------------------------------------------------------- entry points
@@ -437,6 +488,9 @@ def to_json(statuses: Sequence[SLOStatus]) -> list[dict]:
         row = asdict(status)
         row["at"] = iso_time(status.at)
         row["window"] = format_duration(status.window)
+        del row["period_start"]  # only calendar SLOs have one
+        if status.period_start is not None:
+            row["period_start"] = iso_time(status.period_start)
         row["burn_rates"] = {w: _finite(v) for w, v in status.burn_rates.items()}
         row["alerts"] = [
             {

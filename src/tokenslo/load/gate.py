@@ -19,7 +19,9 @@ make a breach certain whatever the sample size (``binomial.breach_certain``: tha
 failures are less than 5% likely if the true error rate were the budget), which fails it.
 
 Scope: only SLOs that name a request the scenario sends are judged (``in_scope``); the
-others are listed as not gated, with why, and never make the run exit 3.
+others are listed as not gated, with why, and never make the run exit 3. Timeslices SLOs
+are never judged (``TIMESLICES_NOT_GATED``): their objective is a share of good slices
+over the SLO window, which a share of good requests in one test cannot show.
 
 Every check carries its reasons: the three most common failures of its requests
 (``401 invalid_client ×1555``), shown wherever a check is not passed.
@@ -50,6 +52,12 @@ RULE = (
     "a check passes only with at least ceil(3 / (1 - objective)) requests "
     "(rule of three: zero failures in n requests bounds the failure ratio below 3/n "
     "at 95% confidence), unless the SLO sets loadtest.min_requests"
+)
+
+
+TIMESLICES_NOT_GATED = (
+    "timeslices budgeting: its objective is a share of good time slices over the SLO"
+    " window, which a load test's share of good requests cannot judge"
 )
 
 
@@ -130,6 +138,9 @@ def in_scope(slos: Sequence[SLO], scope: Scope | None) -> tuple[list[SLO], list[
     """SLOs to judge (they name a request the run sends) and the others, with why not."""
     judged, skipped = [], []
     for slo in gated(slos):
+        if slo.timeslices is not None:
+            skipped.append(NotGated(slo.name, slo.service, TIMESLICES_NOT_GATED))
+            continue
         if scope is None or scope.sent.intersection(slo.loadtest):
             judged.append(slo)
             continue
@@ -283,7 +294,7 @@ class Verdict:
 
 def verdict(checks: Sequence[Check], not_gated: Sequence[NotGated] = ()) -> Verdict:
     if not checks and not_gated:
-        why = "no SLO names a request this run sent: nothing to gate"
+        why = "no SLO this run can judge: nothing to gate"
         return Verdict(EXIT_UNAVAILABLE, "unknown", why)
     if not checks:
         return Verdict(EXIT_UNAVAILABLE, "unknown", "no SLO has loadtest.requests: nothing to gate")

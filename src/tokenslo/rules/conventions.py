@@ -17,6 +17,11 @@ EVENTS_RECORD = "tokenslo:slo_events:{window}"
 ERROR_RATIO_RECORD = "tokenslo:slo_error_ratio:{window}"
 # Traffic-aware SLOs only: events in the SLO period / events in the long window ``{window}``.
 TRAFFIC_RATIO_RECORD = "tokenslo:slo_traffic_ratio:{window}"
+# Timeslices SLOs only. ``{window}`` is the slice: its raw counts, then 1 when the slice's
+# error ratio exceeds what the slice target allows, 0 when not, absent without events.
+SLICE_ERRORS_RECORD = "tokenslo:slo_slice_errors:{window}"
+SLICE_EVENTS_RECORD = "tokenslo:slo_slice_events:{window}"
+SLICE_BAD_RECORD = "tokenslo:slo_slice_bad:{window}"
 OBJECTIVE_RECORD = "tokenslo:slo_objective:ratio"
 BUDGET_REMAINING_RECORD = "tokenslo:slo_error_budget_remaining:ratio"
 
@@ -75,3 +80,15 @@ def error_ratio_record(window: str) -> str:
 
 def traffic_ratio_record(window: str) -> str:
     return TRAFFIC_RATIO_RECORD.format(window=window)
+
+
+def slice_errors_record(window: str) -> str:
+    return SLICE_ERRORS_RECORD.format(window=window)
+
+
+def slice_events_record(window: str) -> str:
+    return SLICE_EVENTS_RECORD.format(window=window)
+
+
+def slice_bad_record(window: str) -> str:
+    return SLICE_BAD_RECORD.format(window=window)

@@ -4,7 +4,8 @@ Generation is a few ordered steps, each a small function (README.md explains why
 each rule looks the way it does):
 
 1. validate   – names unique, reserved labels left alone, time scale positive;
-2. SLI rules  – error and event counts per window, and their ratio;
+2. SLI rules  – error and event counts per window, and their ratio (a timeslices SLO:
+                bad and judged slices per window, from its slice records);
 3. metadata   – objective and remaining error budget over the SLO period;
 4. alerts     – one ``SLOErrorBudgetBurn`` per policy window pair, one ``SLONoData``.
 
@@ -48,6 +49,13 @@ def validate(slos: Sequence[SLO]) -> None:
                 **where,
             )
         seen[slo.name] = slo
+        if slo.timeslices is not None and slo.alerting.traffic_aware:
+            raise InputError(
+                f"SLO {slo.name!r}: traffic-aware burn rates count events; a timeslices SLO"
+                " budgets slices (use static burn rates)",
+                field="alerting.burn_rate",
+                **where,
+            )
         for section, labels in (("labels", slo.labels), ("alerting.labels", slo.alerting.labels)):
             clash = sorted(c.RESERVED_LABELS & set(labels))
             if clash:
@@ -99,8 +107,12 @@ def _record(name: str, expr: str, labels: dict[str, str]) -> dict:
 
 def exact_window_rules(slo: SLO, window: float, scale: Scale) -> list[dict]:
     """errors_w and events_w straight from the counters, then their ratio."""
-    nominal = format_duration(window)
     errors, total = sli_exprs(slo.sli, scale.duration(window))
+    return counted_window_rules(slo, format_duration(window), errors, total)
+
+
+def counted_window_rules(slo: SLO, nominal: str, errors: str, total: str) -> list[dict]:
+    """Record ``errors`` and ``total`` as the window's counts, then their ratio."""
     sel, labels = selector(slo), series_labels(slo)
     return [
         _record(c.errors_record(nominal), errors, labels),
@@ -148,8 +160,45 @@ def traffic_ratio_rules(slo: SLO, scale: Scale) -> list[dict]:
     ]
 
 
+def slice_rules(slo: SLO, scale: Scale) -> list[dict]:
+    """Timeslices SLOs: the last slice's raw counts, then whether it is bad: 1 when its
+    error ratio exceeds what the slice target allows, 0 when not, absent (not judged)
+    when it saw no events. Recorded at every evaluation, so slices slide by one interval."""
+    assert slo.timeslices is not None
+    nominal = format_duration(slo.timeslices.window)
+    errors, total = sli_exprs(slo.sli, scale.duration(slo.timeslices.window))
+    sel, labels = selector(slo), series_labels(slo)
+    errors_, events = c.slice_errors_record(nominal) + sel, c.slice_events_record(nominal) + sel
+    bad = (
+        f"{errors_} / {events} > bool {number(slo.timeslices.allowed_error_ratio)} and {events} > 0"
+    )
+    return [
+        _record(c.slice_errors_record(nominal), errors, labels),
+        _record(c.slice_events_record(nominal), total, labels),
+        _record(c.slice_bad_record(nominal), bad, labels),
+    ]
+
+
+def slice_window_rules(slo: SLO, window: float, scale: Scale) -> list[dict]:
+    """Timeslices SLOs: a window's "errors" are its bad slices and its "events" its judged
+    slices, so every ratio, budget and alert rule reads the bad-slice share unchanged.
+    Windows above 6h record only the ratio, like derived windows."""
+    assert slo.timeslices is not None
+    nominal = format_duration(window)
+    judged = c.slice_bad_record(format_duration(slo.timeslices.window)) + selector(slo)
+    span = scale.duration(window)
+    bad, count = f"sum_over_time({judged}[{span}])", f"count_over_time({judged}[{span}])"
+    if is_derived(window):
+        return [_record(c.error_ratio_record(nominal), f"{bad} / {count}", series_labels(slo))]
+    return counted_window_rules(slo, nominal, bad, count)
+
+
 def sli_rules(slo: SLO, scale: Scale) -> list[dict]:
     exact, derived = windows_of(slo)
+    if slo.timeslices is not None:
+        return slice_rules(slo, scale) + [
+            r for w in exact + derived for r in slice_window_rules(slo, w, scale)
+        ]
     rules = [r for w in exact for r in exact_window_rules(slo, w, scale)]
     rules += [derived_window_rule(slo, w, scale) for w in derived]
     return rules + traffic_ratio_rules(slo, scale)
@@ -232,17 +281,25 @@ def burn_description(slo: SLO, window: BurnWindow) -> str:
     )
 
 
+def no_data_counts(slo: SLO) -> tuple[str, str]:
+    """The raw (events, errors) count records whose absence means no data: the 5m counts,
+    or a timeslices SLO's slice counts (its 5m records count judged slices, absent also
+    when there is simply no traffic)."""
+    if slo.timeslices is None:
+        base = format_duration(BASE_WINDOW)
+        return c.events_record(base), c.errors_record(base)
+    nominal = format_duration(slo.timeslices.window)
+    return c.slice_events_record(nominal), c.slice_errors_record(nominal)
+
+
 def no_data_alert(slo: SLO, scale: Scale) -> dict:
-    base = format_duration(BASE_WINDOW)
     wait = format_duration(NO_DATA_FOR)
+    events, errors = no_data_counts(slo)
     return {
         "alert": c.NO_DATA_ALERT,
         # Either count absent: no events, or (latency) no bucket at the threshold, whose
         # errors record is then absent rather than read as zero good events.
-        "expr": (
-            f"absent({c.events_record(base)}{selector(slo)})"
-            f" or absent({c.errors_record(base)}{selector(slo)})"
-        ),
+        "expr": f"absent({events}{selector(slo)}) or absent({errors}{selector(slo)})",
         "for": scale.duration(NO_DATA_FOR),
         "labels": {
             **slo.alerting.labels,

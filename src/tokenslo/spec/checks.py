@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import promql_parser
 
 from tokenslo.core import burnrate
+from tokenslo.core.calendar import timezone_error
 from tokenslo.core.durations import format_duration
 from tokenslo.core.model import SLO, EventsSLI, LatencySLI
 from tokenslo.core.promql import has_window_placeholder, render_window, sli_exprs
@@ -80,6 +81,11 @@ def check_semantics(doc: Document, index: int, slo: SLO) -> None:
             (*base, "sli", "latency", "metric"),
         )
     _check_traffic_aware_counts(doc, base, slo)
+    _check_timeslices(doc, base, slo)
+    if slo.calendar is not None:
+        problem = timezone_error(slo.calendar.timezone)
+        if problem:
+            raise doc.error(problem, (*base, "calendar", "timezone"))
     for i, window in enumerate(slo.alerting.policy or ()):
         path = (*base, "alerting", "policy", i)
         if window.short_window <= 0 or window.long_window <= 0:
@@ -108,6 +114,25 @@ def _check_traffic_aware_counts(doc: Document, base: tuple, slo: SLO) -> None:
             "alerting.burn_rate traffic-aware compares event counts across windows: write "
             "total with increase(), not rate() (a per-second rate is not a count)",
             (*base, "sli", "events", "total"),
+        )
+
+
+def _check_timeslices(doc: Document, base: tuple, slo: SLO) -> None:
+    """A slice must fit in the period, and traffic-aware thresholds count events, which a
+    bad-slice share does not have."""
+    if slo.timeslices is None:
+        return
+    if not 0 < slo.timeslices.window < slo.window:
+        raise doc.error(
+            f"slice window {_fmt(slo.timeslices.window)} must be longer than 0s and shorter "
+            f"than the SLO window {_fmt(slo.window)}",
+            (*base, "timeslices", "window"),
+        )
+    if slo.alerting.traffic_aware:
+        raise doc.error(
+            "alerting.burn_rate traffic-aware scales thresholds by event counts; a timeslices"
+            " SLO budgets slices, not events: use burn_rate static",
+            (*base, "alerting", "burn_rate"),
         )
 
 

@@ -21,9 +21,11 @@ from tokenslo.core.model import (
     STATIC,
     Alerting,
     BurnWindow,
+    Calendar,
     EventsSLI,
     LatencySLI,
     Source,
+    Timeslices,
 )
 from tokenslo.errors import InputError
 from tokenslo.spec import checks
@@ -155,8 +157,22 @@ def _build_slo(doc: Document, index: int, raw: dict, service: str, labels: dict)
         alerting=build_alerting(raw.get("alerting", {})),
         loadtest=tuple(raw.get("loadtest", {}).get("requests", [])),
         loadtest_min_requests=raw.get("loadtest", {}).get("min_requests"),
+        timeslices=_build_timeslices(raw.get("timeslices")),
+        calendar=_build_calendar(raw.get("calendar")),
         source=Source(doc.file, doc.where(("slos", index))[0]),
     )
+
+
+def _build_timeslices(raw: dict | None) -> Timeslices | None:
+    if raw is None:
+        return None
+    return Timeslices(window=parse_duration(raw["window"]), target=float(raw["target"]))
+
+
+def _build_calendar(raw: dict | None) -> Calendar | None:
+    if raw is None:
+        return None
+    return Calendar(period=raw["period"], timezone=raw.get("timezone", "UTC"))
 
 
 def _build_sli(raw: dict) -> SLI:

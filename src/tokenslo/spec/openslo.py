@@ -4,14 +4,17 @@ Supported: ``kind: SLO`` with an inline ``indicator`` or an ``indicatorRef`` to 
 ``kind: SLI`` in the same file; ``ratioMetric`` (good or bad, plus total) and
 ``thresholdMetric`` (a histogram, ``op: lte``) whose ``metricSource`` is of type
 Prometheus, inline or through ``metricSourceRef`` to a ``kind: DataSource`` in the
-same file; one rolling ``timeWindow``; one objective; ``budgetingMethod: Occurrences``.
+same file; one rolling ``timeWindow``, or a calendar one of a day, week, month,
+quarter or year; one objective; ``budgetingMethod: Occurrences`` or ``Timeslices``
+(the objective's ``timeSliceTarget`` and ``timeSliceWindow``).
 
 Two kinds of trouble are told apart. Invalid input (not OpenSLO v1, a missing
 required field, a field of the wrong type, broken PromQL) raises ``InputError``:
 nothing is imported. A valid object that tokenslo cannot express faithfully
-(Timeslices, calendar windows, other data sources, raw ratios, …) is *skipped*
-with a reason and the rest of the file is still imported, rather than any SLO
-being imported with a meaning it did not have. docs/slo-spec.md lists the mapping.
+(RatioTimeslices, calendar windows not opening on a period start, other data
+sources, raw ratios, …) is *skipped* with a reason and the rest of the file is still
+imported, rather than any SLO being imported with a meaning it did not have.
+docs/slo-spec.md lists the mapping.
 """
 
 from __future__ import annotations
@@ -20,14 +23,17 @@ import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import promql_parser
 import yaml
 
+from tokenslo.core.calendar import NOMINAL_WINDOWS, OPENSLO_PERIODS, period_bounds, timezone_error
 from tokenslo.core.durations import parse_duration
-from tokenslo.core.model import SLI, EventsSLI, LatencySLI, Source
+from tokenslo.core.model import SLI, Calendar, EventsSLI, LatencySLI, Source, Timeslices
 from tokenslo.core.model import SLO as SLOModel
 from tokenslo.core.promql import WINDOW_PLACEHOLDER, sli_exprs
 from tokenslo.errors import InputError
@@ -218,9 +224,10 @@ def _slo(obj: Node, library: Library) -> SLOModel:
     name = _identifier(metadata.get("name", str))
     service = _identifier(spec.get("service", str))
     skips: list[Skip] = []
-    _budgeting(spec, skips)
-    window = _window(spec, skips)
+    method = _budgeting(spec, skips)
+    window, calendar = _window(spec, skips)
     objective, percent = _objectives(spec.get("objectives", list), skips)
+    timeslices = _timeslices(objective, window, skips) if method == "Timeslices" else None
     annotations = metadata.get("annotations", dict, required=False)
     labels = _labels(metadata.get("labels", dict, required=False))
     try:
@@ -246,31 +253,60 @@ def _slo(obj: Node, library: Library) -> SLOModel:
         sli=sli,
         description=_description(spec, metadata, annotations),
         labels=labels,
+        timeslices=timeslices,
+        calendar=calendar,
         source=Source(obj.doc.file, obj.doc.where(obj.path)[0]),
     )
     return _with_extras(slo, annotations)
 
 
-def _budgeting(spec: Node, skips: list[Skip]) -> None:
+def _budgeting(spec: Node, skips: list[Skip]) -> str:
+    """The budgeting method (Occurrences when absent); RatioTimeslices is a skip."""
     method = spec.get("budgetingMethod", str, required=False)
-    if method.value is None or method.value == "Occurrences":
-        return
+    if method.value is None:
+        return "Occurrences"
     if method.value not in BUDGETING_METHODS:
         known = ", ".join(sorted(BUDGETING_METHODS))
         raise method.error(f"unknown budgetingMethod {method.value!r}; OpenSLO v1 has {known}")
-    skips.append(
-        method.skip(
-            f"budgetingMethod {method.value} is not supported yet; tokenslo counts events "
-            "(Occurrences)"
+    if method.value == "RatioTimeslices":
+        skips.append(
+            method.skip(
+                "budgetingMethod RatioTimeslices is not supported yet; tokenslo budgets events"
+                " (Occurrences) or good slices (Timeslices)"
+            )
         )
-    )
+    return method.value
 
 
-def _window(spec: Node, skips: list[Skip]) -> float:
-    """Seconds of the one rolling window (0 when the window is a skip)."""
+def _timeslices(objective: Node, window: float, skips: list[Skip]) -> Timeslices | None:
+    """The objective's ``timeSliceTarget`` (a ratio, (0, 1]) and ``timeSliceWindow``."""
+    target = objective.get("timeSliceTarget", (int, float))
+    if isinstance(target.value, bool) or not 0 < target.value <= 1:
+        raise target.error(f"timeSliceTarget must be in (0, 1], got {target.value}")
+    length = objective.get("timeSliceWindow", (str, int, float))
+    if not isinstance(length.value, str):
+        skips.append(
+            length.skip(f"timeSliceWindow {length.value} has no unit; write a duration such as 1m")
+        )
+        return None
+    try:
+        seconds = parse_duration(length.value)
+    except ValueError as exc:
+        raise length.error(str(exc)) from None
+    if window and not 0 < seconds < window:
+        raise length.error(
+            f"timeSliceWindow {length.value} must be longer than 0s and shorter than the"
+            " time window"
+        )
+    return Timeslices(window=seconds, target=round(float(target.value) * 100, 10))
+
+
+def _window(spec: Node, skips: list[Skip]) -> tuple[float, Calendar | None]:
+    """Seconds of the one rolling window (0 when the window is a skip), or of a calendar
+    window's nominal period (the window tokenslo alerts on) with its calendar."""
     if not spec.has("timeWindow"):
         skips.append(spec.skip("no timeWindow; tokenslo needs one rolling window", "timeWindow"))
-        return 0
+        return 0, None
     windows = spec.get("timeWindow", list)
     if len(windows.value) != 1:
         raise windows.error(f"exactly one time window allowed, found {len(windows.value)}")
@@ -283,13 +319,12 @@ def _window(spec: Node, skips: list[Skip]) -> float:
         seconds = 0.0 if calendar_unit else parse_duration(duration.value)
     except ValueError as exc:
         raise duration.error(str(exc)) from None
-    if calendar.value is not None or rolling is False:
-        skips.append(
-            window.skip(
-                "calendar-aligned windows are not supported yet; tokenslo windows are rolling",
-                "calendar" if calendar.value is not None else "isRolling",
-            )
-        )
+    if calendar.value is not None:
+        if rolling is True:
+            raise window.error("a calendar window cannot be rolling (isRolling: true)", "isRolling")
+        return _calendar(duration, calendar, skips)
+    if rolling is False:
+        skips.append(window.skip("isRolling: false without a calendar", "isRolling"))
     elif rolling is not True:
         raise window.error("missing isRolling: true (or a calendar)", "isRolling")
     elif calendar_unit:
@@ -301,7 +336,43 @@ def _window(spec: Node, skips: list[Skip]) -> float:
         )
     elif seconds <= 0:
         raise duration.error("window must be longer than 0s")
-    return seconds
+    return seconds, None
+
+
+def _calendar(duration: Node, calendar: Node, skips: list[Skip]) -> tuple[float, Calendar | None]:
+    """A calendar window of one day, week, month, quarter or year whose ``startTime`` opens
+    such a period in ``timeZone`` (default UTC); other anchors and lengths are skips."""
+    zone = calendar.get("timeZone", str, required=False)
+    timezone = zone.value or "UTC"
+    problem = timezone_error(timezone)
+    if problem:
+        raise zone.error(problem)
+    start = calendar.get("startTime", (str, datetime))  # YAML reads a bare one as a time
+    anchor = start.value
+    if isinstance(anchor, str):
+        try:
+            anchor = datetime.strptime(anchor, "%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            raise start.error(f"not a time 'YYYY-MM-DD hh:mm:ss': {anchor!r}") from None
+    if anchor.tzinfo is not None:
+        raise start.error("startTime is a local time without offset (timeZone says the zone)")
+    period = OPENSLO_PERIODS.get(duration.value)
+    if period is None:
+        known = ", ".join(OPENSLO_PERIODS)
+        skips.append(duration.skip(f"calendar window {duration.value}: tokenslo has {known}"))
+        return 0, None
+    model = Calendar(period=period, timezone=timezone)
+    opens = anchor.replace(tzinfo=ZoneInfo(timezone)).timestamp()
+    if period_bounds(model, opens)[0] != opens:
+        skips.append(
+            start.skip(
+                f"startTime {anchor:%Y-%m-%d %H:%M:%S} does not open a {period}: tokenslo's"
+                " periods start at local midnight (weeks on Monday, months on the 1st,"
+                " quarters in Jan/Apr/Jul/Oct)"
+            )
+        )
+        return 0, None
+    return NOMINAL_WINDOWS[period], model
 
 
 def _objectives(items: Node, skips: list[Skip]) -> tuple[Node, float]:

@@ -4,6 +4,7 @@ Each SLO becomes one ``kind: SLO`` with an inline indicator: an events SLI a
 ``ratioMetric`` (counter, good or bad plus total, queries with ``{{window}}`` kept),
 a latency SLI a ``thresholdMetric`` on the histogram's ``_bucket`` series with
 ``op: lte``. Sources are inline ``type: Prometheus``: the model holds no server.
+``timeslices`` becomes ``budgetingMethod: Timeslices``, ``calendar`` a calendar window.
 What OpenSLO has no field for (the burn-rate ``alerting`` block, ``loadtest``) is
 written as JSON of the tokenslo v1 blocks into ``tokenslo/*`` annotations, so
 ``import-openslo`` gives back the same model; so is a description over OpenSLO's
@@ -20,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from tokenslo.core.calendar import NOMINAL_WINDOWS, OPENSLO_DURATIONS
+from tokenslo.core.durations import format_duration
 from tokenslo.core.model import SLO, EventsSLI, LatencySLI
 from tokenslo.errors import InputError
 from tokenslo.spec.openslo import (
@@ -34,6 +37,7 @@ from tokenslo.spec.writer import number, slo_mapping
 _RFC1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # OpenSLO duration shorthands with a fixed length (no seconds; M, Q, Y vary).
 _UNITS = (("d", 86400), ("h", 3600), ("m", 60))
+CALENDAR_ANCHOR = "2024-01-01 00:00:00"  # a Monday, 1 January: opens every period
 
 
 def export_openslo(slos: Sequence[SLO]) -> list[dict[str, Any]]:
@@ -74,8 +78,8 @@ def _slo(slo: SLO) -> dict[str, Any]:
         metadata["annotations"] = annotations
     spec["service"] = slo.service
     spec["indicator"] = {"metadata": {"name": slo.name}, "spec": _indicator(slo.sli)}
-    spec["timeWindow"] = [{"duration": _duration(slo), "isRolling": True}]
-    spec["budgetingMethod"] = "Occurrences"
+    spec["timeWindow"] = [_time_window(slo)]
+    spec["budgetingMethod"] = "Occurrences" if slo.timeslices is None else "Timeslices"
     spec["objectives"] = [_objective(slo)]
     return {"apiVersion": API_VERSION, "kind": "SLO", "metadata": metadata, "spec": spec}
 
@@ -113,19 +117,47 @@ def _objective(slo: SLO) -> dict[str, Any]:
     if isinstance(slo.sli, LatencySLI):
         objective = {"op": "lte", "value": number(slo.sli.threshold)}
     objective["targetPercent"] = number(slo.objective)
+    if slo.timeslices is not None:
+        objective["timeSliceTarget"] = number(round(slo.timeslices.target / 100, 12))
+        objective["timeSliceWindow"] = _shorthand(slo, slo.timeslices.window, "timeslices.window")
     return objective
 
 
+def _time_window(slo: SLO) -> dict[str, Any]:
+    """Rolling, or a calendar window opening on a period start (Monday 1 January 2024
+    opens every kind of period). OpenSLO has one window: a calendar SLO's rolling window
+    (the one its alerts use) must be its period's nominal length to come back on import."""
+    if slo.calendar is None:
+        return {"duration": _duration(slo), "isRolling": True}
+    nominal = NOMINAL_WINDOWS[slo.calendar.period]
+    if slo.window != nominal:
+        raise _error(
+            slo,
+            "window",
+            f"a calendar {slo.calendar.period} exports with window {format_duration(nominal)}"
+            f" only (OpenSLO holds one time window; import gives it that length), not"
+            f" {format_duration(slo.window)}",
+        )
+    return {
+        "duration": OPENSLO_DURATIONS[slo.calendar.period],
+        "calendar": {"startTime": CALENDAR_ANCHOR, "timeZone": slo.calendar.timezone},
+    }
+
+
 def _duration(slo: SLO) -> str:
-    """The window as an OpenSLO shorthand: whole days, hours or minutes."""
+    return _shorthand(slo, slo.window, "window")
+
+
+def _shorthand(slo: SLO, seconds: float, field: str) -> str:
+    """``seconds`` as an OpenSLO shorthand: whole days, hours or minutes."""
     for unit, size in _UNITS:
-        count, rest = divmod(slo.window, size)
+        count, rest = divmod(seconds, size)
         if not rest and count:
             return f"{int(count)}{unit}"
     raise _error(
         slo,
-        "window",
-        f"{slo.window:g}s is not a whole number of minutes; OpenSLO durations have no seconds",
+        field,
+        f"{seconds:g}s is not a whole number of minutes; OpenSLO durations have no seconds",
     )
 
 

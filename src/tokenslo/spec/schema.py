@@ -124,6 +124,33 @@ _LOADTEST = strict_object(
         },
     }
 )
+_TIMESLICES = strict_object(
+    {
+        "window": {**_DURATION, "description": "length of one slice, e.g. 1m"},
+        "target": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 100,
+            "description": "percent of good events a slice needs to count as good, e.g. 95",
+        },
+    },
+    ("window", "target"),
+    description="Timeslices budgeting: the objective applies to the share of good slices"
+    " (slices without events are not counted); absent: the share of good events",
+)
+_CALENDAR = strict_object(
+    {
+        "period": {"enum": ["day", "week", "month", "quarter", "year"]},
+        "timezone": {
+            "type": "string",
+            "minLength": 1,
+            "description": "IANA time zone the periods start in (local midnight), default UTC",
+        },
+    },
+    ("period",),
+    description="Calendar-aligned budget: slo status counts from the start of the current"
+    " period (weeks start on Monday); alerts stay on the rolling window",
+)
 _SLO = strict_object(
     {
         "name": _NAME,
@@ -139,6 +166,8 @@ _SLO = strict_object(
         "sli": _SLI,
         "alerting": _ALERTING,
         "loadtest": _LOADTEST,
+        "timeslices": _TIMESLICES,
+        "calendar": _CALENDAR,
     },
     ("name", "objective", "window", "sli"),
 )

@@ -50,6 +50,13 @@ def slo_mapping(slo: SLO) -> dict[str, Any]:
         out["loadtest"] = {"requests": list(slo.loadtest)}
     if slo.loadtest_min_requests is not None:
         out.setdefault("loadtest", {})["min_requests"] = slo.loadtest_min_requests
+    if slo.timeslices is not None:
+        out["timeslices"] = {
+            "window": format_duration(slo.timeslices.window),
+            "target": number(slo.timeslices.target),
+        }
+    if slo.calendar is not None:
+        out["calendar"] = {"period": slo.calendar.period, "timezone": slo.calendar.timezone}
     return out
 
 
