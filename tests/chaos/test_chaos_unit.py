@@ -16,7 +16,7 @@ import pytest
 from support import secret_file, write_target
 from tokenslo.chaos import actions, journal, runner, targets, theory
 from tokenslo.cli import main
-from tokenslo.core.model import SLO, Alerting, EventsSLI, Timeslices
+from tokenslo.core.model import SLO, Alerting, BurnWindow, EventsSLI, Timeslices
 from tokenslo.errors import InputError, UnavailableError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,15 +49,14 @@ def test_theory_refuses_a_timeslices_slo_rather_than_predict_event_ratios():
 
 @pytest.mark.parametrize("scale", [1.0, 60.0])
 @pytest.mark.parametrize("objective", [99.9, 95.0])
-def test_fastest_page_theory_is_long_window_crossing_plus_for(scale, objective):
+def test_fastest_page_theory_is_the_long_window_crossing(scale, objective):
     budget = (100 - objective) / 100
     expected = theory.first_to_fire(slo(objective), "page", 1.0, scale)
-    # 2% of a 30d budget in 1h: factor 14.4; the long window crosses last; for = 5m/5.
+    # 2% of a 30d budget in 1h: factor 14.4; the long window crosses last; a page has no
+    # ``for`` by default.
     factor = 0.02 * 30 * 24
     assert expected.long_window == "1h"
-    assert expected.theory_seconds == pytest.approx(
-        factor * budget * HOUR / scale + HOUR / 12 / 5 / scale
-    )
+    assert expected.theory_seconds == pytest.approx(factor * budget * HOUR / scale)
 
 
 def test_lower_error_rate_detects_later_and_below_threshold_never():
@@ -106,13 +105,13 @@ def test_a_window_still_full_of_an_earlier_load_test_detects_later():
     #   errors  = 20 s                (every new request fails)
     #   events  = 11000 (55 - s) / 55 + 100 + 20 s = 11100 - 180 s
     #   crossing: 20 s = 0.0144 (11100 - 180 s)  ->  s = 159.84 / 22.592 = 7.07507 s
-    # plus for (1m / 60 = 1 s). The steady theory says 0.864 + 1.
+    # and a page has no ``for``. The steady theory says 0.864.
     profile = [theory.Held(seconds=55.0, events=11000.0, errors=0.0), _steady(5.0)]
     expected = theory.first_to_fire_held(slo(), "page", 1.0, 60.0, profile, long_window="1h")
-    assert expected.theory_seconds == pytest.approx(159.84 / 22.592 + 1.0)
-    assert expected.theory_seconds == pytest.approx(8.07507, abs=1e-5)
+    assert expected.theory_seconds == pytest.approx(159.84 / 22.592)
+    assert expected.theory_seconds == pytest.approx(7.07507, abs=1e-5)
     steady = theory.first_to_fire(slo(), "page", 1.0, 60.0, long_window="1h")
-    assert steady.theory_seconds == pytest.approx(1.864)
+    assert steady.theory_seconds == pytest.approx(0.864)
 
 
 def test_recent_traffic_stays_in_the_window_longer_than_old_traffic():
@@ -200,12 +199,14 @@ def test_slack_grows_with_every_interval():
 
 
 def test_time_scale_is_read_from_the_loaded_for():
-    model = slo()
-    rules = [{"labels": {"long_window": "1h"}, "duration": 1.0}]
+    model = slo()  # tickets: 1d/2h for 24m, 3d/6h for 1h12m; pages have no for
+    page = {"labels": {"long_window": "1h"}, "duration": 0}
+    rules = [page, {"labels": {"long_window": "1d"}, "duration": 24.0}]
     assert targets.scale_from_rules(model, rules) == pytest.approx(60.0)
-    assert targets.scale_from_rules(model, [{"labels": {"long_window": "6h"}, "duration": 36}]) == (
-        pytest.approx(10.0)
-    )
+    assert targets.scale_from_rules(
+        model, [{"labels": {"long_window": "3d"}, "duration": 432}]
+    ) == (pytest.approx(10.0))
+    assert targets.scale_from_rules(model, [page]) is None  # nothing to compare
     assert targets.scale_from_rules(model, []) is None  # 6h: for = 6h/12/5 = 360 s
 
 
@@ -592,11 +593,12 @@ def test_the_observed_crossing_is_the_first_time_every_window_is_over_the_thresh
 
 
 def test_an_observed_expectation_adds_the_scaled_for():
-    # 99.9 %, the 1h/5m page at scale 60: threshold 14.4 x 0.1 % = 0.0144 (1/100 is not
-    # over it, 2/100 is), for 1m / 60 = 1 s
-    window = theory.conditions(slo(), "page", "1h")[0]
+    # 99.9 %, a 1h/5m page at scale 60: threshold 14.4 x 0.1 % = 0.0144 (1/100 is not
+    # over it, 2/100 is), with a for of 1m / 60 = 1 s
+    model = slo(policy=(BurnWindow("page", 0.02, HOUR, 300.0, for_=60.0),))
+    window = theory.conditions(model, "page", "1h")[0]
     over = {0.0: (100.0, 0.0), 0.5: (100.0, 1.0), 1.0: (100.0, 2.0)}
-    expected = theory.observed_expectation(slo(), window, 60.0, over, over)
+    expected = theory.observed_expectation(model, window, 60.0, over, over)
     assert expected.theory_seconds == pytest.approx(2.0)
-    never = theory.observed_expectation(slo(), window, 60.0, {0.0: (100.0, 1.0)}, over)
+    never = theory.observed_expectation(model, window, 60.0, {0.0: (100.0, 1.0)}, over)
     assert never.theory_seconds is None

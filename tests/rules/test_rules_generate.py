@@ -36,14 +36,14 @@ def by_record(slo: SLO) -> dict[str, dict]:
 
 # (severity, long, short, burn_factor label, threshold, for)
 POLICY_30D_999 = [
-    ("page", "1h", "5m", "14.4", 0.0144, "1m"),
-    ("page", "6h", "30m", "6", 0.006, "6m"),
+    ("page", "1h", "5m", "14.4", 0.0144, None),
+    ("page", "6h", "30m", "6", 0.006, None),
     ("ticket", "1d", "2h", "3", 0.003, "24m"),
     ("ticket", "3d", "6h", "1", 0.001, "1h12m"),
 ]
 POLICY_28D_99 = [
-    ("page", "1h", "5m", "13.44", 0.1344, "1m"),
-    ("page", "6h", "30m", "5.6", 0.056, "6m"),
+    ("page", "1h", "5m", "13.44", 0.1344, None),
+    ("page", "6h", "30m", "5.6", 0.056, None),
     ("ticket", "1d", "2h", "2.8", 0.028, "24m"),
     ("ticket", "3d", "6h", "0.9333", 0.0093333333333, "1h12m"),
 ]
@@ -62,7 +62,7 @@ def test_burn_alerts_follow_the_workbook_policy(slo, expected):
             a["labels"]["short_window"],
             a["labels"]["burn_factor"],
             float(THRESHOLD.search(a["expr"]).group(1)),
-            a["for"],
+            a.get("for"),  # none on a page
         )
         for a in burn_alerts(slo)
     ]
@@ -201,15 +201,17 @@ def test_custom_policy_and_disabled_pages_change_the_windows():
 
 
 @pytest.mark.parametrize(
-    ("scale", "interval", "base", "page_for", "period"),
+    ("scale", "interval", "base", "ticket_for", "period"),
     [
-        (1, "30s", "5m", "1m", "30d"),
-        (7, "4s286ms", "42s857ms", "8s571ms", "4d6h51m25s714ms"),
-        (60, "1s", "5s", "1s", "12h"),  # interval floored at 1s
-        (0.5, "1m", "10m", "2m", "60d"),
+        (1, "30s", "5m", "24m", "30d"),
+        (7, "4s286ms", "42s857ms", "3m25s714ms", "4d6h51m25s714ms"),
+        (60, "1s", "5s", "24s", "12h"),  # interval floored at 1s
+        (0.5, "1m", "10m", "48m", "60d"),
     ],
 )
-def test_time_scale_divides_every_duration_but_keeps_names(scale, interval, base, page_for, period):
+def test_time_scale_divides_every_duration_but_keeps_names(
+    scale, interval, base, ticket_for, period
+):
     slo = events_bad()
     (group,) = generate_rule_groups([slo], scale)
     assert group["interval"] == interval
@@ -217,9 +219,9 @@ def test_time_scale_divides_every_duration_but_keeps_names(scale, interval, base
     assert list(records) == EXPECTED_RECORDS_30D
     assert f"[{base}]" in records["tokenslo:slo_errors:5m"]["expr"]
     assert f"[{period}]" in records["tokenslo:slo_error_ratio:30d"]["expr"]
-    page = burn_alerts(slo, scale)[0]
-    assert page["for"] == page_for
-    assert page["labels"]["long_window"] == "1h"
+    page, _, ticket, _ = burn_alerts(slo, scale)
+    assert "for" not in page and page["labels"]["long_window"] == "1h"
+    assert ticket["for"] == ticket_for and ticket["labels"]["long_window"] == "1d"
 
 
 @pytest.mark.parametrize("bad", [0, -1, math.nan, math.inf, True, "2"])

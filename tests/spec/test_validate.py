@@ -76,7 +76,7 @@ def test_full_file_maps_to_model():
     assert first.alerting.ticket is False
     assert first.alerting.annotations == {"runbook_url": "https://runbooks.example/idp"}
     assert first.alerting.policy == (
-        BurnWindow("page", 0.02, 3600, 300, 60),  # for defaults to short_window / 5
+        BurnWindow("page", 0.02, 3600, 300, 0),  # a page's for defaults to none
         BurnWindow("ticket", 0.10, 86400, 7200, 600),
     )
     assert first.loadtest == ("token:client_credentials",)

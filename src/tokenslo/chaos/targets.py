@@ -216,7 +216,8 @@ def active_alerts(prometheus_url: str, alertname: str) -> list[dict]:
 
 
 def scale_from_rules(slo: SLO, rules: list[dict]) -> float | None:
-    """Time scale = nominal ``for`` / loaded ``for``, from the first rule that has one. Pure."""
+    """Time scale = nominal ``for`` / loaded ``for``, from the first rule that has one (a
+    ticket's by default: pages fire without a ``for``). Pure."""
     from tokenslo.core.durations import format_duration
 
     nominal = {format_duration(w.long_window): w.for_ for w in burnrate.policy_for(slo)}
@@ -241,8 +242,9 @@ def time_scale_for(targets: Targets, slo: SLO) -> float:
         scale = scale_from_rules(slo, burn_alert_rules(prom, slo.name))
         if scale is None:
             raise UnavailableError(
-                f"Prometheus at {prom} has no {c.BURN_ALERT} rules for SLO {slo.name!r}; "
-                f"load the generated rules or set {TIME_SCALE_KEY!r}"
+                f"Prometheus at {prom} has no {c.BURN_ALERT} rule with a 'for' for SLO "
+                f"{slo.name!r} to read the time scale from; load the generated rules or set "
+                f"{TIME_SCALE_KEY!r}"
             )
         _SCALE_CACHE[key] = scale
     return _SCALE_CACHE[key]

@@ -22,9 +22,18 @@ DEFAULT_POLICY_SPEC: tuple[tuple[str, float, float], ...] = (
     ("ticket", 0.10, 3 * DAY),
 )
 SHORT_WINDOW_DIVISOR = 12
-# `for` is a fifth of the short window: long enough to ride out one bad scrape,
-# short enough to add little to detection time (1m on the fastest page).
+# `for` of a ticket: a fifth of the short window. Pages get none: scoring the policies
+# on synthetic incident sets (src/tokenslo/rules/README.md, "Choosing `for` and the
+# interval") showed a page's `for` filters no false page (its long window already ignores
+# blips, and its short window keeps a true condition true for minutes) and delays every
+# page by a fifth of the short window (1m on the fastest); a ticket's `for` filtered
+# false tickets.
 FOR_DIVISOR = 5
+
+
+def default_for(severity: str, short_window: float) -> float:
+    """Seconds a condition must hold before it fires when the policy does not say."""
+    return 0.0 if severity == "page" else short_window / FOR_DIVISOR
 
 
 def burn_factor(budget_fraction: float, period: float, long_window: float) -> float:
@@ -43,7 +52,7 @@ def default_policy(period: float) -> tuple[BurnWindow, ...]:
             budget_fraction=fraction,
             long_window=long_window,
             short_window=long_window / SHORT_WINDOW_DIVISOR,
-            for_=long_window / SHORT_WINDOW_DIVISOR / FOR_DIVISOR,
+            for_=default_for(severity, long_window / SHORT_WINDOW_DIVISOR),
         )
         for severity, fraction, long_window in DEFAULT_POLICY_SPEC
     )

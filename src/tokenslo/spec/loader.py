@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tokenslo.core.burnrate import FOR_DIVISOR
+from tokenslo.core.burnrate import default_for
 from tokenslo.core.durations import parse_duration
 from tokenslo.core.model import (
     SLI,
@@ -215,5 +215,5 @@ def _build_window(raw: dict) -> BurnWindow:
         budget_fraction=float(raw["budget_percent"]) / 100.0,
         long_window=parse_duration(raw["long_window"]),
         short_window=short,
-        for_=parse_duration(raw["for"]) if "for" in raw else short / FOR_DIVISOR,
+        for_=parse_duration(raw["for"]) if "for" in raw else default_for(raw["severity"], short),
     )
