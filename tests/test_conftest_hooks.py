@@ -140,6 +140,7 @@ def test_costly_work_is_collected_first(suite: pytest.Pytester):
 def test_measured_durations_outrank_the_tier_estimates(suite: pytest.Pytester, monkeypatch):
     """A pure test measured at 500 s goes before the lab's group and the slow test."""
     suite.makepyfile(test_shared=SHARES_A_LAB)
+    suite.makeini("[pytest]\n")  # node ids relative to this directory, wherever it lies
     durations = suite.path / "durations.json"
     durations.write_text(json.dumps({"test_shared.py::test_alone[4]": 500.0}))
     monkeypatch.setenv("TOKENSLO_TEST_DURATIONS", str(durations))

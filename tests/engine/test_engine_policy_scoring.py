@@ -31,6 +31,7 @@ from dataclasses import replace
 import pytest
 
 from tokenslo.cli import main
+from tokenslo.core import burnrate
 from tokenslo.core.model import SLO, TRAFFIC_AWARE, Alerting, BurnWindow, EventsSLI
 from tokenslo.engine import incidents as inc
 from tokenslo.engine import scoring as sc
@@ -326,8 +327,11 @@ def test_shipped_policies_apply_to_the_starter_slos():
             assert applied.alerting.burn_rate == policy.alerting.burn_rate
             assert applied.sli == slo.sli and applied.objective == slo.objective
     assert policies["static-15s"].interval == 15.0
-    windows = policies["static-page-for0"].alerting.policy or ()
-    assert [w.for_ for w in windows] == [0.0, 0.0, 24 * 60.0, 72 * 60.0]
+    windows = policies["static-page-for"].alerting.policy or ()
+    assert [w.for_ for w in windows] == [60.0, 360.0, 24 * 60.0, 72 * 60.0]
+    # the default the study chose: pages without for, tickets with a fifth of the short window
+    default = apply(policies["static"], slos[0])
+    assert [w.for_ for w in burnrate.policy_for(default)] == [0.0, 0.0, 24 * 60.0, 72 * 60.0]
 
 
 def test_long_windows_are_summed_from_5m_counts_as_the_rules_do():
