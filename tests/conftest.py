@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -64,7 +65,20 @@ def lab(lab_config, tmp_path_factory: pytest.TempPathFactory):
         lab_down(state_dir)
 
 
+def restore_stop_signals() -> None:
+    """Undo an inherited "ignore" of the stop signals. A run started in the background
+    by a shell without job control ignores SIGINT (``cmd &``), and under ``nohup``
+    SIGHUP; every process a test starts would inherit that, so a Ctrl-C or hang-up
+    sent to a runner under test would never arrive. The suite starts from the
+    defaults an interactive user has."""
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT):
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            default = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+            signal.signal(sig, default)
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    restore_stop_signals()
     config.pluginmanager.register(HeaviestFirst(load_durations()), "tokenslo-heaviest-first")
     timeline = config.getoption("timeline")
     if timeline and not hasattr(config, "workerinput"):  # the controller, or a serial run

@@ -274,7 +274,8 @@ def test_generated_rules_on_vmalert_page_for_an_outage_only(
                 # The same instant: the clean SLO has no burn-rate alert, not even pending.
                 clean = [a for a in api.alerts() if a["labels"].get("slo") == "clean"]
                 assert [a for a in clean if a["labels"]["alertname"] == "SLOErrorBudgetBurn"] == []
-                assert firing[0]["labels"]["long_window"] == "1h"
+                # without a page ``for`` the 6h/30m page may fire at the same evaluation
+                assert "1h" in {a["labels"]["long_window"] for a in firing}
 
                 # Every generated rule parses as MetricsQL and evaluates without error.
                 groups = api.rules()

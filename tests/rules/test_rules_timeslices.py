@@ -19,9 +19,9 @@ traffic before, so the 1h and 6h windows hold only healthy judgements):
   pair with threshold x holds once its long window has floor(x * w / 30) + 1 bad
   judgements (the short windows need only one).
 - 1h/5m page: x = 14.4 * 0.1 % = 0.0144; 0.0144 * 120 = 1.73 → 2 bad judgements →
-  holds at T0+1m, fires after ``for`` 1m at T0+2m.
-- 6h/30m page: x = 6 * 0.1 % = 0.006; 0.006 * 720 = 4.32 → 5 → holds at T0+2m30s,
-  fires after ``for`` 6m at T0+8m30s.
+  holds at T0+1m and fires then (a page has no ``for``).
+- 6h/30m page: x = 6 * 0.1 % = 0.006; 0.006 * 720 = 4.32 → 5 → holds and fires at
+  T0+2m30s.
 The tickets' ``for`` (24m, 72m) keeps them quiet over the checked minutes.
 """
 
@@ -92,9 +92,10 @@ def burn_check(at: float, *firing: dict) -> dict:
 
 
 def test_hand_computed_times_match_the_policy():
-    """The docstring's figures: the default policy's for and thresholds give 2m and 8m30s."""
-    assert fires_at(PAGE_1H, FIRST_BAD) - T0 == 2 * MIN
-    assert fires_at(PAGE_6H, FIRST_BAD) - T0 == 8.5 * MIN
+    """The docstring's figures: the default policy's thresholds (and no page ``for``) give
+    1m and 2m30s."""
+    assert fires_at(PAGE_1H, FIRST_BAD) - T0 == 1 * MIN
+    assert fires_at(PAGE_6H, FIRST_BAD) - T0 == 2.5 * MIN
 
 
 @pytest.mark.slow

@@ -360,7 +360,12 @@ def _observed_theory(
 ) -> theory.Expectation | None:
     """When the condition on ``long_window`` held in the SLI's own data after the injection
     (both windows over the threshold), plus ``for``: what the alert rule, evaluating the
-    same series, must match within the slack. None without a condition or data."""
+    same series, must match within the slack. None without a condition or data.
+
+    The data is read one evaluation interval past ``until``: an alert without ``for``
+    fires at the very evaluation where the condition first holds, which the query's
+    grid (half an interval apart) may otherwise just miss."""
+    until += timing.evaluation_interval
     found = theory.conditions(model, severity, long_window)
     step = max(timing.evaluation_interval / 2, (until - injected) / OBSERVED_POINTS)
     if not found or until - injected < step:
