@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tokenslo.cli import main
+from tokenslo.lab.orchestrator import lab_down
 from tokenslo.lab.ports import port_busy
 from tokenslo.lab.state import STATE_FILE, load_state
 
@@ -66,12 +67,15 @@ def test_stop_signal_during_lab_up_leaves_no_process_and_no_port(
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 130, out + err
-    assert err.strip().splitlines()[-1] == "tokenslo: interrupted"
-    assert lab_pids(state_dir) == set()
-    assert [port for port in ports if port_busy(port)] == []
-    assert not (state_dir / STATE_FILE).exists()
-    assert main(["lab", "down", "--state-dir", str(state_dir)]) == 0
+    try:
+        assert proc.returncode == 130, out + err
+        assert err.strip().splitlines()[-1] == "tokenslo: interrupted"
+        assert lab_pids(state_dir) == set()
+        assert [port for port in ports if port_busy(port)] == []
+        assert not (state_dir / STATE_FILE).exists()
+        assert main(["lab", "down", "--state-dir", str(state_dir)]) == 0
+    finally:
+        lab_down(state_dir)  # a lab up that ignored the signal must not outlive the test
 
 
 def test_lab_down_finds_what_a_killed_lab_up_started(
