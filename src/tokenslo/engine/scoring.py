@@ -31,7 +31,7 @@ from itertools import accumulate
 
 from tokenslo.core import burnrate
 from tokenslo.core.model import SLO
-from tokenslo.core.windows import BASE_WINDOW, is_derived, window_sums
+from tokenslo.core.windows import BASE_WINDOW, is_derived, prefix_sums, sums_from_prefix
 from tokenslo.engine.backtest import (
     AlertInterval,
     counted_intervals,
@@ -142,11 +142,11 @@ def static_ratios(
         reach = math.ceil(max(derived) / interval) * interval
         count = round((times[-1] - times[0] + reach) / interval) + 1
         base_times = [times[0] - reach + i * interval for i in range(count)]
-        errors, total = _Counts(timeline, base_times).over(BASE_WINDOW)
+        errors, total = map(prefix_sums, _Counts(timeline, base_times).over(BASE_WINDOW))
         at = [round((t - base_times[0]) / interval) for t in times]
         for w in derived:
             out[w] = sum_ratios(
-                window_sums(errors, interval, w, at), window_sums(total, interval, w, at)
+                sums_from_prefix(errors, interval, w, at), sums_from_prefix(total, interval, w, at)
             )
     counts = _Counts(timeline, times)
     for w in sorted(windows - set(derived)):
