@@ -1,4 +1,5 @@
-"""Prometheus-style durations (``5m``, ``1h30m``, ``28d``) as float seconds.
+"""Prometheus-style durations (``5m``, ``1h30m``, ``28d``) as float seconds, and instants
+(RFC 3339 or unix seconds) as unix seconds.
 
 Kept pure and tiny because windows flow through the spec, the math, the rule
 generator and the evaluator, and all of them must agree on the same spelling.
@@ -6,7 +7,9 @@ generator and the evaluator, and all of them must agree on the same spelling.
 
 from __future__ import annotations
 
+import math
 import re
+from datetime import datetime
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
@@ -35,3 +38,34 @@ def format_duration(seconds: float) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+INSTANT_HINT = "use RFC 3339 like 2024-05-01T12:00:00Z or unix seconds"
+
+
+def parse_instant(value: object, hint: str = INSTANT_HINT) -> float:
+    """An instant as the command line and files spell it → unix seconds: unix seconds
+    (number or text) or RFC 3339 with an offset or ``Z`` (text, or the timezone-aware
+    datetime YAML makes of it). Raises ValueError: a time without an offset is ambiguous."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"time without an offset: {value.isoformat()} ({hint})")
+        return value.timestamp()
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"not a time: {value!r} ({hint})")
+    text = str(value).strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = None
+    if seconds is not None:
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"not a valid unix time: {value!r}")
+        return seconds
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise ValueError(f"not a time: {value!r} ({hint})")
+    return parsed.timestamp()

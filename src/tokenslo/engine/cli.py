@@ -15,9 +15,13 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime
 
-from tokenslo.core.durations import format_duration, parse_duration
+from tokenslo.core.durations import (
+    INSTANT_HINT,
+    format_duration,
+    parse_duration,
+    parse_instant,
+)
 from tokenslo.engine import backtest as bt
 from tokenslo.engine import evaluator
 from tokenslo.errors import InputError, UnavailableError
@@ -33,27 +37,12 @@ NONE = "-"
 
 def parse_time(text: str, field: str = "--at", now: float | None = None) -> float:
     """``now``, unix seconds or RFC 3339 (with an offset or ``Z``) → unix seconds."""
-    value = text.strip()
-    if value.lower() == "now":
+    if text.strip().lower() == "now":
         return time.time() if now is None else now
     try:
-        seconds = float(value)
-    except ValueError:
-        seconds = None
-    if seconds is not None:
-        if not math.isfinite(seconds) or seconds < 0:
-            raise InputError(f"not a valid unix time: {text!r}", field=field)
-        return seconds
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        raise InputError(
-            f"not a time: {text!r} (use RFC 3339 like 2024-05-01T12:00:00Z, unix seconds, or now)",
-            field=field,
-        )
-    return parsed.timestamp()
+        return parse_instant(text, INSTANT_HINT + ", or now")
+    except ValueError as exc:
+        raise InputError(str(exc), field=field) from None
 
 
 def parse_step(text: str) -> float:
@@ -174,7 +163,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_backtest(args: argparse.Namespace) -> int:
-    if args.synthetic or args.policy:
+    if args.synthetic or args.policy or args.incidents:
         return int(args.score_policies(args))
     if not args.start or not args.end:
         raise InputError("--start and --end are required (or --synthetic)", field="--start")
@@ -234,17 +223,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(backtest)
     backtest.add_argument("--start", metavar="TIME", help="required unless --synthetic")
     backtest.add_argument("--end", metavar="TIME", help="required unless --synthetic")
-    backtest.add_argument("--step", metavar="S", help="e.g. 15s (default: ~1000 points)")
+    backtest.add_argument(
+        "--step",
+        metavar="S",
+        help="e.g. 15s (default: ~1000 points; scoring: the policies' common interval)",
+    )
     backtest.add_argument("--format", choices=("table", "json"), default="table")
     scoring = backtest.add_argument_group(
         "alert-policy scoring",
-        "score policies on a synthetic incident set (README: Scoring alert policies)",
+        "score policies on a synthetic incident set, or on --start/--end against an "
+        "incidents file (README: Scoring alert policies)",
     )
     scoring.add_argument(
         "--policy", action="append", default=[], metavar="FILE", help="policy file; repeat"
     )
     scoring.add_argument(
         "--synthetic", action="store_true", help="replay a synthetic incident set per SLO"
+    )
+    scoring.add_argument(
+        "--incidents",
+        metavar="FILE",
+        help="the real range's incidents (docs/policy-scoring.md); needs --policy",
     )
     scoring.add_argument("--seed", type=int, default=1, help="incident set seed (default 1)")
     scoring.add_argument("--days", type=float, default=30.0, help="range in days (default 30)")

@@ -68,14 +68,15 @@ class Incident:
 @dataclass(frozen=True)
 class Timeline:
     """Errors and events per ``resolution`` step: step ``j`` counts the requests in
-    ``(origin + j·res, origin + (j+1)·res]``; ``origin`` is ``-warmup``."""
+    ``(origin + j·res, origin + (j+1)·res]``; ``origin`` is ``-warmup``. What the scorer
+    replays: synthetic here, or a real range's fetched counts (``engine.observed``)."""
 
     slo: str
     resolution: float
     origin: float
     end: float
-    errors: tuple[int, ...]
-    total: tuple[int, ...]
+    errors: tuple[float, ...]  # whole requests when synthetic; a real range's may not be
+    total: tuple[float, ...]
     incidents: tuple[Incident, ...]
     budget_events: float  # (1 − objective) × the period's expected events
 
@@ -182,8 +183,17 @@ def _incident(
     return Incident(e.kind, e.start, e.end, ratio, share, share >= SIGNIFICANT)
 
 
-def errors_between(timeline: Timeline, start: float, end: float) -> int:
+def errors_between(timeline: Timeline, start: float, end: float) -> float:
     """Failed requests in ``(start, end]`` (both rounded to the timeline's grid)."""
+    return _between(timeline, timeline.errors, start, end)
+
+
+def events_between(timeline: Timeline, start: float, end: float) -> float:
+    """Requests in ``(start, end]`` (both rounded to the timeline's grid)."""
+    return _between(timeline, timeline.total, start, end)
+
+
+def _between(timeline: Timeline, values: Sequence[float], start: float, end: float) -> float:
     lo = max(timeline.step_at(start), 0)
-    hi = min(timeline.step_at(end), len(timeline.errors))
-    return sum(timeline.errors[lo:hi])
+    hi = min(timeline.step_at(end), len(values))
+    return sum(values[lo:hi])

@@ -38,7 +38,7 @@ from tokenslo.engine.backtest import (
     slo_intervals,
     sum_ratios,
 )
-from tokenslo.engine.evaluator import WindowCounts, decision_windows
+from tokenslo.engine.evaluator import WindowCounts, decision_windows, iso_time
 from tokenslo.engine.incidents import Incident, Timeline, errors_between, synthetic
 from tokenslo.errors import InputError
 from tokenslo.spec.policy import Policy, apply
@@ -76,11 +76,24 @@ class Score:
     outcomes: tuple[Outcome, ...]  # one per incident that should alert (``summarize``)
 
 
+@dataclass(frozen=True)
+class RealRange:
+    """Where a real range's timelines come from; time 0 of every timeline is ``start``."""
+
+    start: float  # unix seconds
+    end: float
+    step: float  # the timelines' resolution: the step of the fetched counts
+    prometheus: str  # as shown (credentials redacted)
+    incidents_file: str
+
+
 @dataclass
 class Scoring:
     days: float
-    seed: int
+    seed: int | None  # None: a real range (``real``)
     policies: list[Policy]
+    real: RealRange | None = None
+    no_data: list[str] = field(default_factory=list)  # SLOs of a real range without data
     timelines: dict[str, Timeline] = field(default_factory=dict)  # per SLO
     # (policy, SLO) → severity → alerts
     alerts: dict[tuple[str, str], dict[str, list[Alert]]] = field(default_factory=dict)
@@ -97,7 +110,7 @@ def evaluation_times(timeline: Timeline, interval: float, lead: float) -> list[f
     return [first + i * interval for i in range(count)]
 
 
-def _prefix(values: Sequence[int]) -> list[int]:
+def _prefix(values: Sequence[float]) -> list[float]:
     return [0, *accumulate(values)]
 
 
@@ -256,14 +269,21 @@ def score_policies(
     for slo in slos:
         applied = [apply(p, slo) for p in policies]
         timeline = synthetic(slo, days, seed, resolution, warmup_of(slo, applied))
-        result.timelines[slo.name] = timeline
-        for policy, variant in zip(policies, applied, strict=True):
-            intervals = replay(variant, timeline, policy.interval)
-            merged = {severity: merge(intervals, severity) for severity in SEVERITIES}
-            result.alerts[(policy.name, slo.name)] = merged
-            for severity, alerts in merged.items():
-                result.scores.append(score(policy.name, timeline, alerts, severity))
+        score_timeline(result, applied, timeline)
     return result
+
+
+def score_timeline(result: Scoring, applied: Sequence[SLO], timeline: Timeline) -> None:
+    """Replay one SLO's timeline under each policy (``applied``: the SLO under each of
+    ``result.policies``, in order) and add its alerts and scores to ``result``. The one
+    scorer of synthetic and real timelines alike."""
+    result.timelines[timeline.slo] = timeline
+    for policy, variant in zip(result.policies, applied, strict=True):
+        intervals = replay(variant, timeline, policy.interval)
+        merged = {severity: merge(intervals, severity) for severity in SEVERITIES}
+        result.alerts[(policy.name, timeline.slo)] = merged
+        for severity, alerts in merged.items():
+            result.scores.append(score(policy.name, timeline, alerts, severity))
 
 
 # ---------------------------------------------------------------- summaries
@@ -319,10 +339,22 @@ def maximum(values: Sequence[float]) -> float | None:
 
 
 def to_json(result: Scoring) -> dict:
-    """Every score and the incident sets, JSON-ready (times in seconds from the start)."""
+    """Every score and the incident sets, JSON-ready (times in seconds from the start of
+    the scored range; a real range also gives its start and end as ISO 8601)."""
+    real = result.real
     return {
         "days": result.days,
         "seed": result.seed,
+        "range": None
+        if real is None
+        else {
+            "start": iso_time(real.start),
+            "end": iso_time(real.end),
+            "step_s": real.step,
+            "prometheus": real.prometheus,
+            "incidents_file": real.incidents_file,
+        },
+        "no_data": list(result.no_data),
         "policies": [
             {
                 "name": p.name,

@@ -24,6 +24,7 @@ from matplotlib.patches import Rectangle
 from tokenslo import templating
 from tokenslo.core.durations import format_duration
 from tokenslo.engine import scoring as sc
+from tokenslo.engine.evaluator import iso_time
 from tokenslo.engine.incidents import DAY, SIGNIFICANT
 from tokenslo.errors import InputError
 from tokenslo.files import write_atomically
@@ -63,6 +64,31 @@ def outcome_text(outcome: sc.Outcome | None) -> str:
     return f"after {seconds(outcome.detection)} ({pct(outcome.budget_before, 2)})"
 
 
+def source_text(result: sc.Scoring) -> str:
+    """What was replayed: the synthetic set (seed) or the real range (times, Prometheus,
+    incidents file), and where an incident's "should alert" comes from."""
+    real = result.real
+    if real is None:
+        return (
+            f"Synthetic incident set: {result.days:g} days per SLO, seed {result.seed}. An "
+            f"incident should alert when it burns at least {pct(SIGNIFICANT, 0)} of the "
+            "period's error budget."
+        )
+    return (
+        f"Real range: {iso_time(real.start)} to {iso_time(real.end)} ({result.days:.2f} days), "
+        f"counts from Prometheus at {real.prometheus} every {format_duration(real.step)}; "
+        f"incidents from {real.incidents_file} (should alert as the file says). The budget "
+        "is (1 − objective) × the events over the SLO period ending at the range end."
+    )
+
+
+def incident_start(result: sc.Scoring, start: float) -> str:
+    """A synthetic incident's day in its range; a real one's time."""
+    if result.real is None:
+        return f"day {start / DAY:.2f}"
+    return iso_time(result.real.start + start)
+
+
 def incident_rows(result: sc.Scoring) -> list[dict[str, Any]]:
     scores = sc.by_key(result.scores)
     rows = []
@@ -76,7 +102,7 @@ def incident_rows(result: sc.Scoring) -> list[dict[str, Any]]:
                 {
                     "slo": slo,
                     "kind": inc.kind,
-                    "start": f"day {inc.start / DAY:.2f}",
+                    "start": incident_start(result, inc.start),
                     "duration": seconds(inc.end - inc.start),
                     "budget": pct(inc.budget_share, 2),
                     "should_alert": "yes" if inc.should_alert else "no",
@@ -90,9 +116,10 @@ def context(result: sc.Scoring, charts: bool = False) -> dict[str, Any]:
     policies = [p.name for p in result.policies]
     return {
         "title": "Alert-policy scoring: " + " vs ".join(policies),
-        "days": f"{result.days:g}",
-        "seed": result.seed,
-        "significant": pct(SIGNIFICANT, 0),
+        "source": source_text(result),
+        "command": "tokenslo slo backtest "
+        + ("--synthetic" if result.real is None else "--incidents"),
+        "no_data": result.no_data,
         "slos": list(result.timelines),
         "policies": [
             {
@@ -170,7 +197,11 @@ def policy_chart(result: sc.Scoring, index: int, policy: str) -> str:
         ax.set_xlim(0, result.days)
         ax.set_ylim(-0.6, len(slos) - 0.4)
         ax.set_yticks(range(len(slos)), list(reversed(slos)))
-        ax.set_xlabel("day of the synthetic range")
+        ax.set_xlabel(
+            "day of the synthetic range"
+            if result.real is None
+            else f"days since {iso_time(result.real.start)}"
+        )
         ax.grid(True, axis="x", color="#e0e0e0", linewidth=0.5)
         handles, labels = ax.get_legend_handles_labels()
         unique = dict(zip(labels, handles, strict=True))
