@@ -1,16 +1,22 @@
 """Incidents files (the ground truth of a real range): parsing, and bad input exiting 2
-with file, line and field, on its own and through ``slo backtest --incidents``."""
+with file, line and field, on its own and through ``slo backtest --incidents``; and a
+real range's fetched counts as the scorer's timeline."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from test_engine_policy_scoring import SLO_FILE, _write
+from test_engine_policy_scoring import SLO_FILE, _slo, _write
 
 from tokenslo.cli import main
+from tokenslo.core.model import Alerting
+from tokenslo.engine import observed
+from tokenslo.engine.scoring import RealRange
 from tokenslo.errors import InputError
-from tokenslo.spec.incidents import load_incidents
+from tokenslo.spec.incidents import IncidentEntry, load_incidents
+from tokenslo.spec.policy import Policy
 
 # 2026-11-30T10:00:00Z is 1796032800 unix seconds (date -u -d ... +%s)
 T0 = 1796032800.0
@@ -143,3 +149,50 @@ def test_incidents_without_a_policy_is_refused(tmp_path, capsys):
     argv = ["slo", "backtest", slo_file, "--incidents", incidents, "--start", "0", "--end", "60"]
     assert main([*argv, "--prometheus", UNREACHABLE]) == 2
     assert "--incidents needs at least one --policy" in capsys.readouterr().err
+
+
+def test_counts_become_a_timeline_with_the_files_incidents():
+    # 90% (budget 0.1) over 2 min: at a 30s step, 4 steps of history and 4 of range
+    # (from 1000 to 1120); the second step has no data and counts as no requests.
+    nan = float("nan")
+    slo = replace(_slo(), window=120.0)
+    total = [10, nan, 10, 10, 10, 10, 10, 10]
+    errors = [0, nan, 0, 1, 5, 5, 0, 0]
+    real = RealRange(1000.0, 1120.0, 30.0, "http://prom", "i.yaml")
+    entry = IncidentEntry(start=1000.0, end=1060.0, kind="outage")
+    timeline = observed.observed_timeline(
+        slo, observed._present(errors), observed._present(total), real, 120.0, [entry]
+    )
+    assert timeline is not None
+    assert (timeline.origin, timeline.end, timeline.resolution) == (-120.0, 120.0, 30.0)
+    assert timeline.total[1] == 0.0 and timeline.errors[1] == 0.0
+    assert timeline.budget_events == pytest.approx(0.1 * 40)  # the last period: 4 × 10
+    [incident] = timeline.incidents
+    assert (incident.kind, incident.start, incident.end) == ("outage", 0.0, 60.0)
+    assert incident.error_ratio == pytest.approx(10 / 20)  # steps (1000, 1030], (1030, 1060]
+    assert incident.budget_share == pytest.approx(10 / 4)
+    assert observed.gap_share(total, 4) == 0.0 and observed.gap_share(total, 8) == 1 / 8
+    idle = observed.observed_timeline(slo, [0.0] * 8, [1.0] * 4 + [0.0] * 4, real, 120.0, [])
+    assert idle is None  # no event in its last period: no budget to take a share of
+
+
+def test_step_divides_or_multiplies_every_policy_interval():
+    fast = Policy(name="fast", alerting=Alerting(), interval=15.0)
+    slow = Policy(name="slow", alerting=Alerting(), interval=60.0)
+    for step in (5.0, 15.0, 30.0, 120.0):  # 30s: a multiple of 15s, a divisor of 60s
+        observed.check_step(step, [fast, slow])
+    for step in (7.0, 45.0, 90.0):  # 45s and 90s: multiples of 15s only
+        with pytest.raises(InputError) as info:
+            observed.check_step(step, [fast, slow])
+        assert info.value.field == "--step"
+
+
+def test_documented_example_names_starter_slos():
+    from tokenslo.spec.loader import load_paths
+
+    repo = Path(__file__).resolve().parents[2]
+    example = load_incidents(repo / "docs" / "examples" / "incidents.yaml")
+    assert [e.kind for e in example.entries] == ["outage", "partial", "blip"]
+    assert [e.should_alert for e in example.entries] == [True, True, False]
+    day = T0 - 10 * 3600  # 2026-11-30T00:00:00Z
+    example.check((s.name for s in load_paths([str(repo / "slo")])), day, day + 86400)

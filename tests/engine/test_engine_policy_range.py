@@ -25,6 +25,10 @@ Events (errors per 30 s step):
   600 > 518.4 at S+54060, 5m window empty at S+54360; 6h/30m never (600 < 1296). Static
   [S+54060, S+54360], with for [S+54120, S+54360]: a false alert for each.
 
+At a 60 s step (a multiple of the interval: evaluated every 60 s) every time above is on
+the 60 s grid and each page's first threshold crossing (the 1h/5m one: A's first 600 at
+S+3660, B's 600 at S+28920, C's at S+54060) comes at the same time, so nothing changes.
+
 So for pages: 3 alerts, 2 true, precision 2/3; recall 2/2. Detection of A: 60 s (static),
 120 s (for); of B: 120 s and 180 s; reset 1800 s for both. The budget: 0.01 × 10/s × 3d =
 25,920 failed requests; burnt before detection: A 2 × 300 (static) or 4 × 300 (for), B
@@ -137,7 +141,10 @@ EXPECTED = {
 }
 
 
-def test_real_range_scores_match_the_hand_computed_history(prometheus_factory, tmp_path, capsys):
+@pytest.mark.parametrize("step", [None, "60s"])
+def test_real_range_scores_match_the_hand_computed_history(
+    prometheus_factory, tmp_path, capsys, step
+):
     s = float((int(time.time()) // 3600) * 3600 - 24 * 3600)  # a whole hour, a day ago
     _history(tmp_path / "prometheus-0" / "data", s)
     prom = prometheus_factory({"global": {"scrape_interval": "15s"}})
@@ -148,6 +155,7 @@ def test_real_range_scores_match_the_hand_computed_history(prometheus_factory, t
     argv = ["slo", "backtest", str(slo_file), "--prometheus", prom.url]
     argv += ["--start", f"{s:.0f}", "--end", f"{s + RANGE:.0f}", "--incidents", incidents]
     argv += [arg for p in POLICIES for arg in ("--policy", p)] + ["-o", str(out)]
+    argv += ["--step", step] if step else []
     # ghost has no series: left out and named, exit 3 as the backtest, after the report
     assert main(argv) == 3
     output = capsys.readouterr()
@@ -157,7 +165,9 @@ def test_real_range_scores_match_the_hand_computed_history(prometheus_factory, t
     data = json.loads((out / "policies.json").read_text())
     assert data["seed"] is None and data["no_data"] == ["ghost"]
     assert list(data["incidents"]) == ["login"]
-    assert data["range"]["prometheus"] == prom.url and data["range"]["step_s"] == 30.0
+    assert data["range"]["prometheus"] == prom.url
+    assert data["range"]["step_s"] == (60.0 if step else 30.0)  # default: the policies' 30s
+    assert data["range"]["steps_without_data"] == {"login": 0.0}
     assert data["range"]["incidents_file"] == incidents
     assert [i["kind"] for i in data["incidents"]["login"]] == ["outage", "partial", "blip"]
     assert [i["should_alert"] for i in data["incidents"]["login"]] == [True, True, False]

@@ -11,9 +11,12 @@ thresholds) and the measures are the synthetic path's own code
 
 Time 0 of every timeline is ``--start``. The error budget a share is taken of is
 ``(1 − objective) ×`` the events over the SLO period ending at ``--end``. A step
-without data counts no requests (no alert can fire on it); an SLO whose errors or
-events series is absent over the whole fetched range, or without a single event in its
-last period, has no data: it is left out and named (exit 3, as the backtest).
+without data counts no requests (no alert can fire on it; the share of such steps is
+reported, since a step shorter than two scrapes of the counters leaves most steps
+empty); an SLO whose errors or events series is absent over the whole fetched range,
+or without a single event in its last period, has no data: it is left out and named
+(exit 3, as the backtest). The step divides each policy's interval (evaluations on the
+rules' grid) or is a multiple of it (evaluated every step instead).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from tokenslo.spec.incidents import IncidentEntry, IncidentsFile
 from tokenslo.spec.policy import Policy, apply
 
 _EPS = 1e-6
-# SLO name → (errors, events) per step, or None when a series is absent
+# SLO name → (errors, events) per step (NaN: no value), or None when a series is absent
 StepCounts = dict[str, tuple[list[float], list[float]] | None]
 
 
@@ -42,15 +45,15 @@ StepCounts = dict[str, tuple[list[float], list[float]] | None]
 
 
 def check_step(step: float, policies: Sequence[Policy]) -> None:
-    """The timeline's step must divide every policy's evaluation interval, so each
-    evaluation falls on a step boundary as it does on the deployed rules' grid."""
+    """The step must divide each policy's evaluation interval (each evaluation then
+    falls on a step boundary, as on the deployed rules' grid) or be a whole multiple
+    of it (the policy is then evaluated every step: coarser than the rules)."""
     for policy in policies:
-        steps = policy.interval / step
-        if steps < 1 - _EPS or abs(steps - round(steps)) > _EPS:
+        ratio = policy.interval / step
+        if min(abs(ratio - round(ratio)), abs(1 / ratio - round(1 / ratio))) > _EPS:
             raise InputError(
-                f"step {format_duration(step)} does not divide policy {policy.name!r}'s "
-                f"interval {format_duration(policy.interval)} (use a divisor, e.g. "
-                f"{format_duration(math.gcd(round(policy.interval), max(1, round(step))))})",
+                f"step {format_duration(step)} neither divides nor is a multiple of policy "
+                f"{policy.name!r}'s interval {format_duration(policy.interval)}",
                 field="--step",
             )
 
@@ -75,6 +78,14 @@ def step_times(start: float, end: float, step: float, warmup: float) -> list[flo
 def _present(values: Sequence[float]) -> list[float]:
     """Absent steps (NaN) as 0."""
     return [v if v == v else 0.0 for v in values]  # NaN != NaN
+
+
+def gap_share(total: Sequence[float], steps: int) -> float:
+    """Share of the last ``steps`` (the scored range) without a value: a step shorter
+    than two scrapes of the counters leaves most of them empty."""
+    if steps <= 0:
+        return 0.0
+    return sum(1 for v in total[len(total) - steps :] if v != v) / steps  # NaN != NaN
 
 
 def observed_timeline(
@@ -140,9 +151,7 @@ def fetch_step_counts(
     for slo in slos:
         errors, total = fetched[(slo.name, "errors")], fetched[(slo.name, "total")]
         # errors fall back to 0 without series (sli_exprs): absent means no data, too
-        out[slo.name] = (
-            None if errors is None or total is None else (_present(errors), _present(total))
-        )
+        out[slo.name] = None if errors is None or total is None else (errors, total)
     return out
 
 
@@ -169,8 +178,11 @@ def score_range(
         timeline = None
         if fetched is not None:
             errors, total = fetched
+            result.gaps[slo.name] = gap_share(total, round((real.end - real.start) / real.step))
             entries = incidents.for_slo(slo.name)
-            timeline = observed_timeline(slo, errors, total, real, warmups[slo.name], entries)
+            timeline = observed_timeline(
+                slo, _present(errors), _present(total), real, warmups[slo.name], entries
+            )
         if timeline is None:
             result.no_data.append(slo.name)
             continue

@@ -94,6 +94,7 @@ class Scoring:
     policies: list[Policy]
     real: RealRange | None = None
     no_data: list[str] = field(default_factory=list)  # SLOs of a real range without data
+    gaps: dict[str, float] = field(default_factory=dict)  # real range: share of steps without
     timelines: dict[str, Timeline] = field(default_factory=dict)  # per SLO
     # (policy, SLO) → severity → alerts
     alerts: dict[tuple[str, str], dict[str, list[Alert]]] = field(default_factory=dict)
@@ -248,6 +249,13 @@ def score(policy: str, timeline: Timeline, alerts: Sequence[Alert], severity: st
     return Score(policy, timeline.slo, severity, len(alerts), true_alerts, tuple(outcomes))
 
 
+def evaluation_interval(policy: Policy, resolution: float) -> float:
+    """How often ``policy`` is evaluated on a timeline: its interval, or the timeline's
+    step when coarser (a real range fetched at a longer step is evaluated every step, as
+    the backtest does at a step above the rules' interval)."""
+    return max(policy.interval, resolution)
+
+
 def resolution_of(policies: Sequence[Policy]) -> float:
     """The timeline's step: the largest whole second dividing every policy's interval,
     so all policies replay the very same requests."""
@@ -279,7 +287,7 @@ def score_timeline(result: Scoring, applied: Sequence[SLO], timeline: Timeline) 
     scorer of synthetic and real timelines alike."""
     result.timelines[timeline.slo] = timeline
     for policy, variant in zip(result.policies, applied, strict=True):
-        intervals = replay(variant, timeline, policy.interval)
+        intervals = replay(variant, timeline, evaluation_interval(policy, timeline.resolution))
         merged = {severity: merge(intervals, severity) for severity in SEVERITIES}
         result.alerts[(policy.name, timeline.slo)] = merged
         for severity, alerts in merged.items():
@@ -353,6 +361,7 @@ def to_json(result: Scoring) -> dict:
             "step_s": real.step,
             "prometheus": real.prometheus,
             "incidents_file": real.incidents_file,
+            "steps_without_data": dict(result.gaps),
         },
         "no_data": list(result.no_data),
         "policies": [

@@ -120,6 +120,7 @@ def context(result: sc.Scoring, charts: bool = False) -> dict[str, Any]:
         "command": "tokenslo slo backtest "
         + ("--synthetic" if result.real is None else "--incidents"),
         "no_data": result.no_data,
+        "gaps": ", ".join(f"{n} {pct(g, 1)}" for n, g in result.gaps.items() if g > 0),
         "slos": list(result.timelines),
         "policies": [
             {

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from typing import TYPE_CHECKING
 
 from tokenslo.errors import InputError, UnavailableError
+
+GAP_WARNING = 0.05  # share of a real range's steps without data worth a warning
 
 if TYPE_CHECKING:
     from tokenslo.core.model import SLO
@@ -76,6 +79,14 @@ def run_scoring(args: argparse.Namespace) -> int:
             f"detection {row['detection']}"
         )
     print("report written to " + ", ".join(str(p) for p in paths))
+    for name, share in result.gaps.items():
+        if share > GAP_WARNING:
+            print(
+                f"tokenslo: warning: SLO {name}: {share:.0%} of the steps have no data (counted "
+                "as no requests); a step shorter than two scrapes of its counters leaves them "
+                "empty: try a longer --step (a multiple of the policies' interval)",
+                file=sys.stderr,
+            )
     if result.no_data:
         raise UnavailableError(
             "no data in the range for SLO(s): " + ", ".join(result.no_data) + " (left out)"
