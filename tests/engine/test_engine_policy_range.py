@@ -200,3 +200,36 @@ def test_real_range_scores_match_the_hand_computed_history(
     assert "Real range: " + start_iso in html
     assert re.findall(r'<figure class="policy-chart" id="chart-(\d)">\s*<svg', html) == ["0", "1"]
     assert len(re.findall(r'id="c0-static-alert-page-0-\d+"', html)) == 3
+    if step is None:
+        _same_as_the_backtest(data, argv[:5], s, capsys)
+
+
+def _same_as_the_backtest(data: dict, head: list[str], s: float, capsys) -> None:
+    """`slo backtest` over the same range (the SLO's own alerting is the static policy's
+    default) fires the same intervals, merged per severity, tickets (1d and 3d windows,
+    summed from 5m counts) included: the scoring replays exactly what the backtest does."""
+    argv = [*head, "--start", f"{s:.0f}", "--end", f"{s + RANGE:.0f}", "--step", "30s"]
+    assert main([*argv, "--format", "json"]) == 3  # ghost again
+    intervals = json.loads(capsys.readouterr().out)["slos"]["login"]
+    assert intervals, "the backtest found no alert at all"
+    for severity in ("page", "ticket"):
+        spans = sorted(
+            (_unix(i["start"]) - s, None if i["end"] is None else _unix(i["end"]) - s)
+            for i in intervals
+            if i["severity"] == severity
+        )
+        merged: list[list[float | None]] = []
+        for start, end in spans:
+            last = merged[-1] if merged else None
+            if last is not None and (last[1] is None or start <= last[1]):
+                last[1] = None if last[1] is None or end is None else max(last[1], end)
+            else:
+                merged.append([start, end])
+        scored = data["alerts"]["static/login"][severity]
+        assert scored and [[a["start_s"], a["end_s"]] for a in scored] == merged, severity
+
+
+def _unix(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).timestamp()
