@@ -117,6 +117,7 @@ def _backtest(tmp_path: Path, *args: str) -> list[str]:
         (["--incidents", "{inc}", "--start", "{t0}", "--end", "{early}"], "incidents[0].end"),
         (["--incidents", "{ghost}", "--start", "{t0}", "--end", "{t1}"], "unknown SLO 'ghost'"),
         (["--incidents", "{broken}", "--start", "{t0}", "--end", "{t1}"], "broken.yaml:2"),
+        (["--incidents", "{inc}", "--start", "{t0}", "--end", "{t1}", "--seed", "3"], "--seed"),
     ],
 )
 def test_cli_refuses_bad_use_with_exit_2_before_any_query(tmp_path, capsys, extra, message):

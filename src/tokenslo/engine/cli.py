@@ -30,6 +30,8 @@ from tokenslo.prometheus.client import PromClient
 from tokenslo.target import options as target_options
 
 NONE = "-"
+SYNTHETIC_SEED = 1  # --seed and --days of a synthetic incident set, when not given
+SYNTHETIC_DAYS = 30.0
 
 
 # ---------------------------------------------------------------- argument parsing (pure)
@@ -245,8 +247,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="the real range's incidents (docs/policy-scoring.md); needs --policy",
     )
-    scoring.add_argument("--seed", type=int, default=1, help="incident set seed (default 1)")
-    scoring.add_argument("--days", type=float, default=30.0, help="range in days (default 30)")
+    scoring.add_argument(
+        "--seed", type=int, help=f"synthetic incident set seed (default {SYNTHETIC_SEED})"
+    )
+    scoring.add_argument(
+        "--days", type=float, help=f"synthetic range in days (default {SYNTHETIC_DAYS:g})"
+    )
     scoring.add_argument(
         "-o",
         "--output",

@@ -45,11 +45,16 @@ def check_args(args: argparse.Namespace) -> None:
             raise InputError(
                 "--synthetic replays its own range: drop --start/--end", field="--start"
             )
-        if not math.isfinite(args.days) or args.days <= 0:
+        if args.days is not None and (not math.isfinite(args.days) or args.days <= 0):
             raise InputError(
                 f"must be a positive number of days, got {args.days:g}", field="--days"
             )
         return
+    if args.seed is not None or args.days is not None:
+        raise InputError(
+            "--seed and --days shape the synthetic incident set: drop them (or add --synthetic)",
+            field="--seed" if args.seed is not None else "--days",
+        )
     if not args.incidents:
         raise InputError(
             "--policy needs --synthetic, or --incidents FILE with --start/--end to score a real "
@@ -68,7 +73,11 @@ def run_scoring(args: argparse.Namespace) -> int:
 
     chosen = load_policies(args.policy)
     if args.synthetic:
-        result = scoring.score_policies(_slos(args.paths), chosen, args.days, args.seed)
+        from tokenslo.engine.cli import SYNTHETIC_DAYS, SYNTHETIC_SEED
+
+        days = SYNTHETIC_DAYS if args.days is None else args.days
+        seed = SYNTHETIC_SEED if args.seed is None else args.seed
+        result = scoring.score_policies(_slos(args.paths), chosen, days, seed)
     else:
         result = _score_range(args, chosen)
     paths = report.write_reports(result, args.output)
