@@ -31,7 +31,7 @@ from tokenslo.cli import main
 from tokenslo.core.durations import format_duration
 from tokenslo.rules import calendar as cal
 from tokenslo.rules import conventions as c
-from tokenslo.rules.generate import generate_rule_groups, series_labels
+from tokenslo.rules.generate import generate_rule_groups, render_rules, series_labels
 from tokenslo.rules.promtool_tests import counter_values
 from tokenslo.spec.loader import load_text
 
@@ -107,6 +107,22 @@ def test_day_records_count_since_midnight_and_restart_at_it(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_budget_is_absent_while_the_period_has_no_events(tmp_path):
+    """Counters present but flat for 30 minutes: at 20m the counts are 0 and the budget
+    is absent, as ``slo status`` has no budget (``no_traffic``) then."""
+    group = {
+        "name": "calendar-no-events",
+        "interval": "1m",
+        "input_series": [
+            {"series": 'req_total{code="200"}', "values": "0+0x30"},
+            {"series": 'req_total{code="500"}', "values": "0+0x30"},
+        ],
+        "promql_expr_test": day_checks(20 * MIN, 0, 0, None),
+    }
+    result = run_rule_tests(tmp_path, [SLO], [group], MIN)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_a_wrong_count_makes_promtool_fail(tmp_path):
     """The proof can fail: the day-0 total just after midnight instead of a restart."""
     result = run(tmp_path, [check(24 * HOUR + 6 * MIN, EVENTS, 14400 + 100)])
@@ -156,6 +172,12 @@ def test_months_sum_hourly_counts_unless_the_offset_is_not_whole_hours():
     assert "tokenslo:slo_events:1h{" in utc_groups[1]["rules"][1]["expr"]
     assert "[31d:1h]" in utc_groups[1]["rules"][1]["expr"]
     assert "[31d:5m]" in generate_rule_groups([kolkata])[1]["rules"][1]["expr"]
+
+
+def test_operator_format_keeps_the_calendar_group_with_its_slo():
+    (doc,) = yaml.safe_load_all(render_rules([SLO], fmt="operator"))
+    names = [g["name"] for g in doc["spec"]["groups"]]
+    assert names == ["tokenslo-slo-daily", "tokenslo-calendar-daily"]
 
 
 def test_dst_zone_gets_no_calendar_records_and_a_warning(tmp_path, capsys):
