@@ -203,6 +203,19 @@ def test_dst_is_judged_around_now():
     assert cal.fixed_offset("UTC", now) == 0
 
 
+def test_timeslices_slo_gets_no_calendar_records_and_a_warning(tmp_path, capsys):
+    path = tmp_path / "slices.yaml"
+    text = SLO_TEXT.format(zone="UTC").replace(
+        "    sli:\n", "    timeslices: {window: 1m, target: 95}\n    sli:\n"
+    )
+    path.write_text(text)
+    assert main(["rules", "generate", str(path), "-o", str(tmp_path / "r.yml")]) == 0
+    err = capsys.readouterr().err
+    assert f"{path}:8:" in err and "slos[0].timeslices: a timeslices SLO gets no" in err
+    names = [g["name"] for g in yaml.safe_load((tmp_path / "r.yml").read_text())["groups"]]
+    assert names == ["tokenslo-slo-daily"]
+
+
 def test_time_scaled_rules_get_no_calendar_records(tmp_path, capsys):
     path = tmp_path / "daily.yaml"
     path.write_text(SLO_TEXT.format(zone="UTC"))

@@ -98,6 +98,15 @@ def plan(slo: SLO, time_scale: float, now: float) -> CalendarPlan | Skip | None:
             "calendar periods are dates, which a time-scaled rehearsal does not have;"
             " no period-to-date records (slo status still counts the period)",
         )
+    if slo.timeslices is not None:
+        return Skip(
+            slo,
+            "timeslices",
+            "a timeslices SLO gets no period-to-date records: its 5m counts of slice"
+            " judgements include the judgement exactly 5m old (Prometheus 2 ranges are"
+            " closed), so summing them counts every 10th judgement twice; slo status"
+            " counts the period's slices exactly",
+        )
     offset = fixed_offset(calendar.timezone, now)
     if offset is None:
         return Skip(
