@@ -83,7 +83,8 @@ def windows_of(slo: SLO) -> tuple[list[float], list[float]]:
     """Distinct windows (seconds) the alerts and metadata need, split into
     (computed from raw counters, derived from the 5m counts)."""
     wanted = {BASE_WINDOW, slo.window}
-    if slo.calendar is not None and slo.calendar.period in cal.ROLLUP_PERIODS:
+    calendar = slo.calendar
+    if calendar and calendar.period in cal.ROLLUP_PERIODS and slo.timeslices is None:
         wanted.add(cal.ROLLUP_WINDOW)  # the calendar group sums these 1h counts
     for w in policy_for(slo):
         wanted.update((w.long_window, w.short_window))
