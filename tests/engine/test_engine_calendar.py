@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from test_engine_prometheus import _backfill
@@ -44,17 +45,26 @@ CALENDAR = "    calendar: {period: day, timezone: Asia/Kolkata}\n"
 KOLKATA = 5.5 * 3600  # UTC+5:30 all year
 
 
+def backfill_around(
+    data_dir: Path, midnight: float, minutes_after: int, calm_before: int = 0
+) -> None:
+    """The module docstring's history: a sample every 15s, 100 requests each, from
+    ``midnight`` − 20m (50 % failing) to ``midnight`` + ``minutes_after`` (10 % failing
+    from ``calm_before`` minutes before midnight on)."""
+    ok, failed, n_ok, n_bad = [], [], 0.0, 0.0
+    for k in range(-80, 4 * minutes_after + 1):
+        ok.append((midnight + 15 * k, n_ok))
+        failed.append((midnight + 15 * k, n_bad))
+        bad = 50 if k < -4 * calm_before else 10  # the increment up to the next sample
+        n_ok, n_bad = n_ok + 100 - bad, n_bad + bad
+    _backfill(data_dir, {("cal", "200"): ok, ("cal", "500"): failed})
+
+
 def test_budget_counts_from_the_local_start_of_the_day(tmp_path):
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     midnight = today.timestamp() - 86400 - KOLKATA
-    ok, failed, n_ok, n_bad = [], [], 0.0, 0.0
-    for k in range(-80, 81):  # samples from M - 20m to M + 20m
-        ok.append((midnight + 15 * k, n_ok))
-        failed.append((midnight + 15 * k, n_bad))
-        bad = 50 if k < 0 else 10  # the increment up to the next sample
-        n_ok, n_bad = n_ok + 100 - bad, n_bad + bad
     workdir = tmp_path / "prometheus"
-    _backfill(workdir / "data", {("cal", "200"): ok, ("cal", "500"): failed})
+    backfill_around(workdir / "data", midnight, minutes_after=20)
     path = tmp_path / "slos.yaml"
     path.write_text(
         SLOS + SLO.format(name="daily", calendar=CALENDAR) + SLO.format(name="rolling", calendar="")

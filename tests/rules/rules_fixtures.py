@@ -7,6 +7,7 @@ from tokenslo.core.model import (
     SLO,
     TRAFFIC_AWARE,
     Alerting,
+    Calendar,
     EventsSLI,
     LatencySLI,
     Timeslices,
@@ -83,6 +84,16 @@ def timeslices(slice_seconds: float = 60.0, slice_target: float = 95.0, **kw) ->
         timeslices=Timeslices(window=slice_seconds, target=slice_target),
         **kw,
     )
+
+
+def calendars() -> list[SLO]:
+    """Calendar SLOs: a month in UTC (1h counts at a 1h step), a day in Asia/Kolkata
+    (UTC+5:30, 5m steps) and a week in Etc/GMT-3 (UTC+3)."""
+    return [
+        events_bad(name="issuance-monthly", calendar=Calendar("month")),
+        latency(name="latency-daily-kolkata", calendar=Calendar("day", "Asia/Kolkata")),
+        events_good(name="validation-weekly", calendar=Calendar("week", "Etc/GMT-3")),
+    ]
 
 
 def all_fixtures() -> list[SLO]:

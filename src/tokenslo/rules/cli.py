@@ -5,12 +5,18 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tokenslo.core.timescale import check_time_scale
 from tokenslo.errors import InputError
 from tokenslo.files import write_atomically
+from tokenslo.rules import calendar
 from tokenslo.rules.generate import FORMATS, render_rules
+
+if TYPE_CHECKING:
+    from tokenslo.spec.loader import LoadResult
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,15 +53,28 @@ def parse_time_scale(text: str) -> float:
 
 
 def generate(args: argparse.Namespace) -> int:
-    from tokenslo.spec.loader import load_paths  # imported late: keeps `--help` fast
+    from tokenslo.spec.loader import load_result  # imported late: keeps `--help` fast
 
     scale = parse_time_scale(args.time_scale)
-    text = render_rules(load_paths(args.paths), fmt=args.format, time_scale=scale)
+    loaded, now = load_result(args.paths), time.time()
+    text = render_rules(loaded.slos, fmt=args.format, time_scale=scale, now=now)
+    for skip in calendar.skips(loaded.slos, scale, now):
+        print(f"tokenslo: warning: {skip_position(loaded, skip)}: {skip.message}", file=sys.stderr)
     if args.output:
         write_output(Path(args.output), text)
     else:
         sys.stdout.write(text)
     return 0
+
+
+def skip_position(loaded: LoadResult, skip: calendar.Skip) -> str:
+    """``file:line:col: field`` of the SLO field a calendar skip blames."""
+    from tokenslo.spec.yamlpos import field_path
+
+    doc, index = loaded.places[skip.slo.name]
+    path: tuple[str | int, ...] = ("slos", index, *skip.field.split("."))
+    line, column = doc.where(path)
+    return f"{doc.file}:{line}:{column}: {field_path(path)}"
 
 
 def write_output(path: Path, text: str) -> None:

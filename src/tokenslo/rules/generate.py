@@ -7,7 +7,9 @@ each rule looks the way it does):
 2. SLI rules  – error and event counts per window, and their ratio (a timeslices SLO:
                 bad and judged slices per window, from its slice records);
 3. metadata   – objective and remaining error budget over the SLO period;
-4. alerts     – one ``SLOErrorBudgetBurn`` per policy window pair, one ``SLONoData``.
+4. alerts     – one ``SLOErrorBudgetBurn`` per policy window pair, one ``SLONoData``;
+5. calendar   – calendar SLOs: a second group with the period-to-date counts and budget
+                (``tokenslo.rules.calendar``).
 
 All PromQL for the SLI itself comes from ``tokenslo.core.promql.sli_exprs``.
 """
@@ -15,6 +17,7 @@ All PromQL for the SLI itself comes from ``tokenslo.core.promql.sli_exprs``.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Sequence
 
 import yaml
@@ -26,6 +29,7 @@ from tokenslo.core.promql import sli_exprs
 from tokenslo.core.timescale import Scale, check_time_scale
 from tokenslo.core.windows import BASE_INTERVAL, BASE_WINDOW, MIN_INTERVAL, is_derived
 from tokenslo.errors import InputError
+from tokenslo.rules import calendar as cal
 from tokenslo.rules import conventions as c
 
 NO_DATA_FOR = 600.0  # how long the SLI may be absent before SLONoData fires
@@ -79,6 +83,9 @@ def windows_of(slo: SLO) -> tuple[list[float], list[float]]:
     """Distinct windows (seconds) the alerts and metadata need, split into
     (computed from raw counters, derived from the 5m counts)."""
     wanted = {BASE_WINDOW, slo.window}
+    calendar = slo.calendar
+    if calendar and calendar.period in cal.ROLLUP_PERIODS and slo.timeslices is None:
+        wanted.add(cal.ROLLUP_WINDOW)  # the calendar group sums these 1h counts
     for w in policy_for(slo):
         wanted.update((w.long_window, w.short_window))
     ordered = sorted(wanted)
@@ -327,6 +334,30 @@ def alert_rules(slo: SLO, scale: Scale) -> list[dict]:
     return rules
 
 
+# --- 5. calendar ----------------------------------------------------------------------------
+
+
+def calendar_group(slo: SLO, plan: cal.CalendarPlan, scale: Scale) -> dict:
+    """Period-to-date errors and events (sums of the SLO group's step counts), and the
+    budget remaining, as ``slo status`` computes it: absent while the period has no
+    events. Its own group: one evaluation sums up to a year of steps, too much for every
+    30s, and the alerts do not read it."""
+    sel, labels = selector(slo), series_labels(slo)
+    step = format_duration(plan.step)
+    errors = c.errors_record(c.PERIOD_TO_DATE)
+    events = c.events_record(c.PERIOD_TO_DATE)
+    budget = f"1 - ({errors}{sel} / ({events}{sel} > 0)) / {number(slo.error_budget)}"
+    return {
+        "name": c.calendar_group_name(slo.name),
+        "interval": scale.interval(cal.CALENDAR_INTERVAL, MIN_INTERVAL),
+        "rules": [
+            _record(errors, cal.period_to_date(c.errors_record(step) + sel, plan), labels),
+            _record(events, cal.period_to_date(c.events_record(step) + sel, plan), labels),
+            _record(c.CALENDAR_BUDGET_REMAINING_RECORD, budget, labels),
+        ],
+    }
+
+
 # --- assembly -------------------------------------------------------------------------------
 
 
@@ -340,25 +371,47 @@ def rule_group(slo: SLO, scale: Scale) -> dict:
     }
 
 
-def generate_rule_groups(slos: Sequence[SLO], time_scale: float = 1.0) -> list[dict]:
-    """Prometheus rule groups (as plain dicts) for ``slos``."""
+def slo_groups(slo: SLO, scale: Scale, now: float) -> list[dict]:
+    """The SLO's group, then its calendar group when it can have one."""
+    plan = cal.plan(slo, scale.factor, now)
+    groups = [rule_group(slo, scale)]
+    if isinstance(plan, cal.CalendarPlan):
+        groups.append(calendar_group(slo, plan, scale))
+    return groups
+
+
+def groups_per_slo(
+    slos: Sequence[SLO], time_scale: float = 1.0, now: float | None = None
+) -> list[list[dict]]:
+    """The rule groups of each SLO in ``slos``. ``now`` (default: the clock) decides
+    whether a calendar SLO's time zone keeps a fixed UTC offset (``rules.calendar``)."""
     scale = Scale(check_time_scale(time_scale))
     validate(slos)
-    return [rule_group(slo, scale) for slo in slos]
+    at = time.time() if now is None else now
+    return [slo_groups(slo, scale, at) for slo in slos]
 
 
-def render_rules(slos: Sequence[SLO], fmt: str = "prometheus", time_scale: float = 1.0) -> str:
+def generate_rule_groups(
+    slos: Sequence[SLO], time_scale: float = 1.0, now: float | None = None
+) -> list[dict]:
+    """Prometheus rule groups (as plain dicts) for ``slos``."""
+    return [g for groups in groups_per_slo(slos, time_scale, now) for g in groups]
+
+
+def render_rules(
+    slos: Sequence[SLO], fmt: str = "prometheus", time_scale: float = 1.0, now: float | None = None
+) -> str:
     """YAML text of the rules, with the do-not-edit header."""
     if fmt not in FORMATS:
         raise InputError(
             f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}", field="--format"
         )
-    groups = generate_rule_groups(slos, time_scale)
+    per_slo = groups_per_slo(slos, time_scale, now)
     header = [c.GENERATED_HEADER, *time_scale_note(time_scale)]
     if fmt == "prometheus":
-        body = _dump({"groups": groups})
+        body = _dump({"groups": [g for groups in per_slo for g in groups]})
     else:
-        body = "---\n".join(_dump(doc) for doc in operator_documents(slos, groups))
+        body = "---\n".join(_dump(doc) for doc in operator_documents(slos, per_slo))
     return "\n".join(header) + "\n" + body
 
 
@@ -373,11 +426,11 @@ def time_scale_note(time_scale: float) -> list[str]:
     ]
 
 
-def operator_documents(slos: Sequence[SLO], groups: Sequence[dict]) -> list[dict]:
+def operator_documents(slos: Sequence[SLO], per_slo: Sequence[Sequence[dict]]) -> list[dict]:
     """One ``PrometheusRule`` per service, holding that service's SLO groups."""
     by_service: dict[str, list[dict]] = {}
-    for slo, group in zip(slos, groups, strict=True):
-        by_service.setdefault(slo.service, []).append(group)
+    for slo, groups in zip(slos, per_slo, strict=True):
+        by_service.setdefault(slo.service, []).extend(groups)
     return [
         {
             "apiVersion": c.OPERATOR_API_VERSION,
