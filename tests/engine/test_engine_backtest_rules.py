@@ -7,11 +7,14 @@ rule engine evaluates the generated rules every 30s and reports the firing alert
 The promtool file asserts, at *every* evaluation in the range, exactly the burn
 alerts the backtest says are firing then, so every page and ticket start and end
 must agree to the evaluation. The 1d ticket's start depends on its derived window
-(a sum of 5m counts), which raw counters over 1d would put 150 s early.
+(a sum of 5m counts), which raw counters over 1d would put 150 s early. The same
+holds for the SLO paging traffic-aware, whose threshold also sums the 5m events over
+the period and the long window (raw counts put its 1d and 3d tickets 150 s early too).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -20,6 +23,8 @@ from engine_slos import good_events_slo
 
 from support import backfill_openmetrics
 from tokenslo.core.durations import format_duration
+from tokenslo.core.model import SLO as SLOModel
+from tokenslo.core.model import Alerting
 from tokenslo.engine import backtest as bt
 from tokenslo.prometheus.client import PromClient
 from tokenslo.prometheus.process import run_promtool, start_prometheus
@@ -37,7 +42,9 @@ pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 MIN, HOUR, DAY = 60.0, 3600.0, 86400.0
 PER_MINUTE = 10_000  # requests a minute
 SLO = good_events_slo("svc", objective=99.9)  # 30d, default policy: two pages, two tickets
-GROUPS = generate_rule_groups([SLO])
+# The same SLO paging traffic-aware: the rules compare with the period's summed 5m events
+# over the long window's (the history, 33 h, is all of the period's traffic).
+AWARE = dataclasses.replace(SLO, alerting=Alerting(burn_rate="traffic-aware"))
 EVAL = 30.0
 # (error ratio, minutes): an 8-hour burn at 1 % (10x budget) opens the 1d ticket through
 # its long (derived) window and the 6h page; it clears; a 10-minute outage then pages
@@ -67,7 +74,7 @@ def counters() -> dict[str, list[float]]:
     return out
 
 
-def backtested(tmp_path, t0: float) -> bt.Backtest:
+def backtested(tmp_path, t0: float, slo: SLOModel) -> bt.Backtest:
     series = {
         labels: [(t0 + i * MIN, v) for i, v in enumerate(values)]
         for labels, values in counters().items()
@@ -77,7 +84,7 @@ def backtested(tmp_path, t0: float) -> bt.Backtest:
     prom = start_prometheus({"global": {"scrape_interval": "1m"}}, workdir)
     try:
         with PromClient(prom.url, timeout=60) as client:
-            return bt.backtest([SLO], client, t0 + RANGE[0], t0 + RANGE[1], EVAL)
+            return bt.backtest([slo], client, t0 + RANGE[0], t0 + RANGE[1], EVAL)
     finally:
         prom.stop()
 
@@ -88,16 +95,17 @@ def firing_at(result: bt.Backtest, at: float) -> list[bt.AlertInterval]:
     ]
 
 
-def promtool_checks(result: bt.Backtest, t0: float) -> list[dict]:
+def promtool_checks(result: bt.Backtest, t0: float, slo: SLOModel) -> list[dict]:
     """At every evaluation of the range: exactly the alerts the backtest has firing."""
+    groups = generate_rule_groups([slo])
     checks = []
     steps = round((RANGE[1] - RANGE[0]) / EVAL)
     for k in range(steps + 1):
         at = RANGE[0] + k * EVAL
         expected = [
             burn_alert_expectation(
-                SLO,
-                GROUPS,
+                slo,
+                groups,
                 long_window=format_duration(i.long_window),
                 short_window=format_duration(i.short_window),
             )
@@ -107,19 +115,20 @@ def promtool_checks(result: bt.Backtest, t0: float) -> list[dict]:
     return checks
 
 
-def test_backtest_starts_and_ends_equal_prometheus_rule_evaluation(tmp_path):
+@pytest.mark.parametrize("slo", [SLO, AWARE], ids=["static", "traffic-aware"])
+def test_backtest_starts_and_ends_equal_prometheus_rule_evaluation(tmp_path, slo):
     t0 = (time.time() // DAY - 5) * DAY  # whole days, so 30s evaluations line up
-    result = backtested(tmp_path, t0)
+    result = backtested(tmp_path, t0, slo)
     intervals = result.intervals[SLO.name]
     # The scenario must exercise what it claims: pages and tickets that start and end.
     assert {i.severity for i in intervals} == {"page", "ticket"}, intervals
     assert all(i.end is not None for i in intervals), intervals
     assert any(i.severity == "ticket" and i.long_window == DAY for i in intervals), intervals
 
-    (tmp_path / "rules.yaml").write_text(render_rules([SLO]))
+    (tmp_path / "rules.yaml").write_text(render_rules([slo]))
     test = promtool_file(
         ["rules.yaml"],
-        GROUPS[0]["interval"],
+        generate_rule_groups([slo])[0]["interval"],
         [
             {
                 "name": "backtest-vs-rules",
@@ -132,7 +141,7 @@ def test_backtest_starts_and_ends_equal_prometheus_rule_evaluation(tmp_path):
                     }
                     for kind, segments in increments().items()
                 ],
-                "alert_rule_test": promtool_checks(result, t0),
+                "alert_rule_test": promtool_checks(result, t0, slo),
             }
         ],
     )

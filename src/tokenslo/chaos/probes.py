@@ -269,16 +269,62 @@ def _profile_at(
 
 def _steady_theory(
     model, severity: str, error_rate: float, scale: float, long_window: str
-) -> theory.Expectation:
-    """The textbook expectation (windows full of steady, error-free traffic): which
-    condition the fault's error rate can fire at all (bad input when none)."""
+) -> theory.Expectation | None:
+    """The textbook expectation (windows and period full of steady, error-free traffic):
+    which condition the fault's error rate can fire at all (bad input when none). A
+    traffic-aware condition may still fire where the textbook says never (a period
+    holding more traffic than its long window's share, a lab younger than its period),
+    so for such an SLO None is no bad input: the fastest condition is watched."""
     steady = theory.first_to_fire(model, severity, error_rate, scale, long_window)
-    if steady is None:
+    if steady is None and not (
+        model.alerting.traffic_aware and theory.conditions(model, severity, long_window)
+    ):
         raise InputError(
             f"SLO {model.name!r}: no {severity} condition"
             f"{' on ' + long_window if long_window else ''} fires at error rate {error_rate}"
         )
     return steady
+
+
+def _watched_window(
+    model, severity: str, long_window: str, steady: theory.Expectation | None
+) -> str:
+    """The long window of the condition a probe watches: the one asked for, else the
+    textbook's first to fire, else (traffic-aware, none in the textbook) the shortest."""
+    if long_window:
+        return long_window
+    if steady is not None:
+        return steady.long_window
+    fastest = min(theory.conditions(model, severity), key=lambda w: w.long_window)
+    return format_duration(fastest.long_window)
+
+
+def _never(model, severity: str, long_window: str, scale: float) -> theory.Expectation:
+    """The watched condition with no theory (what a probe reports when none exists)."""
+    return theory.expectation(model, theory.conditions(model, severity, long_window)[0], 0.0, scale)
+
+
+def _period_held(
+    resolved: targets.Targets,
+    model,
+    scrape: float,
+    scale: float,
+    injected: float,
+    horizon: float,
+) -> theory.PeriodHeld | None:
+    """What a traffic-aware SLO's (scaled) period held at the injection: its events (the
+    engine's count over the period) and the stretches that slide out of it within
+    ``horizon`` seconds (all empty while the target is younger than the period). None
+    for a static SLO, whose threshold ignores the period."""
+    if not model.alerting.traffic_aware:
+        return None
+    period = scaled(model.window, scale)
+    with PromClient(resolved.url("prometheus")) as client:
+        counts = evaluator.evaluate_window([model], client, period, injected)[model.name]
+    total = 0.0 if counts is None or counts.total is None else counts.total
+    oldest = injected - period + horizon
+    leaving, _after, _step = _profile_at(resolved, model, scrape, horizon, oldest, oldest)
+    return theory.PeriodHeld(total * (period if _per_second(model) else 1.0), leaving)
 
 
 def _held_theory(
@@ -313,10 +359,12 @@ def _held_theory(
             counts = evaluator.evaluate_window([model], client, after, until)[model.name]
         if counts is not None and counts.total is not None:
             rate = counts.total * (1.0 if _per_second(model) else 1.0 / after)
+    period = _period_held(resolved, model, timing.scrape_interval, scale, injected, spans[-1])
     real = theory.first_to_fire_held(
-        model, severity, error_rate, scale, profile, long_window, rate, after_profile
+        model, severity, error_rate, scale, profile, long_window, rate, after_profile, period
     )
     summary: dict = {
+        **({} if period is None else {"period_events": round(period.events, 3)}),
         "profile_step_seconds": step,
         "rate_after_injection": None if rate is None else round(rate, 3),
         "events_after_injection": [round(h.events, 3) for h in after_profile],
@@ -360,23 +408,43 @@ def _observed_theory(
 ) -> theory.Expectation | None:
     """When the condition on ``long_window`` held in the SLI's own data after the injection
     (both windows over the threshold), plus ``for``: what the alert rule, evaluating the
-    same series, must match within the slack. None without a condition or data.
-
-    The data is read one evaluation interval past ``until``: an alert without ``for``
-    fires at the very evaluation where the condition first holds, which the query's
-    grid (half an interval apart) may otherwise just miss."""
-    until += timing.evaluation_interval
+    same series, must match within the slack. None without a condition or data."""
     found = theory.conditions(model, severity, long_window)
-    step = max(timing.evaluation_interval / 2, (until - injected) / OBSERVED_POINTS)
-    if not found or until - injected < step:
-        return None
-    window = found[0]
-    long, short = (
-        _window_series(resolved, model, scaled(span, scale), injected, until, step)
-        for span in (window.long_window, window.short_window)
+    measured = found and _condition_series(
+        resolved, timing, model, found[0], scale, injected, until
     )
-    expected = theory.observed_expectation(model, window, scale, long, short)
+    if not measured:
+        return None
+    expected = theory.observed_expectation(model, found[0], scale, *measured)
     return expected if expected.theory_seconds is not None else None
+
+
+def _condition_series(
+    resolved: targets.Targets,
+    timing: targets.PromTiming,
+    model,
+    window,
+    scale: float,
+    since: float,
+    until: float,
+) -> tuple[theory.Series, theory.Series, theory.Series | None] | None:
+    """``_window_series`` of a condition's long and short windows, and for a
+    traffic-aware SLO of its (scaled) period, whose events move the threshold, from
+    ``since`` to one evaluation interval past ``until`` (None when too short to read).
+
+    An alert without ``for`` fires at the very evaluation where the condition first
+    holds, which the query's grid (half an interval apart) may otherwise just miss."""
+    until += timing.evaluation_interval
+    step = max(timing.evaluation_interval / 2, (until - since) / OBSERVED_POINTS)
+    if until - since < step:
+        return None
+    spans = [window.long_window, window.short_window]
+    if model.alerting.traffic_aware:
+        spans.append(model.window)
+    series = [
+        _window_series(resolved, model, scaled(span, scale), since, until, step) for span in spans
+    ]
+    return series[0], series[1], series[2] if len(series) > 2 else None
 
 
 def wait_for_alert(
@@ -393,12 +461,14 @@ def wait_for_alert(
     """Wait (at most ``timeout`` s) for SLO ``slo``'s ``severity`` burn-rate alert to
     fire, measured from the last recorded fault injection. ``theory_seconds`` is when
     the burn-rate condition held in the SLI's own data after the injection (both
-    windows, scaled, over the threshold), plus ``for``: the alert must follow within
-    the slack. ``predicted_theory_seconds`` predicts it from ``error_rate`` (error ratio
-    the fault causes) applied to the traffic, starting from what the alert's windows
-    held at the injection; ``steady_theory_seconds`` is the textbook value for windows full
-    of steady, error-free traffic. ``slack_seconds`` covers scrape, evaluation and
-    polling. By default the fastest condition (e.g. the 1h/5m page) is the one
+    windows, scaled, over the threshold; a traffic-aware SLO's threshold at each time
+    from the events then measured over its scaled period and long window), plus ``for``:
+    the alert must follow within the slack. ``predicted_theory_seconds`` predicts it from
+    ``error_rate`` (error ratio the fault causes) applied to the traffic, starting from
+    what the alert's windows held at the injection; ``steady_theory_seconds`` is the
+    textbook value for windows full of steady, error-free traffic (None when that never
+    fires a traffic-aware SLO's condition). ``slack_seconds`` covers scrape, evaluation
+    and polling. By default the fastest condition (e.g. the 1h/5m page) is the one
     watched; ``long_window`` picks another. With ``require_within`` the probe fails
     unless the alert fired within theory + slack."""
     wait = _bounded(timeout)
@@ -407,9 +477,10 @@ def wait_for_alert(
     scale = targets.time_scale_for(resolved, model)
     injected = _injected_at(run)
     steady = _steady_theory(model, severity, float(error_rate), scale, long_window)
+    chosen = _watched_window(model, severity, long_window, steady)
     timing = targets.prometheus_timing(resolved.url("prometheus"))
     slack = _slack(timing, poll_interval)
-    labels = _labels(slo, severity, long_window or steady.long_window)
+    labels = _labels(slo, severity, chosen)
     # An alert already active before the injection (an earlier incident) is not ours.
     cutoff = injected - slack
     fired_at = active_at = None
@@ -424,12 +495,11 @@ def wait_for_alert(
             break
         time.sleep(poll_interval)
     until = fired_at or time.time()
-    chosen = long_window or steady.long_window
     predicted, held = _held_theory(
         resolved, timing, model, severity, float(error_rate), scale, chosen, injected, until
     )
     real = _observed_theory(resolved, timing, model, severity, scale, chosen, injected, until)
-    expected = real or predicted or steady
+    expected = real or predicted or steady or _never(model, severity, chosen, scale)
     result = {
         "alertname": alertname,
         "slo": slo,
@@ -439,7 +509,7 @@ def wait_for_alert(
         "predicted_theory_seconds": None
         if predicted is None
         else round(predicted.fires_after(), 3),
-        "steady_theory_seconds": round(steady.fires_after(), 3),
+        "steady_theory_seconds": None if steady is None else round(steady.fires_after(), 3),
         "held_at_injection": held,
         "error_rate": float(error_rate),
         "time_scale": scale,
@@ -553,7 +623,9 @@ def wait_for_alert_resolved(
     """Wait (at most ``timeout`` s) until SLO ``slo``'s ``severity`` alert (the fastest
     condition, or ``long_window``) is neither pending nor firing, measured from the
     last recorded fault clearing. Theory: the engine's reset time of the condition's
-    windows after an incident of the recorded length at ``error_rate``, scaled;
+    windows after an incident of the recorded length at ``error_rate``, scaled (for a
+    traffic-aware SLO, whose threshold moves with the traffic: when the condition
+    stopped holding in the SLI's own data, as ``wait_for_alert`` measures its start);
     ``allowance_seconds`` adds a known lag outside the burn-rate math (e.g. the
     gateway's JWKS refresh cooldown)."""
     wait = _bounded(timeout)
@@ -562,6 +634,8 @@ def wait_for_alert_resolved(
     scale = targets.time_scale_for(resolved, model)
     expected = theory.first_to_fire(model, severity, float(error_rate), scale, long_window)
     chosen = expected.long_window if expected else long_window
+    if not chosen and model.alerting.traffic_aware and theory.conditions(model, severity):
+        chosen = _watched_window(model, severity, "", None)
     if not chosen:
         raise InputError(f"SLO {slo!r} has no {severity} condition")
     cleared = _injected_at(run, CLEARED_AT)
@@ -577,6 +651,15 @@ def wait_for_alert_resolved(
             resolved_at = time.time()
             break
         time.sleep(poll_interval)
+    if model.alerting.traffic_aware:
+        # its threshold moves with the traffic: when the condition stopped holding in
+        # the SLO's own data, as ``wait_for_alert`` reads when it started
+        found = theory.conditions(model, severity, chosen)
+        until = resolved_at or time.time()
+        series = found and _condition_series(
+            resolved, timing, model, found[0], scale, cleared, until
+        )
+        reset = theory.observed_reset(model, found[0], *series) if series else None
     result = {
         "alertname": alertname,
         "slo": slo,

@@ -15,11 +15,20 @@ stays free of I/O), let the old traffic slide out of each window as it really
 arrived, and apply the fault's error rate to the traffic that really came after the
 injection (a load still ramping up, or slowed by a latency fault, brings fewer errors
 early than a steady rate would).
+
+A traffic-aware SLO's threshold moves with the traffic: the condition holds when the
+long window holds more than ``c × (1 − objective)`` of the period's events as errors,
+and the short window's error ratio exceeds ``N_period / N_long × c × (1 − objective)``
+(the long window's count, as in the rules). ``held_crossing_traffic_aware`` also lets
+the period's events move (``PeriodHeld``: a lab younger than its scaled period holds
+its whole traffic in it, and loses none), and the observed theory reads the period's
+and long window's events at every measured time (``observed_threshold``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -227,6 +236,42 @@ def _content(pieces: Sequence[_Piece], lo: float, hi: float) -> tuple[float, flo
     return events, errors
 
 
+def _first_positive(value: Callable[[float], float], bounds: Sequence[float]) -> float | None:
+    """First time in ``bounds[0] .. bounds[-1]`` at which ``value`` is above 0, for a
+    ``value`` that is at most quadratic between consecutive ``bounds`` (products of two
+    piecewise linear window contents): each piece is fitted exactly through three points
+    and solved; None when it stays at or below 0."""
+    if value(bounds[0]) > 0:
+        return bounds[0]
+    for lo, hi in pairwise(bounds):
+        f0, fm, fh = value(lo), value((lo + hi) / 2), value(hi)
+        if max(f0, fm, fh) <= 0 and fm <= (f0 + fh) / 2:
+            continue  # at or below 0 at both ends and not bulging above: none inside
+        found = _first_root_up(f0, fm, fh, hi - lo)
+        if found is not None:
+            return lo + found
+    return None
+
+
+def _first_root_up(f0: float, fm: float, fh: float, h: float) -> float | None:
+    """Smallest ``u`` in (0, h] where the quadratic through (0, f0), (h/2, fm), (h, fh)
+    turns positive (``f0 <= 0``); None when it stays at or below 0 there."""
+    a = 2 * (fh - 2 * fm + f0) / (h * h)
+    b = (4 * fm - 3 * f0 - fh) / h
+    scale = max(abs(f0), abs(fm), abs(fh), 1e-300)
+    if abs(a) * h * h <= 1e-12 * scale:  # linear
+        return h * -f0 / (fh - f0) if fh > 0 else None
+    disc = b * b - 4 * a * f0
+    if disc < 0:
+        return None
+    root = math.sqrt(disc)
+    slack = 1e-9 * h
+    for u in sorted(((-b - root) / (2 * a), (-b + root) / (2 * a))):
+        if -slack <= u <= h + slack and 2 * a * u + b > 0:
+            return min(max(u, 0.0), h)
+    return h * -f0 / (fh - f0) if fh > 0 else None  # rounding hid the root
+
+
 def held_crossing(
     threshold: float,
     segments: Sequence[Held],
@@ -253,18 +298,60 @@ def held_crossing(
         events, errors = _content(pieces, at - width, at)
         return errors - threshold * events
 
-    def traffic(at: float) -> float:
-        return _content(pieces, at - width, at)[0]
+    return _first_positive(excess, _bounds(pieces, (width,), width))
 
-    if traffic(0.0) > 0 and excess(0.0) > 0:
-        return 0.0
-    kinks = {edge + shift for p in pieces for edge in (p.start, p.end) for shift in (0.0, width)}
-    bounds = sorted({0.0, width} | {k for k in kinks if 0.0 < k < width})
-    for lo, hi in pairwise(bounds):
-        low, high = excess(lo), excess(hi)
-        if high > 0 and traffic(hi) > 0:
-            return lo + (hi - lo) * (-low) / (high - low) if low < 0 else lo
-    return None  # at the window's end it holds only new traffic: the ratio stays put
+
+def _bounds(pieces: Sequence[_Piece], widths: Sequence[float], horizon: float) -> list[float]:
+    """0, ``horizon`` and every time in between at which a stretch boundary enters or
+    leaves a window of one of ``widths``: where the window contents kink."""
+    edges = {edge for p in pieces for edge in (p.start, p.end)}
+    kinks = {edge + shift for edge in edges for shift in (0.0, *widths)}
+    return sorted({0.0, horizon} | {k for k in kinks if 0.0 < k < horizon})
+
+
+@dataclass(frozen=True)
+class PeriodHeld:
+    """What the (scaled) SLO period held at the injection, for a traffic-aware threshold:
+    its ``events``, and its oldest stretches (``leaving``, oldest first, from the period's
+    start on), which slide out of it after the injection. A lab younger than its period
+    loses nothing: ``leaving`` empty."""
+
+    events: float
+    leaving: Sequence[Held] = ()
+
+
+def held_crossing_traffic_aware(
+    share: float,
+    segments: Sequence[Held],
+    long_segments: Sequence[Held],
+    period: PeriodHeld,
+    event_rate: float,
+    error_rate: float,
+    after: Sequence[Held] = (),
+) -> float | None:
+    """``held_crossing`` against the moving threshold of a traffic-aware condition:
+    the window (``segments``) is over it when ``errors × N_long > share × N_period ×
+    events``, ``share`` = c × (1 − objective), ``N_long`` the events in the condition's
+    long window (``long_segments`` at the injection) and ``N_period`` the period's
+    (``period``), both as the traffic goes on (the rules' ``tokenslo:slo_traffic_ratio``,
+    which the short window shares with the long one). Each window's content is piecewise
+    linear, so the condition is piecewise quadratic and solved exactly per piece, up to
+    the long window's width (after it both windows hold only new traffic; a later
+    crossing through the period losing old traffic is not predicted: None)."""
+    width = sum(seg.seconds for seg in segments)
+    long_width = sum(seg.seconds for seg in long_segments)
+    pieces = _timeline(long_segments, after, event_rate, error_rate, long_width)
+    leaving = _timeline(period.leaving, (), 0.0, 0.0, 0.0)
+    shift = sum(seg.seconds for seg in period.leaving)
+    lost = [_Piece(p.start + shift, p.end + shift, p.events, p.errors) for p in leaving]
+
+    def excess(at: float) -> float:
+        events, errors = _content(pieces, at - width, at)
+        n_long = _content(pieces, at - long_width, at)[0]
+        n_period = period.events + _content(pieces, 0.0, at)[0] - _content(lost, 0.0, at)[0]
+        return errors * n_long - share * n_period * events
+
+    return _first_positive(excess, _bounds(pieces + lost, (width, long_width), long_width))
 
 
 def held_expectation(
@@ -275,20 +362,31 @@ def held_expectation(
     profile: Sequence[Held],
     rate: float | None = None,
     after: Sequence[Held] = (),
+    period: PeriodHeld | None = None,
 ) -> Expectation:
     """``expectation`` from the traffic ``profile`` up to the injection: each of the
     condition's windows (scaled) starts from the part of the profile it covers; the
     traffic that follows is ``after`` as it came, then ``rate`` events/s (default: the
-    short window's before the injection)."""
+    short window's before the injection). A traffic-aware SLO's threshold moves with the
+    events of the long window and of the SLO ``period`` (required for such an SLO)."""
     factor = burnrate.factor_of(slo, window)
-    threshold = burnrate.threshold_of(slo, window)
     long = window_of(profile, scaled(window.long_window, time_scale))
     short = window_of(profile, scaled(window.short_window, time_scale))
     rate = _rate(short) if rate is None else rate
-    crossings = [
-        held_crossing(threshold, long, rate, error_rate, after),
-        held_crossing(threshold, short, rate, error_rate, after),
-    ]
+    if slo.alerting.traffic_aware:
+        if period is None:
+            raise ValueError(f"SLO {slo.name!r} is traffic-aware: its period's events are needed")
+        share = window.budget_fraction * slo.error_budget
+        crossings = [
+            held_crossing_traffic_aware(share, span, long, period, rate, error_rate, after)
+            for span in (long, short)
+        ]
+    else:
+        threshold = burnrate.threshold_of(slo, window)
+        crossings = [
+            held_crossing(threshold, long, rate, error_rate, after),
+            held_crossing(threshold, short, rate, error_rate, after),
+        ]
     return _from_crossings(window, factor, crossings, time_scale)
 
 
@@ -301,49 +399,96 @@ def first_to_fire_held(
     long_window: str = "",
     rate: float | None = None,
     after: Sequence[Held] = (),
+    period: PeriodHeld | None = None,
 ) -> Expectation | None:
     """``first_to_fire`` from the traffic ``profile`` up to the injection (stretches of
     events and errors, oldest first, covering at least the longest window), the traffic
     ``after`` it as it came (stretches, oldest first) and the event ``rate`` beyond
-    that (default: each short window's rate before the injection)."""
+    that (default: each short window's rate before the injection); ``period``: what the
+    SLO period held, for a traffic-aware SLO."""
     expected = [
-        held_expectation(slo, w, error_rate, time_scale, profile, rate, after)
+        held_expectation(slo, w, error_rate, time_scale, profile, rate, after, period)
         for w in conditions(slo, severity, long_window)
     ]
     return _earliest(expected)
 
 
+Series = Mapping[float, tuple[float, float]]  # seconds after the injection → (events, errors)
+
+
 def observed_crossing(
-    threshold: float, windows: Sequence[Mapping[float, tuple[float, float]]]
+    threshold: float | Callable[[float], float], windows: Sequence[Series]
 ) -> float | None:
     """First time (seconds after the injection) at which every window's error ratio, as
     the SLI's own queries measured it (``{t: (events, errors)}`` per window), exceeds
-    ``threshold``; None when that never happened. Counts from scrapes are estimates
-    (``increase`` extrapolates, paced clients arrive in bursts): near the threshold a
-    slowly rising ratio moves by a few per cent per second, so a prediction from
-    counts misses by seconds where the alert rule, reading the same series, does not."""
-    times = sorted(set.intersection(*(set(w) for w in windows))) if windows else []
-    for at in times:
-        if all(_exceeds(threshold, *w[at]) for w in windows):
+    ``threshold`` (a number, or the threshold at each time); None when that never
+    happened. Counts from scrapes are estimates (``increase`` extrapolates, paced
+    clients arrive in bursts): near the threshold a slowly rising ratio moves by a few
+    per cent per second, so a prediction from counts misses by seconds where the alert
+    rule, reading the same series, does not."""
+    at_time = threshold if callable(threshold) else (lambda _at: threshold)
+    for at in _common_times(windows):
+        line = at_time(at)
+        if all(_exceeds(line, *w[at]) for w in windows):
             return at
     return None
+
+
+def _common_times(windows: Sequence[Series]) -> list[float]:
+    return sorted(set.intersection(*(set(w) for w in windows))) if windows else []
 
 
 def _exceeds(threshold: float, events: float, errors: float) -> bool:
     return events > 0 and errors / events > threshold
 
 
+def observed_threshold(
+    slo: SLO, window: BurnWindow, long: Series, period: Series | None
+) -> Callable[[float], float]:
+    """The condition's threshold at each measured time: a constant for a static SLO;
+    for a traffic-aware one ``burnrate.threshold_at`` from the period's and the long
+    window's events measured then (unreachable where either was not measured)."""
+    if not slo.alerting.traffic_aware:
+        static = burnrate.threshold_of(slo, window)
+        return lambda _at: static
+    counted = period or {}
+
+    def at_time(at: float) -> float:
+        n_period = counted[at][0] if at in counted else None
+        n_long = long[at][0] if at in long else None
+        return burnrate.threshold_at(slo, window, n_period, n_long)
+
+    return at_time
+
+
 def observed_expectation(
     slo: SLO,
     window: BurnWindow,
     time_scale: float,
-    long: Mapping[float, tuple[float, float]],
-    short: Mapping[float, tuple[float, float]],
+    long: Series,
+    short: Series,
+    period: Series | None = None,
 ) -> Expectation:
     """``expectation`` of one condition from its two windows as measured after the
-    injection: both over the threshold, then ``for``."""
-    crossing = observed_crossing(burnrate.threshold_of(slo, window), [long, short])
+    injection: both over the threshold, then ``for``. A traffic-aware SLO's threshold
+    moves with the events measured over its (scaled) ``period`` and its long window."""
+    threshold = observed_threshold(slo, window, long, period)
+    crossing = observed_crossing(threshold, [long, short])
     return _from_crossings(window, burnrate.factor_of(slo, window), [crossing], time_scale)
+
+
+def observed_reset(
+    slo: SLO, window: BurnWindow, long: Series, short: Series, period: Series | None = None
+) -> float | None:
+    """First time (seconds after the fault cleared) at which the condition no longer held
+    in the SLI's own data (either window at or under the threshold); None when it held
+    at every measured time."""
+    threshold = observed_threshold(slo, window, long, period)
+    for at in _common_times([long, short]):
+        line = threshold(at)
+        if not (_exceeds(line, *long[at]) and _exceeds(line, *short[at])):
+            return at
+    return None
 
 
 def slack_seconds(

@@ -9,6 +9,7 @@ titles, units and layout; queries on raw lab metrics that are not SLIs
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -59,8 +60,10 @@ class BurnView:
     severity: str
     long_window: str
     short_window: str
-    factor: float
-    threshold: float  # error ratio
+    factor: float  # nominal (a traffic-aware SLO's at steady traffic)
+    threshold: float  # error ratio (static; a traffic-aware one moves, see moving_thresholds)
+    budget_fraction: float = 0.0  # c: share of the period's budget the condition allows
+    traffic_aware: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,8 @@ def slo_view(slo: SLO) -> SLOView:
             short_window=format_duration(w.short_window),
             factor=round(factor_of(slo, w), 6),
             threshold=threshold_of(slo, w),
+            budget_fraction=w.budget_fraction,
+            traffic_aware=slo.alerting.traffic_aware,
         )
         for w in policy_for(slo)
     )
@@ -298,15 +303,53 @@ class DashContext:
         return sorted(found, reverse=True)
 
     def burn_steps(self) -> dict:
-        """Thresholds at the page burn factors: orange at the slow page, red at the fast."""
-        factors = sorted(self.page_factors())
+        """Thresholds at the static SLOs' page burn factors: orange at the slow page, red
+        at the fast (a traffic-aware SLO's page lines move: ``moving_thresholds``)."""
+        found = {b.factor for v in self.slos for b in v.burns if b.severity == "page"}
+        factors = sorted(found - self._moving_factors())
         colors = ["orange"] * (len(factors) - 1) + ["red"] if factors else []
         return steps(("green", None), *zip(colors, factors, strict=True))
+
+    def _moving_factors(self) -> set[float]:
+        """Page factors only traffic-aware SLOs use (no static SLO draws them)."""
+        pages = [b for v in self.slos for b in v.burns if b.severity == "page"]
+        static = {b.factor for b in pages if not b.traffic_aware}
+        return {b.factor for b in pages if b.traffic_aware} - static
 
     def factor_for(self, long_window: str) -> float | None:
         """The burn factor alerting on ``long_window`` when all SLOs agree on it."""
         found = {b.factor for v in self.slos for b in v.burns if b.long_window == long_window}
         return found.pop() if len(found) == 1 else None
+
+    def static_on(self, long_window: str) -> bool:
+        """Whether a static SLO alerts on ``long_window`` (its constant line applies)."""
+        return any(
+            b.long_window == long_window and not b.traffic_aware for v in self.slos for b in v.burns
+        )
+
+    def moving_targets(self, long_window: str = "", sel: str = "") -> list[dict]:
+        """``moving_thresholds`` as panel targets."""
+        return [target(q, legend) for q, legend in self.moving_thresholds(sel, long_window)]
+
+    def moving_thresholds(self, sel: str = "", long_window: str = "") -> list[tuple[str, str]]:
+        """``(query, legend)`` of every traffic-aware page condition's threshold in burn-rate
+        units (optionally only on ``long_window``): the recorded traffic ratio N_period /
+        N_long × c, the line its alert compares with, moving with the traffic. One query
+        per distinct condition, restricted to the SLOs that have it (``sel`` narrows more)."""
+        groups: dict[tuple[str, str, float], list[str]] = {}
+        for view in self.slos:
+            for b in view.burns:
+                wanted = not long_window or b.long_window == long_window
+                if b.traffic_aware and b.severity == "page" and wanted:
+                    key = (b.long_window, b.short_window, b.budget_fraction)
+                    groups.setdefault(key, []).append(view.name)
+        out = []
+        for (long_, short, share), names in sorted(groups.items()):
+            matcher = f"{c.SLO_LABEL}=~{quote('|'.join(_regex_literal(n) for n in names))}"
+            labels = sel[:-1] + ", " + matcher + "}" if sel else "{" + matcher + "}"
+            query = f"{c.traffic_ratio_record(long_)}{labels} * {share:.12g}"
+            out.append((query, f"{{{{slo}}}} page threshold {long_}/{short} (traffic-aware)"))
+        return out
 
     def period_sli(self, sel: str) -> str:
         """SLI over each SLO's own period, whatever it is (one ``or`` term per period)."""
@@ -317,6 +360,11 @@ class DashContext:
 
     def ratio(self, window: str, sel: str = "") -> str:
         return c.error_ratio_record(window) + sel
+
+
+def _regex_literal(text: str) -> str:
+    """``text`` matched literally inside a PromQL (RE2) regex."""
+    return re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\1", text)
 
 
 def _seconds(duration: str) -> float:

@@ -26,7 +26,10 @@ window at every step. Short windows come back as ratios above the SLO's lowest
 threshold only, so a healthy month costs almost no transfer; and a condition's
 costlier window (Prometheus reads every sample of it at every step) is only asked
 for around the steps where its cheaper window is above the threshold, since the
-condition cannot hold anywhere else.
+condition cannot hold anywhere else. Traffic-aware SLOs (``backtest_traffic_aware``)
+need counts at every step instead: their exact windows in full, and the same 5m sums
+for derived windows and for the events of the period and long window their moving
+threshold divides.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from tokenslo.core.promql import sli_exprs
 from tokenslo.core.windows import (
     BASE_INTERVAL,
     BASE_WINDOW,
+    Prefix,
     is_derived,
     prefix_sums,
     sums_from_prefix,
@@ -233,14 +237,18 @@ def slo_intervals(slo: SLO, ratios: Ratios, times: Sequence[float]) -> list[Aler
 
 
 def counted_intervals(
-    slo: SLO, windows: Mapping[float, Mapping[int, WindowCounts]], times: Sequence[float]
+    slo: SLO,
+    windows: Mapping[float, Mapping[int, WindowCounts]],
+    times: Sequence[float],
+    events: Mapping[float, Mapping[int, WindowCounts]] | None = None,
 ) -> list[AlertInterval]:
     """Every firing interval of a traffic-aware SLO, from its counts per window: its
     threshold moves with the events over the period and the long window at each step,
-    so ratios alone cannot decide it."""
+    so ratios alone cannot decide it. ``events``: where those two event counts come
+    from when not ``windows`` (the rules' sums of 5m counts, ``summed_counts``)."""
     out: list[AlertInterval] = []
     for bw in burnrate.policy_for(slo):
-        out.extend(_condition_intervals(slo, bw, windows, times))
+        out.extend(_condition_intervals(slo, bw, windows, times, events))
     return sorted(out, key=lambda i: (i.start, i.severity, i.long_window))
 
 
@@ -249,13 +257,16 @@ def _condition_intervals(
     bw: BurnWindow,
     windows: Mapping[float, Mapping[int, WindowCounts]],
     times: Sequence[float],
+    events: Mapping[float, Mapping[int, WindowCounts]] | None = None,
 ) -> list[AlertInterval]:
-    period = windows.get(slo.window, {})
+    traffic = windows if events is None else events
+    period = traffic.get(slo.window, {})
+    n_long = traffic.get(bw.long_window, {})
     long = windows.get(bw.long_window, {})
     short = windows.get(bw.short_window, {})
     holds = [
         condition_holds(
-            window_threshold(slo, bw, period.get(_ms(t)), long.get(_ms(t))),
+            window_threshold(slo, bw, period.get(_ms(t)), n_long.get(_ms(t))),
             long.get(_ms(t)),
             short.get(_ms(t)),
         )
@@ -366,10 +377,7 @@ def backtest(
     times = step_grid(fetch_start, end, step, limit=MAX_STEPS)  # validate before any request
     aware = [slo for slo in slos if slo.alerting.traffic_aware]
     if aware:
-        # Their thresholds need the events over the period and the long window at every
-        # step: counted per window from the raw counters (derived windows included).
-        counts = fetch_range_counts(aware, client, fetch_start, end, step)
-        counted = compute_backtest(aware, counts, start, end, step)
+        counted = backtest_traffic_aware(aware, client, times, start, end, step, interval)
         slos = [slo for slo in slos if not slo.alerting.traffic_aware]
         if not slos:
             return counted
@@ -407,6 +415,85 @@ def backtest(
         result.intervals.update(counted.intervals)
         result.no_data.extend(counted.no_data)
     return result
+
+
+def backtest_traffic_aware(
+    slos: Sequence[SLO],
+    client: PromClient,
+    times: Sequence[float],
+    start: float,
+    end: float,
+    step: float,
+    interval: float = BASE_INTERVAL,
+) -> Backtest:
+    """``backtest`` of traffic-aware SLOs, whose thresholds need event counts at every
+    step, not ratios above a fixed line. As their rules: exact windows counted from the
+    raw counters (one batched range query per window); derived windows, and the
+    threshold's N_period / N_long (``tokenslo:slo_traffic_ratio``), as sums of the 5m
+    counts at every rule evaluation, fetched once per SLO (``summed_counts``). An SLO
+    whose period is itself exact (6h or less) takes N_period / N_long from the raw
+    counts of both windows instead."""
+    counts = fetch_range_counts(slos, client, times[0], end, step, windows_of=_raw_windows)
+    summed = [slo for slo in slos if is_derived(slo.window)]
+    events: dict[str, dict[float, dict[int, WindowCounts]]] = {}
+    if summed:
+        events = summed_counts(summed, client, times, rule_spacing(step, interval), counts)
+    result = Backtest(start=start, end=end, step=step)
+    for slo in slos:
+        windows = counts.get(slo.name, {})
+        intervals = counted_intervals(slo, windows, times, events.get(slo.name))
+        add_slo(result, slo, intervals, bool(missing_windows(slo, windows)))
+    return result
+
+
+def _raw_windows(slo: SLO) -> set[float]:
+    """Windows a traffic-aware SLO counts from the raw counters: its exact alert windows,
+    and its period when exact too (its threshold's counts then come from these)."""
+    exact = exact_alert_windows(slo)
+    return exact if is_derived(slo.window) else exact | {slo.window}
+
+
+def summed_counts(
+    slos: Sequence[SLO],
+    client: PromClient,
+    times: Sequence[float],
+    spacing: float,
+    into: RangeCounts,
+) -> RangeCounts:
+    """Traffic-aware SLOs' 5m errors and events, fetched once per SLO every ``spacing``
+    from one period before the first step, summed as their rules sum them: each derived
+    alert window's counts go ``into`` the SLO's window counts (their ratio is the
+    rules'), and the returned counts hold the events the threshold divides, over the
+    period and over every long window (the rules' traffic ratio sums both)."""
+    at, left_closed, base = base_counts(slos, client, times, spacing, max(s.window for s in slos))
+    by_name = {slo.name: slo for slo in slos}
+    events: RangeCounts = {}
+    ms = [_ms(t) for t in times]
+
+    def sums(prefix: Prefix | None, window: float) -> list[float | None]:
+        if prefix is None:
+            return [None] * len(at)
+        return sums_from_prefix(prefix, spacing, window, at, left_closed)
+
+    for name, kinds in base.items():
+        slo = by_name[name]
+        errors, total = (kinds.get(k) for k in KINDS)
+        errors_prefix = None if errors is None else prefix_sums(errors)
+        total_prefix = None if total is None else prefix_sums(total)
+        longs = {bw.long_window for bw in burnrate.policy_for(slo)}
+        for window in sorted(longs | {slo.window}):
+            events.setdefault(name, {})[window] = {
+                m: WindowCounts(errors=None, total=n)
+                for m, n in zip(ms, sums(total_prefix, window), strict=True)
+            }
+        for window in derived_alert_windows(slo):
+            into.setdefault(name, {})[window] = {
+                m: WindowCounts(errors=e, total=n)
+                for m, e, n in zip(
+                    ms, sums(errors_prefix, window), sums(total_prefix, window), strict=True
+                )
+            }
+    return events
 
 
 def _cost(window: float) -> float:
@@ -626,24 +713,34 @@ def add_derived_ratios(
     window before the first step, on a grid holding every step; an SLO with a 5m
     alert window gets that window's ratio from them too (the same numbers)."""
     reach = max(w for slo in slos for w in derived_alert_windows(slo))
+    at, left_closed, base = base_counts(slos, client, times, spacing, reach)
+    for slo in slos:
+        errors, total = (base.get(slo.name, {}).get(kind) for kind in KINDS)
+        if errors is not None and total is not None:
+            into.setdefault(slo.name, {}).update(
+                derived_ratios(slo, errors, total, spacing, at, left_closed)
+            )
+
+
+def base_counts(
+    slos: Sequence[SLO], client: PromClient, times: Sequence[float], spacing: float, reach: float
+) -> tuple[list[int], bool, dict[str, dict[str, list[float] | None]]]:
+    """Each SLO's 5m errors and total (``KINDS``) every ``spacing`` from ``reach`` before
+    the first step, on a grid holding every step: ``(index of each step on that grid,
+    whether the server's ranges are left-closed, SLO → kind → values)``; a kind that
+    returned nothing is None."""
     base_start = round(times[0] - math.ceil(reach / spacing - _EPS) * spacing, 3)
     base_times = step_grid(base_start, times[-1], spacing, limit=MAX_STEPS)
     at = [round((t - base_start) / spacing) for t in times]
-    left_closed = ranges_left_closed(client)
     jobs = [
         ((slo.name, kind), expr, base_times)
         for slo in slos
         for kind, expr in zip(KINDS, sli_exprs(slo.sli, format_duration(BASE_WINDOW)), strict=True)
     ]
-    by_name = {slo.name: slo for slo in slos}
-    errors: list[float] | None = None
+    base: dict[str, dict[str, list[float] | None]] = {}
     for (name, kind), values in fetch_series(client, jobs, spacing):
-        if kind == "errors":
-            errors = values
-        elif errors is not None and values is not None:
-            into.setdefault(name, {}).update(
-                derived_ratios(by_name[name], errors, values, spacing, at, left_closed)
-            )
+        base.setdefault(name, {})[kind] = values
+    return at, ranges_left_closed(client), base
 
 
 def derived_ratios(

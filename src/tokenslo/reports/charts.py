@@ -30,9 +30,10 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.backends.backend_svg import FigureCanvasSVG  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from tokenslo.reports.model import AlertSpan, FaultInterval, SLOSeries  # noqa: E402
+from tokenslo.reports.model import AlertSpan, FaultInterval, SLOSeries, Threshold  # noqa: E402
 
 if TYPE_CHECKING:
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Rectangle
     from matplotlib.typing import RcKeyType
 
@@ -114,15 +115,10 @@ def _plot_sli(ax: Axes, series: SLOSeries) -> None:
     line.set_gid("sli")
     ax.axhline(series.objective * 100, color="black", linewidth=0.9, label="objective")
     for i, th in enumerate(series.sli_thresholds):
-        ax.axhline(
-            th.value * 100,
-            color=SEVERITY_COLORS.get(th.severity, "grey"),
-            linestyle=LINE_STYLES[i % len(LINE_STYLES)],
-            linewidth=0.8,
-            label=th.label,
-        )
+        _threshold_line(ax, i, th, 100.0).set_gid(f"sli-threshold-{i}")
     values = [y for y in ys if not math.isnan(y)]
-    lows = values + [th.value * 100 for th in series.sli_thresholds] + [series.objective * 100]
+    lines = [v * 100 for th in series.sli_thresholds for v in th.values()]
+    lows = values + lines + [series.objective * 100]
     low = min(lows)
     ax.set_ylim(max(0.0, low - max(0.5, (100 - low) * 0.1)), 100.0 + max(0.2, (100 - low) * 0.05))
     ax.set_ylabel("SLI %")
@@ -138,17 +134,27 @@ def _plot_burn(ax: Axes, series: SLOSeries) -> None:
         line.set_gid(f"burn-{burn.label}")
         top = max([top, *(y for y in ys if not math.isnan(y))])
     for i, th in enumerate(series.burn_thresholds):
-        ax.axhline(
-            th.value,
-            color=SEVERITY_COLORS.get(th.severity, "grey"),
-            linestyle=LINE_STYLES[i % len(LINE_STYLES)],
-            linewidth=0.8,
-            label=th.label,
-        )
-        top = max(top, th.value)
+        _threshold_line(ax, i, th).set_gid(f"burn-threshold-{i}")
+        top = max([top, *th.values()])
     ax.set_yscale("symlog", linthresh=1.0)
     ax.set_ylim(0, top * 2)
     ax.set_ylabel("burn rate (×budget)")
+
+
+def _threshold_line(ax: Axes, index: int, th: Threshold, scale: float = 1.0) -> Line2D:
+    """A condition's threshold: horizontal, or per step when it moves with the traffic
+    (a traffic-aware SLO; gaps where no threshold could be crossed)."""
+    style: dict[str, Any] = {
+        "color": SEVERITY_COLORS.get(th.severity, "grey"),
+        "linestyle": LINE_STYLES[index % len(LINE_STYLES)],
+        "linewidth": 0.8,
+        "label": th.label,
+    }
+    if not th.points:
+        return ax.axhline(th.value * scale, **style)
+    xs, ys = _xy(th.points, scale)
+    (line,) = ax.plot(xs, ys, **style)
+    return line
 
 
 def _shade(

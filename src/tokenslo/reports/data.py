@@ -16,10 +16,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from tokenslo.core import burnrate
-from tokenslo.core.model import SLO
+from tokenslo.core.model import SLO, BurnWindow
 from tokenslo.core.timescale import nominal_duration, scale_slo
 from tokenslo.engine import backtest as bt
-from tokenslo.engine.evaluator import WindowCounts, alert_windows, decision_windows, evaluate
+from tokenslo.engine.evaluator import (
+    WindowCounts,
+    alert_windows,
+    decision_windows,
+    evaluate,
+    window_threshold,
+)
 from tokenslo.errors import InputError
 from tokenslo.prometheus.client import PromClient, sample_value
 from tokenslo.reports.model import (
@@ -52,16 +58,49 @@ def window_pair(long_window: float, short_window: float, time_scale: float) -> s
     return "/".join(nominal_duration(w, time_scale) for w in (long_window, short_window))
 
 
-def thresholds_of(slo: SLO, time_scale: float = 1.0) -> tuple[tuple[Threshold, ...], ...]:
-    """``(sli_thresholds, burn_thresholds)``: one line per alert condition."""
+def thresholds_of(
+    slo: SLO,
+    time_scale: float = 1.0,
+    windows: Mapping[float, Mapping[int, WindowCounts]] | None = None,
+    times: Sequence[float] = (),
+) -> tuple[tuple[Threshold, ...], ...]:
+    """``(sli_thresholds, burn_thresholds)``: one line per alert condition. A
+    traffic-aware SLO's lines move with the traffic: per step of ``times``, from the
+    period's and the long window's event counts in ``windows`` (as its rules compute
+    them, ``burnrate.threshold_at``); its label says so, its ``value`` is the static one."""
     sli_lines, burn_lines = [], []
     for bw in burnrate.policy_for(slo):
         factor = burnrate.factor_of(slo, bw)
-        windows = window_pair(bw.long_window, bw.short_window, time_scale)
-        label = f"{bw.severity} {windows} ×{factor:g}"
-        sli_lines.append(Threshold(label, bw.severity, 1.0 - burnrate.threshold_of(slo, bw)))
-        burn_lines.append(Threshold(label, bw.severity, factor))
+        windows_ = window_pair(bw.long_window, bw.short_window, time_scale)
+        static = burnrate.threshold_of(slo, bw)
+        if not slo.alerting.traffic_aware:
+            label = f"{bw.severity} {windows_} ×{factor:g}"
+            sli_lines.append(Threshold(label, bw.severity, 1.0 - static))
+            burn_lines.append(Threshold(label, bw.severity, factor))
+            continue
+        label = f"{bw.severity} {windows_} traffic-aware"
+        moving = _moving_threshold(slo, bw, windows or {}, times)
+        sli_points = tuple((t, None if v is None else 1.0 - v) for t, v in moving)
+        burn_points = tuple((t, None if v is None else v / slo.error_budget) for t, v in moving)
+        sli_lines.append(Threshold(label, bw.severity, 1.0 - static, sli_points))
+        burn_lines.append(Threshold(label, bw.severity, factor, burn_points))
     return tuple(sli_lines), tuple(burn_lines)
+
+
+def _moving_threshold(
+    slo: SLO,
+    bw: BurnWindow,
+    windows: Mapping[float, Mapping[int, WindowCounts]],
+    times: Sequence[float],
+) -> list[tuple[float, float | None]]:
+    """The condition's error-ratio threshold at every time (None where unreachable)."""
+    period, long = windows.get(slo.window, {}), windows.get(bw.long_window, {})
+    out: list[tuple[float, float | None]] = []
+    for t in times:
+        key = round(t * 1000)
+        value = window_threshold(slo, bw, period.get(key), long.get(key))
+        out.append((t, value if math.isfinite(value) else None))
+    return out
 
 
 # ---------------------------------------------------------------- series (pure)
@@ -106,7 +145,7 @@ def slo_series(
         )
         for w in sorted(alert_windows(slo))
     )
-    sli_lines, burn_lines = thresholds_of(slo, time_scale)
+    sli_lines, burn_lines = thresholds_of(slo, time_scale, windows, times)
     return SLOSeries(
         slo=slo.name,
         objective=slo.target,

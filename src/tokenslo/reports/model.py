@@ -44,11 +44,20 @@ class AlertSpan:
 
 @dataclass(frozen=True)
 class Threshold:
-    """A horizontal line on a chart: where one alert condition starts to hold."""
+    """A line on a chart: where one alert condition starts to hold. Horizontal at
+    ``value``, unless ``points`` give it per step (a traffic-aware threshold moves with
+    the traffic; None where the long window saw no events, so nothing can cross it):
+    ``value`` is then its steady-traffic value."""
 
     label: str
     severity: str
     value: float
+    points: tuple[tuple[float, float | None], ...] = ()
+
+    def values(self) -> list[float]:
+        """Every value the line takes (for the chart's axis limits)."""
+        moving = [v for _t, v in self.points if v is not None]
+        return moving if self.points else [self.value]
 
 
 @dataclass(frozen=True)
@@ -72,8 +81,8 @@ class SLOSeries:
     sli_window: str  # the window the SLI line is computed over
     sli: Series
     burn: tuple[Series, ...]  # one per alert window
-    sli_thresholds: tuple[Threshold, ...]  # 1 − factor × budget per condition
-    burn_thresholds: tuple[Threshold, ...]  # factor per condition
+    sli_thresholds: tuple[Threshold, ...]  # 1 − threshold per condition
+    burn_thresholds: tuple[Threshold, ...]  # burn factor per condition (threshold / budget)
 
 
 @dataclass(frozen=True)
