@@ -44,7 +44,7 @@ from tokenslo.core import burnrate
 from tokenslo.core.calendar import period_bounds
 from tokenslo.core.durations import format_duration
 from tokenslo.core.model import SLO, BurnWindow, LatencySLI
-from tokenslo.core.promql import sli_exprs
+from tokenslo.core.promql import sli_exprs, slice_judgement_of
 from tokenslo.core.windows import BASE_INTERVAL
 from tokenslo.errors import CheckFailed, InputError, TokensloError, UnavailableError
 from tokenslo.prometheus.client import PromClient, sample_value
@@ -144,16 +144,20 @@ def slice_terms(slo: SLO, window: float) -> tuple[str, str]:
     when its error ratio exceeds what the slice target allows, and not judged without
     events. With no slice judged the counts fall back to 0 when the raw counts over the
     window exist, so "no traffic" and "no data" stay apart as for occurrences."""
-    assert slo.timeslices is not None
-    slice_errors, slice_total = sli_exprs(slo.sli, format_duration(slo.timeslices.window))
-    allowed = f"{slo.timeslices.allowed_error_ratio:.12g}"
-    bad = f"({slice_errors}) / ({slice_total}) > bool {allowed} and ({slice_total}) > 0"
+    bad = slice_judgement_expr(slo)
     span = f"[{format_duration(window)}:{format_duration(BASE_INTERVAL)}]"
     errors, total = sli_exprs(slo.sli, format_duration(window))
     return (
         f"(sum_over_time(({bad}){span}) or ({errors}) * 0)",
         f"(count_over_time(({bad}){span}) or ({total}) * 0)",
     )
+
+
+def slice_judgement_expr(slo: SLO) -> str:
+    """The slice judgement a timeslices SLO's rules record at every evaluation, from the
+    raw counters (status and backtest query it)."""
+    assert slo.timeslices is not None
+    return slice_judgement_of(slo.sli, slo.timeslices, format_duration(slo.timeslices.window))
 
 
 def window_queries(

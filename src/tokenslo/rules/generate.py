@@ -22,7 +22,7 @@ import yaml
 from tokenslo.core.burnrate import factor_of, policy_for, threshold_of
 from tokenslo.core.durations import format_duration
 from tokenslo.core.model import SLO, BurnWindow
-from tokenslo.core.promql import sli_exprs
+from tokenslo.core.promql import sli_exprs, slice_judgement
 from tokenslo.core.timescale import Scale, check_time_scale
 from tokenslo.core.windows import BASE_INTERVAL, BASE_WINDOW, MIN_INTERVAL, is_derived
 from tokenslo.errors import InputError
@@ -169,9 +169,7 @@ def slice_rules(slo: SLO, scale: Scale) -> list[dict]:
     errors, total = sli_exprs(slo.sli, scale.duration(slo.timeslices.window))
     sel, labels = selector(slo), series_labels(slo)
     errors_, events = c.slice_errors_record(nominal) + sel, c.slice_events_record(nominal) + sel
-    bad = (
-        f"{errors_} / {events} > bool {number(slo.timeslices.allowed_error_ratio)} and {events} > 0"
-    )
+    bad = slice_judgement(errors_, events, slo.timeslices)
     return [
         _record(c.slice_errors_record(nominal), errors, labels),
         _record(c.slice_events_record(nominal), total, labels),
