@@ -27,6 +27,7 @@ the default policy. The history (100 requests a sample unless quiet):
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -96,3 +97,18 @@ def test_timeslices_backtest_starts_and_ends_equal_prometheus_rule_evaluation(tm
             f"{i.severity} {format_duration(i.long_window)}: "
             f"{(i.start - t0) / MIN:.1f}m – {(i.end - t0) / MIN:.1f}m"
         )
+
+
+def test_mean_ratio_backtest_starts_and_ends_equal_prometheus_rule_evaluation(tmp_path):
+    """The same history for a mean-ratio SLO (the mean of the slices' error ratios): the
+    3 % stretch now pages too (3 % is above the 1h page's 1.44 %)."""
+    mean = dataclasses.replace(SLO, timeslices=Timeslices(window=MIN, method="mean-ratio"))
+    t0 = (time.time() // DAY - 3) * DAY
+    result, _ = backfilled_backtest(
+        tmp_path / "prometheus", mean, cumulative(increments()), SCRAPE, t0, RANGE, EVAL
+    )
+    intervals = result.intervals[mean.name]
+    assert {i.severity for i in intervals} == {"page", "ticket"}, intervals
+    assert all(i.end is not None for i in intervals), intervals
+    assert [i for i in intervals if MILD[0] < i.start - t0 < MILD[1]], intervals
+    assert_rules_agree(tmp_path, result, mean, increments(), SCRAPE, t0, RANGE, EVAL)

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from rules_fixtures import all_fixtures, timeslices, traffic_aware
+from rules_fixtures import all_fixtures, mean_ratio, timeslices, traffic_aware
 
 from tokenslo.rules.generate import render_rules
 
@@ -18,13 +18,14 @@ SLO_DIR = REPO / "slo"
 
 def fixture_goldens() -> dict[str, Callable[[], str]]:
     """Goldens of the Python fixture SLOs (events bad, events good, latency, and the
-    traffic-aware and timeslices variants)."""
+    traffic-aware, timeslices and mean-ratio timeslices variants)."""
     return {
         "fixtures.rules.yml": lambda: render_rules(all_fixtures()),
         "fixtures.operator.yml": lambda: render_rules(all_fixtures(), fmt="operator"),
         "fixtures.time-scale-60.rules.yml": lambda: render_rules(all_fixtures(), time_scale=60),
         "fixtures.traffic-aware.rules.yml": lambda: render_rules([traffic_aware()]),
         "fixtures.timeslices.rules.yml": lambda: render_rules([timeslices()]),
+        "fixtures.mean-ratio.rules.yml": lambda: render_rules([mean_ratio()]),
     }
 
 

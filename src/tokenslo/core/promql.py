@@ -72,9 +72,13 @@ def sli_exprs(sli: SLI, window: str) -> tuple[str, str]:
 
 def slice_judgement(errors: str, total: str, timeslices: Timeslices) -> str:
     """PromQL judging the slice whose error and event counts are ``errors`` and ``total``:
-    1 when its error ratio exceeds what the slice target allows, 0 when not, absent (not
-    judged) without events. The rules record it, the evaluator and the backtest query it,
-    so all three judge a slice alike."""
+    1 when its error ratio exceeds what the slice target allows, 0 when not (a
+    ``mean-ratio`` SLO: the error ratio itself), absent (not judged) without events. The
+    rules record it, the evaluator and the backtest query it, so all three judge a slice
+    alike; a window's bad share (or mean error ratio) is then the sum of its judgements
+    over their count."""
+    if timeslices.mean_ratio:
+        return f"{errors} / {total} and {total} > 0"
     allowed = f"{timeslices.allowed_error_ratio:.12g}"
     return f"{errors} / {total} > bool {allowed} and {total} > 0"
 
