@@ -22,13 +22,20 @@ has 120 failed of 9200 (1.3 %), and by good slices at 95 % seven bad of ten (70 
 
 from __future__ import annotations
 
+import pytest
 from promtool_run import run_rule_tests
 from rules_fixtures import mean_ratio
 
+from tokenslo.core import burnrate as br
 from tokenslo.core.durations import format_duration
 from tokenslo.rules import conventions as c
 from tokenslo.rules.generate import generate_rule_groups, series_labels
-from tokenslo.rules.promtool_tests import counter_values
+from tokenslo.rules.promtool_tests import (
+    alert_check,
+    burn_alert_expectation,
+    counter_values,
+    promtool_group,
+)
 
 SCRAPE, EVAL = 15.0, 30.0
 GOOD = 'idp_token_requests_total{code="200"}'
@@ -85,3 +92,42 @@ def test_a_wrong_mean_makes_promtool_fail(tmp_path):
     }
     result = run_rule_tests(tmp_path, [SLO], [group], EVAL)
     assert result.returncode == 1 and "FAILED" in result.stderr
+
+
+T0 = 7 * 3600.0  # healthy until then, a full outage after
+
+
+@pytest.mark.slow
+def test_full_outage_pages_when_the_mean_slice_error_ratio_crosses(tmp_path):
+    """100 requests a sample, all failing after T0 (a multiple of 30s). The slice judged
+    at T0+30s holds two healthy and two failing increments: 0.5; every later one 1.
+    The 1h window holds 121 judgements (Prometheus 3: 120) and needs a sum above
+    0.0144 × 121 = 1.74: 0.5 + 1 + 1 at T0+90s; the 5m window needs 0.16, held from
+    T0+30s. So the 1h/5m page fires at T0+90s. The 6h window (721 judgements) needs
+    0.006 × 721 = 4.33: 0.5 + 4 at T0+150s; its 30m window holds from T0+30s."""
+    groups = generate_rule_groups([SLO])
+    policy = {(w.severity, w.long_window): w for w in br.policy_for(SLO)}
+
+    def burn(long_window: float) -> dict:
+        window = policy[("page", long_window)]
+        return burn_alert_expectation(
+            SLO,
+            groups,
+            long_window=format_duration(window.long_window),
+            short_window=format_duration(window.short_window),
+        )
+
+    healthy, failing = round(T0 / SCRAPE), round(600 / SCRAPE)
+    series = {
+        GOOD: counter_values([(100, healthy), (0, failing)]),
+        BAD: counter_values([(0, healthy), (100, failing)]),
+    }
+    checks = [
+        alert_check(T0 + 60, c.BURN_ALERT, []),
+        alert_check(T0 + 90, c.BURN_ALERT, [burn(3600.0)]),
+        alert_check(T0 + 120, c.BURN_ALERT, [burn(3600.0)]),
+        alert_check(T0 + 150, c.BURN_ALERT, [burn(3600.0), burn(6 * 3600.0)]),
+    ]
+    group = promtool_group("mean-ratio-outage", SCRAPE, series, checks)
+    result = run_rule_tests(tmp_path, [SLO], [group], EVAL)
+    assert result.returncode == 0, result.stdout + result.stderr
