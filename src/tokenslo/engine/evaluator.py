@@ -8,8 +8,9 @@ Evaluation is three steps, the middle one the only I/O:
    ``tokenslo_slo``/``tokenslo_kind`` labels via ``label_replace`` and joined
    with ``or``. The number of queries grows with distinct windows, not with
    SLOs × windows. A query over the size budget is split by size, never per SLO.
-   A timeslices SLO's "errors" and "total" are its bad and judged slices over the
-   window (``slice_terms``), so everything below applies to it unchanged.
+   A timeslices SLO's "errors" and "total" are its bad (mean-ratio: the sum of its
+   slices' error ratios) and judged slices over the window (``slice_terms``), so
+   everything below applies to it unchanged.
    A calendar SLO's budget window is the time since its period started
    (``budget_window``); its alert windows stay rolling.
 2. **Fetch**: those queries, all at one pinned timestamp, so every number of a
@@ -141,9 +142,10 @@ def slo_terms(slo: SLO, window: float) -> tuple[str, str]:
 def slice_terms(slo: SLO, window: float) -> tuple[str, str]:
     """Bad and judged slices over ``window``, as the generated rules count them: the last
     slice is judged every rule interval (a subquery step of the same length); it is bad
-    when its error ratio exceeds what the slice target allows, and not judged without
-    events. With no slice judged the counts fall back to 0 when the raw counts over the
-    window exist, so "no traffic" and "no data" stay apart as for occurrences."""
+    when its error ratio exceeds what the slice target allows (a mean-ratio SLO: its
+    error ratio, so the "errors" sum the ratios), and not judged without events. With no
+    slice judged the counts fall back to 0 when the raw counts over the window exist, so
+    "no traffic" and "no data" stay apart as for occurrences."""
     bad = slice_judgement_expr(slo)
     span = f"[{format_duration(window)}:{format_duration(BASE_INTERVAL)}]"
     errors, total = sli_exprs(slo.sli, format_duration(window))
