@@ -41,10 +41,62 @@ def slo(objective: float = 99.9, window: float = 30 * 86400.0, policy=None) -> S
 # -- theory -------------------------------------------------------------------------------------
 
 
-def test_theory_refuses_a_timeslices_slo_rather_than_predict_event_ratios():
-    sliced = dataclasses.replace(slo(), timeslices=Timeslices(window=60.0, target=95.0))
+def _sliced(**timeslices) -> SLO:
+    return dataclasses.replace(slo(), timeslices=Timeslices(window=60.0, **timeslices))
+
+
+@pytest.mark.parametrize("scale", [1.0, 60.0])
+def test_timeslices_theory_of_a_full_outage_is_hand_computable(scale):
+    """99.9 % of 1m slices good at >= 95 %: the slice ending t after the injection is bad
+    once t/60 > 5 %, at 3 s; the 1h/5m page needs 1.44 % of the hour bad: 3 + 51.84 s
+    (the 5m window: 3 + 4.32 s). Mean ratio: the judgement rises over one slice to 1, so
+    the hour's sum of it reaches 51.84 s at 51.84 + 30 s; the 5m window's reaches 4.32 s
+    while still rising, at sqrt(2 × 60 × 4.32) s. Everything scales with the rules."""
+    good = theory.first_to_fire(_sliced(target=95.0), "page", 1.0, scale)
+    assert (good.long_window, good.short_window) == ("1h", "5m")
+    assert good.theory_seconds == pytest.approx((3 + 51.84) / scale)
+    mean = theory.first_to_fire(_sliced(method="mean-ratio"), "page", 1.0, scale)
+    assert mean.theory_seconds == pytest.approx((51.84 + 30) / scale)
+    assert theory.slice_crossing(
+        Timeslices(60.0, method="mean-ratio"), 60.0, 300.0, 0.0144, 1.0
+    ) == pytest.approx((2 * 60 * 4.32) ** 0.5)
+
+
+@pytest.mark.parametrize(
+    ("timeslices", "proven"),
+    [
+        ({"target": 95.0}, {"1h": 60.0, "6h": 150.0}),
+        ({"method": "mean-ratio"}, {"1h": 90.0, "6h": 150.0}),
+    ],
+)
+def test_timeslices_theory_is_within_the_slack_of_the_promtool_proof(timeslices, proven):
+    """tests/rules/test_rules_timeslices.py and test_rules_ratio_timeslices.py prove with
+    promtool (15s scrapes, 30s evaluations) when a full outage fires the 1h/5m and 6h/30m
+    pages after the last healthy sample; the continuous theory (1h: 54.84 s and 81.84 s,
+    6h: 132.6 s and 159.6 s) lies within one evaluation interval of each (judgements
+    come on the evaluation grid, the ratios change at scrapes), well inside the probes'
+    slack."""
+    sliced = _sliced(**timeslices)
+    assert theory.slack_seconds(15.0, 30.0, 0.0) > 30.0
+    for long_window, fired in proven.items():
+        expected = theory.first_to_fire(sliced, "page", 1.0, 1.0, long_window=long_window)
+        assert abs(fired - expected.theory_seconds) < 30.0, (long_window, expected)
+
+
+def test_timeslices_theory_knows_what_never_fires():
+    # 4 % errors: no slice goes above its 5 % allowance, however long the fault lasts
+    assert theory.first_to_fire(_sliced(target=95.0), "page", 0.04, 1.0) is None
+    # mean ratio: 1 % errors average 1 %, under the 1h page's 1.44 % but over the 6h's 0.6 %
+    mean = theory.first_to_fire(_sliced(method="mean-ratio"), "page", 0.01, 1.0)
+    assert mean.long_window == "6h"
+
+
+def test_event_theories_refuse_a_timeslices_slo_rather_than_predict_event_ratios():
+    sliced = _sliced(target=95.0)
+    with pytest.raises(InputError, match="'x' uses timeslices budgeting: the resolution time"):
+        theory.resolution_seconds(sliced, "1h", 1.0, 60.0, 60.0)
     with pytest.raises(InputError, match="'x' uses timeslices budgeting"):
-        theory.first_to_fire(sliced, "page", 1.0, 60.0)
+        theory.first_to_fire_held(sliced, "page", 1.0, 60.0, [theory.Held(60.0, 10.0, 0.0)])
 
 
 @pytest.mark.parametrize("scale", [1.0, 60.0])

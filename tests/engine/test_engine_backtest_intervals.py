@@ -8,6 +8,7 @@ import pytest
 from engine_slos import events_slo, policy
 
 from tokenslo.core import burnrate
+from tokenslo.core.model import Timeslices
 from tokenslo.core.windows import window_sums
 from tokenslo.engine import backtest as bt
 from tokenslo.engine import evaluator as ev
@@ -204,3 +205,21 @@ def test_gated_runs_are_per_slo(monkeypatch):
         (600, {"a"}, (0, 399)),
         (600, {"b"}, (300, 300)),
     ]
+
+
+def test_slice_ratios_count_bad_over_judged_slices_per_window():
+    # Judgements every 30s: bad, good, not judged, good. At the last one a 90s window
+    # selects 4 samples on Prometheus 2 (the one exactly 90s old too): 1 bad of 3
+    # judged; left-open (Prometheus 3) 3 samples: 0 bad of 2. The 30s window there:
+    # the last two samples (left-closed), 0 bad of 1 judged.
+    sliced = events_slo(
+        "s",
+        alerting=policy(("page", 0.02, 90.0, 30.0, 0.0)),
+        timeslices=Timeslices(window=60.0, target=95.0),
+    )
+    judgements = [1.0, 0.0, math.nan, 0.0]
+    assert bt.slice_ratios(sliced, judgements, 30.0, [3], True) == {90.0: [1 / 3], 30.0: [0.0]}
+    assert bt.slice_ratios(sliced, judgements, 30.0, [3], False)[90.0] == [0.0]
+    # No judgement in a window (left-open 30s at the not-judged sample): NaN, no ratio,
+    # as the rule's result is absent.
+    assert math.isnan(bt.slice_ratios(sliced, judgements, 30.0, [2], False)[30.0][0])

@@ -6,9 +6,12 @@ import pytest
 from engine_slos import events_slo
 
 from tokenslo.cli import main
+from tokenslo.core.model import SLO, Alerting, EventsSLI, Source, Timeslices
+from tokenslo.engine import backtest as bt
 from tokenslo.engine import cli as ecli
 from tokenslo.engine import evaluator as ev
 from tokenslo.errors import InputError
+from tokenslo.prometheus.client import PromClient
 
 
 @pytest.mark.parametrize(
@@ -89,16 +92,21 @@ def test_backtest_end_before_start_exits_2(tmp_path, capsys):
     assert code == 2 and "--end must be after --start" in capsys.readouterr().err
 
 
-def test_backtest_refuses_a_timeslices_slo_naming_it(tmp_path, capsys):
-    path = tmp_path / "sliced.yaml"
-    path.write_text(
-        "version: tokenslo/v1\nservice: idp\nslos:\n  - name: sliced\n    objective: 99\n"
-        "    window: 1h\n    timeslices: {window: 1m, target: 95}\n    sli:\n      events:\n"
-        "        total: sum(increase(x_total[{{window}}]))\n"
-        '        bad: sum(increase(x_total{code="500"}[{{window}}]))\n'
+def test_backtest_refuses_traffic_aware_timeslices_before_any_request():
+    # The spec checks reject the pair in files; an SLO built in code is refused too,
+    # before the unreachable Prometheus is asked anything (else: a connection error).
+    slo = SLO(
+        name="sliced",
+        service="idp",
+        objective=99.0,
+        window=3600.0,
+        sli=EventsSLI(total="sum(increase(x_total[{{window}}]))", bad="vector(0)"),
+        alerting=Alerting(burn_rate="traffic-aware"),
+        timeslices=Timeslices(window=60.0, target=95.0),
+        source=Source("sliced.yaml", 4),
     )
-    argv = ["slo", "backtest", str(path), "--prometheus", "http://127.0.0.1:1"]
-    code = main([*argv, "--start", "1000", "--end", "2000"])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert f"{path}:4" in err and "'sliced' uses timeslices budgeting" in err
+    with PromClient("http://127.0.0.1:1") as client, pytest.raises(InputError) as caught:
+        bt.backtest([slo], client, 1000.0, 2000.0, 30.0)
+    text = str(caught.value)
+    assert "'sliced' uses timeslices budgeting with traffic-aware" in text, text
+    assert caught.value.field == "alerting.burn_rate" and caught.value.line == 4

@@ -99,3 +99,44 @@ def test_status_counts_bad_and_judged_slices(tmp_path):
     assert mixed.burn_rates == {"10m": 0.0, "2m": 0.0}
     assert statuses["idle"].state == "no_traffic", statuses["idle"].reason
     assert statuses["ghost"].state == "no_data", statuses["ghost"].reason
+
+
+MEAN_SLO = """\
+  - name: mean
+    objective: 90
+    window: 5m
+    timeslices: {window: 1m, method: mean-ratio}
+    sli:
+      events:
+        total: sum(increase(demo_requests_total{svc="mean"}[{{window}}]))
+        bad: sum(increase(demo_requests_total{svc="mean",code="500"}[{{window}}]))
+    alerting:
+      policy:
+        - {severity: page, budget_percent: 50, long_window: 5m, short_window: 1m}
+"""
+
+
+def test_status_of_a_mean_ratio_slo_is_the_mean_of_its_slices_ratios(tmp_path):
+    """The history of tests/rules/test_rules_ratio_timeslices.py, whose docstring computes
+    the 5m window at S+10m by hand: minutes 0-4 quiet, 5-7 100 requests a sample with 10
+    failing, 8-9 1000 a sample; ten judged slices, mean error ratio 0.06 + 1/1100 (the
+    events' ratio would be 120 / 9200)."""
+    start = float((int(time.time()) - 2 * 3600) // 60 * 60)
+    per_sample = [(0, 0)] * 20 + [(90, 10)] * 12 + [(1000, 0)] * 8  # (ok, failed)
+    ok, failed = [(start, 0.0)], [(start, 0.0)]
+    for k, (good, bad) in enumerate(per_sample, start=1):
+        ok.append((start + 15 * k, ok[-1][1] + good))
+        failed.append((start + 15 * k, failed[-1][1] + bad))
+    workdir = tmp_path / "prometheus"
+    _backfill(workdir / "data", {("mean", "200"): ok, ("mean", "500"): failed})
+    path = tmp_path / "slos.yaml"
+    path.write_text(SLOS + MEAN_SLO)
+    prom = start_prometheus({"global": {"scrape_interval": "15s"}}, workdir)
+    try:
+        with PromClient(prom.url) as client:
+            (status,) = evaluate(load_paths([path]), client, at=start + 600)
+    finally:
+        prom.stop()
+    mean = (6 * 0.1 + 1 / 110) / 10
+    assert status.error_ratio == pytest.approx(mean, rel=1e-9)
+    assert status.error_budget_remaining == pytest.approx(1 - mean / 0.1, rel=1e-9)

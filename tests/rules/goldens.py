@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from rules_fixtures import all_fixtures, calendars, timeslices, traffic_aware
+from rules_fixtures import all_fixtures, calendars, mean_ratio, timeslices, traffic_aware
 
 from tokenslo.rules.generate import render_rules
 
@@ -18,7 +18,7 @@ SLO_DIR = REPO / "slo"
 
 def fixture_goldens() -> dict[str, Callable[[], str]]:
     """Goldens of the Python fixture SLOs (events bad, events good, latency, and the
-    traffic-aware, timeslices and calendar variants)."""
+    traffic-aware, timeslices, mean-ratio timeslices and calendar variants)."""
     return {
         "fixtures.rules.yml": lambda: render_rules(all_fixtures()),
         "fixtures.operator.yml": lambda: render_rules(all_fixtures(), fmt="operator"),
@@ -26,6 +26,7 @@ def fixture_goldens() -> dict[str, Callable[[], str]]:
         "fixtures.traffic-aware.rules.yml": lambda: render_rules([traffic_aware()]),
         "fixtures.timeslices.rules.yml": lambda: render_rules([timeslices()]),
         "fixtures.calendar.rules.yml": lambda: render_rules(calendars()),
+        "fixtures.mean-ratio.rules.yml": lambda: render_rules([mean_ratio()]),
     }
 
 

@@ -96,5 +96,14 @@ def calendars() -> list[SLO]:
     ]
 
 
+def mean_ratio(slice_seconds: float = 60.0, **kw) -> SLO:
+    """``events_bad`` on the mean of its 1m slices' ratios (OpenSLO RatioTimeslices)."""
+    return events_bad(
+        name=kw.pop("name", "token-issuance-mean-ratio"),
+        timeslices=Timeslices(window=slice_seconds, method="mean-ratio"),
+        **kw,
+    )
+
+
 def all_fixtures() -> list[SLO]:
     return [events_bad(), events_good(), latency()]

@@ -41,6 +41,17 @@ def test_loads_and_round_trips_through_the_writer():
     assert dataclasses.replace(again, source=None) == dataclasses.replace(slo, source=None)
 
 
+def test_mean_ratio_loads_without_a_target_and_round_trips():
+    [slo], findings = _load("{window: 2m, method: mean-ratio}")
+    assert findings == []
+    assert slo.timeslices == Timeslices(window=120.0, method="mean-ratio")
+    assert slo.timeslices.mean_ratio and slo.timeslices.target is None
+    [again], _ = load_text(dump_v1([slo]))
+    assert dataclasses.replace(again, source=None) == dataclasses.replace(slo, source=None)
+    [explicit], _ = _load("{window: 1m, target: 95, method: good-slices}")
+    assert explicit.timeslices == Timeslices(window=60.0, target=95.0)
+
+
 def test_absent_means_occurrences():
     [slo], _ = load_text(FILE.replace("    timeslices: {timeslices}\n", "").format(alerting=""))
     assert slo.timeslices is None
@@ -53,6 +64,9 @@ def test_absent_means_occurrences():
         ("{window: 1m, target: 0}", "", "slos[0].timeslices.target", ""),
         ("{window: 1m, target: 101}", "", "slos[0].timeslices.target", ""),
         ("{window: 1m}", "", "slos[0].timeslices.target", "required"),
+        ("{window: 1m, method: good-slices}", "", "slos[0].timeslices.target", "required"),
+        ("{window: 1m, method: mean-ratio, target: 95}", "", "slos[0].timeslices.target", "remove"),
+        ("{window: 1m, method: median}", "", "slos[0].timeslices.method", ""),
         (
             "{window: 1m, target: 95}",
             "    alerting: {burn_rate: traffic-aware}\n",

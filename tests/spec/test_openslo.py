@@ -164,12 +164,6 @@ def test_openslo_errors_name_the_field(tmp_path, capsys, old, new, line, field, 
     ("old", "new", "line", "words"),
     [
         (
-            "budgetingMethod: Occurrences",
-            "budgetingMethod: RatioTimeslices",
-            7,
-            "budgetingMethod RatioTimeslices is not supported yet",
-        ),
-        (
             "type: Prometheus\n            spec: {query: sum(ok",
             "type: Datadog\n            spec: {query: sum(ok",
             15,
@@ -234,6 +228,30 @@ def test_timeslices_budgeting_is_imported(tmp_path):
     (slo,) = import_openslo(path).slos
     assert slo.timeslices == Timeslices(window=60.0, target=95.0)
     assert slo.objective == 99
+
+
+def test_ratio_timeslices_budgeting_is_imported_as_the_mean_of_slice_ratios(tmp_path):
+    """RatioTimeslices needs no timeSliceTarget; one given (meaningless for the mean of
+    the slices' ratios) is not used."""
+    ratio = TIMESLICES.replace("budgetingMethod: Timeslices", "budgetingMethod: RatioTimeslices")
+    for text in (ratio, ratio.replace("timeSliceTarget: 0.95, ", "")):
+        path = tmp_path / "r.yaml"
+        path.write_text(text)
+        (slo,) = import_openslo(path).slos
+        assert slo.timeslices == Timeslices(window=60.0, method="mean-ratio")
+        assert slo.objective == 99
+
+
+def test_ratio_timeslices_without_a_slice_window_is_exit_2(tmp_path, capsys):
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        TIMESLICES.replace(
+            "budgetingMethod: Timeslices", "budgetingMethod: RatioTimeslices"
+        ).replace(", timeSliceWindow: 1m", "")
+    )
+    assert main(["slo", "import-openslo", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:25:" in err and "spec.objectives[0].timeSliceWindow: " in err, err
 
 
 @pytest.mark.parametrize(

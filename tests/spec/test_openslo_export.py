@@ -228,6 +228,17 @@ def test_timeslices_export_as_openslo_and_come_back(tmp_path):
     assert _plain(_round_trip([sliced], tmp_path)) == _plain([sliced])
 
 
+def test_mean_ratio_timeslices_export_as_ratio_timeslices_and_come_back(tmp_path):
+    """budgetingMethod RatioTimeslices with the objective's timeSliceWindow and no
+    timeSliceTarget; importing the export gives back the same model."""
+    mean = dataclasses.replace(RICH, timeslices=Timeslices(window=120.0, method="mean-ratio"))
+    (doc,) = yaml.safe_load_all(dump_openslo([mean]))
+    assert doc["spec"]["budgetingMethod"] == "RatioTimeslices"
+    objective = doc["spec"]["objectives"][0]
+    assert objective["timeSliceWindow"] == "2m" and "timeSliceTarget" not in objective
+    assert _plain(_round_trip([mean], tmp_path)) == _plain([mean])
+
+
 def test_a_timeslice_window_in_seconds_cannot_be_exported(capsys, tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text(dump_v1([dataclasses.replace(RICH, timeslices=Timeslices(90.0, 95.0))]))

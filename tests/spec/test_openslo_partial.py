@@ -300,25 +300,24 @@ def test_a_yaml_error_is_invalid_input(tmp_path, capsys):
 
 
 def test_every_reason_of_a_skipped_object_is_named(tmp_path):
-    """A list-of-objects document, as some tools write: RatioTimeslices over a calendar
-    week that starts on a Saturday noon."""
+    """A list-of-objects document, as some tools write: a calendar week that starts on
+    a Saturday noon, and a slice window without a unit."""
     text = (
         "- apiVersion: openslo/v1\n  kind: SLO\n  metadata: {name: weekly}\n  spec:\n"
-        "    service: web\n    budgetingMethod: RatioTimeslices\n"
+        "    service: web\n    budgetingMethod: Timeslices\n"
         "    indicator:\n      metadata: {name: w}\n      spec:\n        ratioMetric:\n"
         "          good: {metricSource: {type: Prometheus, spec: {query: ok_total}}}\n"
         "          total: {metricSource: {type: Prometheus, spec: {query: all_total}}}\n"
         "    timeWindow:\n      - duration: 1w\n"
         "        calendar: {startTime: 2022-01-01 12:00:00, timeZone: America/New_York}\n"
-        "    objectives: [{target: 0.995, timeSliceTarget: 0.95, timeSliceWindow: 1m}]\n"
+        "    objectives: [{target: 0.995, timeSliceTarget: 0.95, timeSliceWindow: 5}]\n"
     )
     path = tmp_path / "list.yaml"
     path.write_text(text)
     (skip,) = import_openslo(path).skipped
-    assert skip.line == line_of(text, "budgetingMethod: RatioTimeslices")
+    assert skip.line == line_of(text, "calendar: {startTime")
     assert skip.reason == (
-        "budgetingMethod RatioTimeslices is not supported yet; tokenslo budgets events"
-        " (Occurrences) or good slices (Timeslices); also: startTime 2022-01-01 12:00:00 does"
-        " not open a week: tokenslo's periods start at local midnight (weeks on Monday,"
-        " months on the 1st, quarters in Jan/Apr/Jul/Oct)"
+        "startTime 2022-01-01 12:00:00 does not open a week: tokenslo's periods start at"
+        " local midnight (weeks on Monday, months on the 1st, quarters in Jan/Apr/Jul/Oct);"
+        " also: timeSliceWindow 5 has no unit; write a duration such as 1m"
     )

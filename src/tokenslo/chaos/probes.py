@@ -341,7 +341,10 @@ def _held_theory(
     """(expectation from the traffic the windows held at the injection and the traffic
     that really came after it until ``until``, a summary for the journal). Windows still
     full of earlier (or uneven, real) traffic dilute the errors; a fault that slows
-    paced clients (a latency fault) also lowers the rate that brings the errors."""
+    paced clients (a latency fault) also lowers the rate that brings the errors. A
+    timeslices SLO gets none: its alerts count slice judgements, not the requests held."""
+    if model.timeslices is not None:
+        return None, {"timeslices": "no prediction from the traffic held: alerts count slices"}
     spans = sorted(
         {
             scaled(span, scale)

@@ -34,7 +34,7 @@ from itertools import pairwise
 
 from tokenslo.core import burnrate
 from tokenslo.core.durations import format_duration
-from tokenslo.core.model import SLO, BurnWindow
+from tokenslo.core.model import SLO, BurnWindow, Timeslices
 from tokenslo.core.timescale import scaled
 from tokenslo.errors import InputError
 
@@ -105,13 +105,13 @@ def _from_crossings(
     )
 
 
-def refuse_timeslices(slo: SLO) -> None:
-    """This math follows event error ratios; a timeslices SLO's alerts follow the share of
-    bad slices, which it does not model: bad input rather than a wrong expectation."""
+def refuse_timeslices(slo: SLO, what: str) -> None:
+    """``what`` follows event error ratios; a timeslices SLO's alerts follow its slice
+    judgements, which it does not model: bad input rather than a wrong expectation."""
     if slo.timeslices is not None:
         raise InputError(
-            f"SLO {slo.name!r} uses timeslices budgeting: expected alert times are computed"
-            " for event ratios only; pick an SLO without timeslices",
+            f"SLO {slo.name!r} uses timeslices budgeting: {what} is computed for event"
+            " ratios only; pick an SLO without timeslices",
             field="slo",
         )
 
@@ -120,11 +120,81 @@ def first_to_fire(
     slo: SLO, severity: str, error_rate: float, time_scale: float, long_window: str = ""
 ) -> Expectation | None:
     """The condition expected to fire first; None when none of them would fire."""
-    refuse_timeslices(slo)
+    make = expectation if slo.timeslices is None else slice_expectation
     expected = [
-        expectation(slo, w, error_rate, time_scale) for w in conditions(slo, severity, long_window)
+        make(slo, w, error_rate, time_scale) for w in conditions(slo, severity, long_window)
     ]
     return _earliest(expected)
+
+
+# ---------------------------------------------------------------- timeslices SLOs
+
+
+def slice_expectation(
+    slo: SLO, window: BurnWindow, error_rate: float, time_scale: float
+) -> Expectation:
+    """``expectation`` of a timeslices SLO: each window (scaled, as the slice) crosses
+    when its slice judgements, healthy before the injection, average above the
+    threshold (``slice_crossing``)."""
+    assert slo.timeslices is not None
+    threshold = burnrate.threshold_of(slo, window)
+    slice_ = scaled(slo.timeslices.window, time_scale)
+    crossings = [
+        slice_crossing(slo.timeslices, slice_, scaled(span, time_scale), threshold, error_rate)
+        for span in (window.long_window, window.short_window)
+    ]
+    return _from_crossings(window, burnrate.factor_of(slo, window), crossings, time_scale)
+
+
+def slice_crossing(
+    timeslices: Timeslices, slice_: float, window: float, threshold: float, error_rate: float
+) -> float | None:
+    """Seconds after the injection of a steady ``error_rate`` until ``window``'s slice
+    judgements (all healthy before) average above ``threshold``; None if never.
+
+    The rules judge the last ``slice_`` seconds at every evaluation, so the window's
+    average is, up to one evaluation, the mean over the last ``window`` seconds of the
+    judgement of the slice ending then. That slice holds errors for ``min(t, slice_)`` of
+    its length ``t`` after the injection: its error ratio is ``error_rate × min(t,
+    slice_) / slice_``. Good slices: it turns bad (1) once that exceeds the slice's
+    allowed error ratio ``a``, at ``t_b = a × slice_ / error_rate``, and the window's bad
+    share ``(t − t_b) / window`` crosses at ``t_b + threshold × window``. Mean ratio: the
+    judgement is the ratio itself, and the window's sum of it crosses
+    ``threshold × window`` (solved on its integral)."""
+    if timeslices.mean_ratio:
+        return _mean_ratio_crossing(slice_, window, threshold, error_rate)
+    allowed = timeslices.allowed_error_ratio
+    if error_rate <= allowed or threshold >= 1:
+        return None
+    return allowed * slice_ / error_rate + threshold * window
+
+
+def _mean_ratio_crossing(
+    slice_: float, window: float, threshold: float, error_rate: float
+) -> float | None:
+    """``slice_crossing`` of a mean-ratio SLO: the judgement rises linearly to
+    ``error_rate`` over one slice, so the window's sum of it is piecewise quadratic and
+    nondecreasing; it reaches ``error_rate × window`` one slice after the window has
+    slid past the injection, so a threshold below ``error_rate`` is crossed by then."""
+    if error_rate <= threshold:
+        return None
+
+    def area(t: float) -> float:  # judgement summed over the first t seconds
+        if t <= 0:
+            return 0.0
+        if t <= slice_:
+            return error_rate * t * t / (2 * slice_)
+        return error_rate * (t - slice_ / 2)
+
+    target = threshold * window
+    lo, hi = 0.0, window + slice_
+    for _ in range(100):  # bisection: the sum is monotone, 100 halvings reach float precision
+        mid = (lo + hi) / 2
+        if area(mid) - area(mid - window) > target:
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def _earliest(expected: list[Expectation]) -> Expectation | None:
@@ -141,6 +211,7 @@ def resolution_seconds(
     severity: str = "page",
 ) -> float | None:
     """Seconds after recovery until the condition on ``long_window`` stops holding."""
+    refuse_timeslices(slo, "the resolution time")
     found = conditions(slo, severity, long_window)
     if not found:
         return None
@@ -406,6 +477,7 @@ def first_to_fire_held(
     ``after`` it as it came (stretches, oldest first) and the event ``rate`` beyond
     that (default: each short window's rate before the injection); ``period``: what the
     SLO period held, for a traffic-aware SLO."""
+    refuse_timeslices(slo, "the alert time from the traffic held at the injection")
     expected = [
         held_expectation(slo, w, error_rate, time_scale, profile, rate, after, period)
         for w in conditions(slo, severity, long_window)

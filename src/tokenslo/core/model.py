@@ -95,21 +95,38 @@ class Alerting:
         return self.burn_rate == TRAFFIC_AWARE
 
 
+# How slices make the SLI: the share of good slices (OpenSLO ``Timeslices``), or the mean
+# of the slices' good-event ratios (OpenSLO ``RatioTimeslices``).
+TimesliceMethod = Literal["good-slices", "mean-ratio"]
+GOOD_SLICES: TimesliceMethod = "good-slices"
+MEAN_RATIO: TimesliceMethod = "mean-ratio"
+
+
 @dataclass(frozen=True)
 class Timeslices:
-    """Timeslices budgeting (OpenSLO ``budgetingMethod: Timeslices``).
+    """Timeslices budgeting: time is cut into slices of ``window`` seconds, and a slice
+    without events is not counted, so one bad minute costs the same at 3 a.m. as at noon.
 
-    Time is cut into slices of ``window`` seconds; a slice with events is good when its
-    share of good events is at least ``target`` percent. The SLO's objective then applies
-    to the share of good slices, so one bad minute costs the same at 3 a.m. as at noon.
+    ``good-slices`` (OpenSLO ``Timeslices``): a slice is good when its share of good
+    events is at least ``target`` percent; the objective applies to the share of good
+    slices. ``mean-ratio`` (OpenSLO ``RatioTimeslices``): no target; the objective
+    applies to the mean of the slices' good-event ratios.
     """
 
     window: float  # seconds
-    target: float  # percent of good events a slice needs, 0 < x <= 100
+    target: float | None = None  # good-slices only: percent a slice needs, 0 < x <= 100
+    method: TimesliceMethod = GOOD_SLICES
+
+    @property
+    def mean_ratio(self) -> bool:
+        """The SLI is the mean of the slices' ratios (no slice is judged good or bad)."""
+        return self.method == MEAN_RATIO
 
     @property
     def allowed_error_ratio(self) -> float:
-        """The error ratio above which a slice is bad (95 → 0.05)."""
+        """The error ratio above which a slice is bad (95 → 0.05); good-slices only."""
+        if self.target is None:
+            raise ValueError("a mean-ratio timeslices SLO judges no slice good or bad")
         return budget_of(self.target)
 
 

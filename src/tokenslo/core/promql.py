@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from tokenslo.core.model import SLI, EventsSLI, LatencySLI
+from tokenslo.core.model import SLI, EventsSLI, LatencySLI, Timeslices
 
 WINDOW_PLACEHOLDER = re.compile(r"\{\{\s*window\s*\}\}")
 
@@ -68,6 +68,26 @@ def sli_exprs(sli: SLI, window: str) -> tuple[str, str]:
         errors = f"{total} - sum(increase({bucket}[{window}]))"
         return errors, total
     raise TypeError(f"unknown SLI type: {type(sli).__name__}")
+
+
+def slice_judgement(errors: str, total: str, timeslices: Timeslices) -> str:
+    """PromQL judging the slice whose error and event counts are ``errors`` and ``total``:
+    1 when its error ratio exceeds what the slice target allows, 0 when not (a
+    ``mean-ratio`` SLO: the error ratio itself), absent (not judged) without events. The
+    rules record it, the evaluator and the backtest query it, so all three judge a slice
+    alike; a window's bad share (or mean error ratio) is then the sum of its judgements
+    over their count."""
+    if timeslices.mean_ratio:
+        return f"{errors} / {total} and {total} > 0"
+    allowed = f"{timeslices.allowed_error_ratio:.12g}"
+    return f"{errors} / {total} > bool {allowed} and {total} > 0"
+
+
+def slice_judgement_of(sli: SLI, timeslices: Timeslices, window: str) -> str:
+    """``slice_judgement`` straight from the SLI's counters over the slice (``window``:
+    the slice length as a Prometheus duration, scaled or not)."""
+    errors, total = sli_exprs(sli, window)
+    return slice_judgement(f"({errors})", f"({total})", timeslices)
 
 
 def bucket_query(sli: LatencySLI) -> str:

@@ -30,6 +30,12 @@ condition cannot hold anywhere else. Traffic-aware SLOs (``backtest_traffic_awar
 need counts at every step instead: their exact windows in full, and the same 5m sums
 for derived windows and for the events of the period and long window their moving
 threshold divides.
+
+A timeslices SLO's windows count slice judgements instead (``add_slice_ratios``): the
+judgement its rules record at every evaluation (1 bad, 0 good, absent without events)
+is fetched once on the rule-evaluation grid, and each window's ratio is its bad
+judgements over its judgements, summed with prefix sums as the rules'
+``sum_over_time``/``count_over_time`` do.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ from tokenslo.engine.evaluator import (
     decision_windows,
     iso_time,
     plan_queries,
+    slice_judgement_expr,
     tag,
     window_threshold,
 )
@@ -335,18 +342,19 @@ def add_slo(result: Backtest, slo: SLO, intervals: Iterable[AlertInterval], miss
 # ---------------------------------------------------------------- entry point
 
 
-def refuse_timeslices(slos: Sequence[SLO]) -> None:
-    """The backtest replays occurrence ratios; a timeslices SLO's bad-slice share is not
-    replayed, so it is refused (exit 2) rather than answered wrongly."""
+def refuse_traffic_aware_timeslices(slos: Sequence[SLO]) -> None:
+    """A traffic-aware threshold scales with event counts, which a bad-slice share has
+    not (the spec checks and the rule generator reject the pair too): exit 2 rather
+    than replay rules that cannot exist."""
     for slo in slos:
-        if slo.timeslices is not None:
+        if slo.timeslices is not None and slo.alerting.traffic_aware:
             where = slo.source
             raise InputError(
-                f"SLO {slo.name!r} uses timeslices budgeting, which slo backtest does not"
-                " replay yet; backtest the other SLOs without it (slo status evaluates it)",
+                f"SLO {slo.name!r} uses timeslices budgeting with traffic-aware burn rates,"
+                " which count events; use burn_rate static",
                 file=where.file if where else None,
                 line=where.line if where else None,
-                field="timeslices",
+                field="alerting.burn_rate",
             )
 
 
@@ -370,7 +378,7 @@ def backtest(
     query per distinct smallest window to tell "no data" from "never above".
     """
     check_unique_names(slos)
-    refuse_timeslices(slos)
+    refuse_traffic_aware_timeslices(slos)
     # Prometheus works in milliseconds; align so our grid matches its timestamps.
     start, end, step = (round(v, 3) for v in (start, end, step))
     fetch_start = start - lead_time(slos, step)
@@ -384,7 +392,11 @@ def backtest(
     else:
         counted = None
     ratios: dict[str, Ratios] = {slo.name: {} for slo in slos}
-    long_ = [slo for slo in slos if derived_alert_windows(slo)]
+    sliced = [slo for slo in slos if slo.timeslices is not None]
+    if sliced:  # their windows count slice judgements, fetched once per SLO
+        add_slice_ratios(sliced, client, times, rule_spacing(step, interval), ratios)
+    evented = [slo for slo in slos if slo.timeslices is None]
+    long_ = [slo for slo in evented if derived_alert_windows(slo)]
     if long_:
         add_derived_ratios(long_, client, times, rule_spacing(step, interval), ratios)
 
@@ -393,16 +405,16 @@ def backtest(
 
     gates = [
         ((slo.name, window), ratio_expr(slo, window), times)
-        for slo in slos
+        for slo in evented
         for window in sorted(unfetched_gates(slo))
     ]
     for (name, window), values in fetch_series(client, gates, step):
         if values is not None:
             ratios[name][window] = values
-    by_name = {slo.name: slo for slo in slos}
+    by_name = {slo.name: slo for slo in evented}
     gated = [
         ((name, window, first), ratio_expr(by_name[name], window), times[first : last + 1])
-        for window, names, (first, last) in gated_fetches(slos, ratios, times)
+        for window, names, (first, last) in gated_fetches(evented, ratios, times)
         for name in sorted(names)
     ]
     for (name, window, first), values in fetch_series(client, gated, step):
@@ -701,6 +713,16 @@ def ranges_left_closed(client: PromClient) -> bool:
         return True
 
 
+def base_grid(
+    times: Sequence[float], reach: float, spacing: float
+) -> tuple[list[float], list[int]]:
+    """The rule-evaluation grid (every ``spacing``) from ``reach`` seconds before the
+    first step to the last, holding every step, and the index of each step in it."""
+    base_start = round(times[0] - math.ceil(reach / spacing - _EPS) * spacing, 3)
+    base_times = step_grid(base_start, times[-1], spacing, limit=MAX_STEPS)
+    return base_times, [round((t - base_start) / spacing) for t in times]
+
+
 def add_derived_ratios(
     slos: Sequence[SLO],
     client: PromClient,
@@ -729,9 +751,7 @@ def base_counts(
     the first step, on a grid holding every step: ``(index of each step on that grid,
     whether the server's ranges are left-closed, SLO → kind → values)``; a kind that
     returned nothing is None."""
-    base_start = round(times[0] - math.ceil(reach / spacing - _EPS) * spacing, 3)
-    base_times = step_grid(base_start, times[-1], spacing, limit=MAX_STEPS)
-    at = [round((t - base_start) / spacing) for t in times]
+    base_times, at = base_grid(times, reach, spacing)
     jobs = [
         ((slo.name, kind), expr, base_times)
         for slo in slos
@@ -763,6 +783,45 @@ def derived_ratios(
             sums_from_prefix(total_prefix, spacing, window, at, left_closed),
         )
     return out
+
+
+def add_slice_ratios(
+    slos: Sequence[SLO],
+    client: PromClient,
+    times: Sequence[float],
+    spacing: float,
+    into: dict[str, Ratios],
+) -> None:
+    """Each timeslices SLO's alert-window ratios at ``times``, as its rules count them:
+    the slice judgement the rules record at every evaluation (``spacing`` apart; the
+    same PromQL, from the raw counters) is fetched once per SLO from one longest window
+    before the first step, then each window's bad judgements over its judgements is
+    summed locally. An SLO whose judgement never had a value gets NaN everywhere."""
+    reach = max(w for slo in slos for w in alert_windows(slo))
+    base_times, at = base_grid(times, reach, spacing)
+    left_closed = ranges_left_closed(client)
+    by_name = {slo.name: slo for slo in slos}
+    jobs = [(slo.name, slice_judgement_expr(slo), base_times) for slo in slos]
+    for name, values in fetch_series(client, jobs, spacing):
+        judgements = [math.nan] * len(base_times) if values is None else values
+        into[name] = slice_ratios(by_name[name], judgements, spacing, at, left_closed)
+
+
+def slice_ratios(
+    slo: SLO, judgements: Sequence[float], spacing: float, at: Sequence[int], left_closed: bool
+) -> Ratios:
+    """A timeslices SLO's alert-window ratios at the base-grid indices ``at``, from its
+    slice judgements every ``spacing`` (NaN: not judged) (pure): per window
+    ``sum_over_time(judged[w]) / count_over_time(judged[w])``, as the rules record."""
+    bad = prefix_sums(judgements)
+    judged = prefix_sums([1.0 if v == v else math.nan for v in judgements])  # NaN != NaN
+    return {
+        window: sum_ratios(
+            sums_from_prefix(bad, spacing, window, at, left_closed),
+            sums_from_prefix(judged, spacing, window, at, left_closed),
+        )
+        for window in alert_windows(slo)
+    }
 
 
 def _present_at(values: Sequence[float], at: Sequence[int]) -> list[float | None]:

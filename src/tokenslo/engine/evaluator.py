@@ -8,8 +8,9 @@ Evaluation is three steps, the middle one the only I/O:
    ``tokenslo_slo``/``tokenslo_kind`` labels via ``label_replace`` and joined
    with ``or``. The number of queries grows with distinct windows, not with
    SLOs × windows. A query over the size budget is split by size, never per SLO.
-   A timeslices SLO's "errors" and "total" are its bad and judged slices over the
-   window (``slice_terms``), so everything below applies to it unchanged.
+   A timeslices SLO's "errors" and "total" are its bad (mean-ratio: the sum of its
+   slices' error ratios) and judged slices over the window (``slice_terms``), so
+   everything below applies to it unchanged.
    A calendar SLO's budget window is the time since its period started
    (``budget_window``); its alert windows stay rolling.
 2. **Fetch**: those queries, all at one pinned timestamp, so every number of a
@@ -44,7 +45,7 @@ from tokenslo.core import burnrate
 from tokenslo.core.calendar import period_bounds
 from tokenslo.core.durations import format_duration
 from tokenslo.core.model import SLO, BurnWindow, LatencySLI
-from tokenslo.core.promql import sli_exprs
+from tokenslo.core.promql import sli_exprs, slice_judgement_of
 from tokenslo.core.windows import BASE_INTERVAL
 from tokenslo.errors import CheckFailed, InputError, TokensloError, UnavailableError
 from tokenslo.prometheus.client import PromClient, sample_value
@@ -141,19 +142,24 @@ def slo_terms(slo: SLO, window: float) -> tuple[str, str]:
 def slice_terms(slo: SLO, window: float) -> tuple[str, str]:
     """Bad and judged slices over ``window``, as the generated rules count them: the last
     slice is judged every rule interval (a subquery step of the same length); it is bad
-    when its error ratio exceeds what the slice target allows, and not judged without
-    events. With no slice judged the counts fall back to 0 when the raw counts over the
-    window exist, so "no traffic" and "no data" stay apart as for occurrences."""
-    assert slo.timeslices is not None
-    slice_errors, slice_total = sli_exprs(slo.sli, format_duration(slo.timeslices.window))
-    allowed = f"{slo.timeslices.allowed_error_ratio:.12g}"
-    bad = f"({slice_errors}) / ({slice_total}) > bool {allowed} and ({slice_total}) > 0"
+    when its error ratio exceeds what the slice target allows (a mean-ratio SLO: its
+    error ratio, so the "errors" sum the ratios), and not judged without events. With no
+    slice judged the counts fall back to 0 when the raw counts over the window exist, so
+    "no traffic" and "no data" stay apart as for occurrences."""
+    bad = slice_judgement_expr(slo)
     span = f"[{format_duration(window)}:{format_duration(BASE_INTERVAL)}]"
     errors, total = sli_exprs(slo.sli, format_duration(window))
     return (
         f"(sum_over_time(({bad}){span}) or ({errors}) * 0)",
         f"(count_over_time(({bad}){span}) or ({total}) * 0)",
     )
+
+
+def slice_judgement_expr(slo: SLO) -> str:
+    """The slice judgement a timeslices SLO's rules record at every evaluation, from the
+    raw counters (status and backtest query it)."""
+    assert slo.timeslices is not None
+    return slice_judgement_of(slo.sli, slo.timeslices, format_duration(slo.timeslices.window))
 
 
 def window_queries(

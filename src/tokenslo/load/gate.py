@@ -56,8 +56,9 @@ RULE = (
 
 
 TIMESLICES_NOT_GATED = (
-    "timeslices budgeting: its objective is a share of good time slices over the SLO"
-    " window, which a load test's share of good requests cannot judge"
+    "timeslices budgeting: its objective is a share of good time slices (or the mean of"
+    " their ratios) over the SLO window, which a load test's share of good requests"
+    " cannot judge"
 )
 
 

@@ -24,6 +24,8 @@ TRAFFIC_RATIO_RECORD = "tokenslo:slo_traffic_ratio:{window}"
 SLICE_ERRORS_RECORD = "tokenslo:slo_slice_errors:{window}"
 SLICE_EVENTS_RECORD = "tokenslo:slo_slice_events:{window}"
 SLICE_BAD_RECORD = "tokenslo:slo_slice_bad:{window}"
+# Mean-ratio timeslices SLOs record the slice's error ratio instead (absent without events).
+SLICE_ERROR_RATIO_RECORD = "tokenslo:slo_slice_error_ratio:{window}"
 OBJECTIVE_RECORD = "tokenslo:slo_objective:ratio"
 BUDGET_REMAINING_RECORD = "tokenslo:slo_error_budget_remaining:ratio"
 # Calendar SLOs only: ERRORS_RECORD / EVENTS_RECORD with this as the window hold the counts
@@ -102,3 +104,8 @@ def slice_events_record(window: str) -> str:
 
 def slice_bad_record(window: str) -> str:
     return SLICE_BAD_RECORD.format(window=window)
+
+
+def slice_judgement_record(window: str, mean_ratio: bool) -> str:
+    """What a timeslices SLO records per slice: bad (0/1), or its error ratio."""
+    return (SLICE_ERROR_RATIO_RECORD if mean_ratio else SLICE_BAD_RECORD).format(window=window)

@@ -25,7 +25,7 @@ import yaml
 from tokenslo.core.burnrate import factor_of, policy_for, threshold_of
 from tokenslo.core.durations import format_duration
 from tokenslo.core.model import SLO, BurnWindow
-from tokenslo.core.promql import sli_exprs
+from tokenslo.core.promql import sli_exprs, slice_judgement
 from tokenslo.core.timescale import Scale, check_time_scale
 from tokenslo.core.windows import BASE_INTERVAL, BASE_WINDOW, MIN_INTERVAL, is_derived
 from tokenslo.errors import InputError
@@ -169,30 +169,31 @@ def traffic_ratio_rules(slo: SLO, scale: Scale) -> list[dict]:
 
 def slice_rules(slo: SLO, scale: Scale) -> list[dict]:
     """Timeslices SLOs: the last slice's raw counts, then whether it is bad: 1 when its
-    error ratio exceeds what the slice target allows, 0 when not, absent (not judged)
-    when it saw no events. Recorded at every evaluation, so slices slide by one interval."""
+    error ratio exceeds what the slice target allows, 0 when not (mean-ratio SLOs: its
+    error ratio), absent (not judged) when it saw no events. Recorded at every
+    evaluation, so slices slide by one interval."""
     assert slo.timeslices is not None
     nominal = format_duration(slo.timeslices.window)
     errors, total = sli_exprs(slo.sli, scale.duration(slo.timeslices.window))
     sel, labels = selector(slo), series_labels(slo)
     errors_, events = c.slice_errors_record(nominal) + sel, c.slice_events_record(nominal) + sel
-    bad = (
-        f"{errors_} / {events} > bool {number(slo.timeslices.allowed_error_ratio)} and {events} > 0"
-    )
+    judged = c.slice_judgement_record(nominal, slo.timeslices.mean_ratio)
     return [
         _record(c.slice_errors_record(nominal), errors, labels),
         _record(c.slice_events_record(nominal), total, labels),
-        _record(c.slice_bad_record(nominal), bad, labels),
+        _record(judged, slice_judgement(errors_, events, slo.timeslices), labels),
     ]
 
 
 def slice_window_rules(slo: SLO, window: float, scale: Scale) -> list[dict]:
-    """Timeslices SLOs: a window's "errors" are its bad slices and its "events" its judged
-    slices, so every ratio, budget and alert rule reads the bad-slice share unchanged.
-    Windows above 6h record only the ratio, like derived windows."""
+    """Timeslices SLOs: a window's "errors" are its bad slices (mean-ratio: the sum of
+    its slices' error ratios) and its "events" its judged slices, so every ratio, budget
+    and alert rule reads the bad-slice share (the mean error ratio) unchanged. Windows
+    above 6h record only the ratio, like derived windows."""
     assert slo.timeslices is not None
     nominal = format_duration(window)
-    judged = c.slice_bad_record(format_duration(slo.timeslices.window)) + selector(slo)
+    slice_ = format_duration(slo.timeslices.window)
+    judged = c.slice_judgement_record(slice_, slo.timeslices.mean_ratio) + selector(slo)
     span = scale.duration(window)
     bad, count = f"sum_over_time({judged}[{span}])", f"count_over_time({judged}[{span}])"
     if is_derived(window):

@@ -128,6 +128,12 @@ def _check_timeslices(doc: Document, base: tuple, slo: SLO) -> None:
             f"than the SLO window {_fmt(slo.window)}",
             (*base, "timeslices", "window"),
         )
+    if slo.timeslices.mean_ratio and slo.timeslices.target is not None:
+        raise doc.error(
+            "method mean-ratio averages the slices' ratios and judges no slice good or bad:"
+            " remove target (or use method good-slices)",
+            (*base, "timeslices", "target"),
+        )
     if slo.alerting.traffic_aware:
         raise doc.error(
             "alerting.burn_rate traffic-aware scales thresholds by event counts; a timeslices"

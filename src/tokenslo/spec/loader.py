@@ -16,6 +16,7 @@ from typing import Any
 from tokenslo.core.burnrate import default_for
 from tokenslo.core.durations import parse_duration
 from tokenslo.core.model import (
+    GOOD_SLICES,
     SLI,
     SLO,
     STATIC,
@@ -166,7 +167,12 @@ def _build_slo(doc: Document, index: int, raw: dict, service: str, labels: dict)
 def _build_timeslices(raw: dict | None) -> Timeslices | None:
     if raw is None:
         return None
-    return Timeslices(window=parse_duration(raw["window"]), target=float(raw["target"]))
+    target = raw.get("target")
+    return Timeslices(
+        window=parse_duration(raw["window"]),
+        target=None if target is None else float(target),
+        method=raw.get("method", GOOD_SLICES),
+    )
 
 
 def _build_calendar(raw: dict | None) -> Calendar | None:

@@ -5,13 +5,14 @@ Supported: ``kind: SLO`` with an inline ``indicator`` or an ``indicatorRef`` to 
 ``thresholdMetric`` (a histogram, ``op: lte``) whose ``metricSource`` is of type
 Prometheus, inline or through ``metricSourceRef`` to a ``kind: DataSource`` in the
 same file; one rolling ``timeWindow``, or a calendar one of a day, week, month,
-quarter or year; one objective; ``budgetingMethod: Occurrences`` or ``Timeslices``
-(the objective's ``timeSliceTarget`` and ``timeSliceWindow``).
+quarter or year; one objective; ``budgetingMethod: Occurrences``, ``Timeslices``
+(the objective's ``timeSliceTarget`` and ``timeSliceWindow``) or ``RatioTimeslices``
+(``timeSliceWindow``; the mean of the slices' ratios).
 
 Two kinds of trouble are told apart. Invalid input (not OpenSLO v1, a missing
 required field, a field of the wrong type, broken PromQL) raises ``InputError``:
 nothing is imported. A valid object that tokenslo cannot express faithfully
-(RatioTimeslices, calendar windows not opening on a period start, other data
+(calendar windows not opening on a period start, other data
 sources, raw ratios, …) is *skipped* with a reason and the rest of the file is still
 imported, rather than any SLO being imported with a meaning it did not have.
 docs/slo-spec.md lists the mapping.
@@ -33,7 +34,15 @@ import yaml
 
 from tokenslo.core.calendar import NOMINAL_WINDOWS, OPENSLO_PERIODS, period_bounds, timezone_error
 from tokenslo.core.durations import parse_duration
-from tokenslo.core.model import SLI, Calendar, EventsSLI, LatencySLI, Source, Timeslices
+from tokenslo.core.model import (
+    MEAN_RATIO,
+    SLI,
+    Calendar,
+    EventsSLI,
+    LatencySLI,
+    Source,
+    Timeslices,
+)
 from tokenslo.core.model import SLO as SLOModel
 from tokenslo.core.promql import WINDOW_PLACEHOLDER, sli_exprs
 from tokenslo.errors import InputError
@@ -227,7 +236,7 @@ def _slo(obj: Node, library: Library) -> SLOModel:
     method = _budgeting(spec, skips)
     window, calendar = _window(spec, skips)
     objective, percent = _objectives(spec.get("objectives", list), skips)
-    timeslices = _timeslices(objective, window, skips) if method == "Timeslices" else None
+    timeslices = _timeslices(objective, window, method, skips)
     annotations = metadata.get("annotations", dict, required=False)
     labels = _labels(metadata.get("labels", dict, required=False))
     try:
@@ -261,28 +270,38 @@ def _slo(obj: Node, library: Library) -> SLOModel:
 
 
 def _budgeting(spec: Node, skips: list[Skip]) -> str:
-    """The budgeting method (Occurrences when absent); RatioTimeslices is a skip."""
+    """The budgeting method (Occurrences when absent)."""
     method = spec.get("budgetingMethod", str, required=False)
     if method.value is None:
         return "Occurrences"
     if method.value not in BUDGETING_METHODS:
         known = ", ".join(sorted(BUDGETING_METHODS))
         raise method.error(f"unknown budgetingMethod {method.value!r}; OpenSLO v1 has {known}")
-    if method.value == "RatioTimeslices":
-        skips.append(
-            method.skip(
-                "budgetingMethod RatioTimeslices is not supported yet; tokenslo budgets events"
-                " (Occurrences) or good slices (Timeslices)"
-            )
-        )
     return method.value
 
 
-def _timeslices(objective: Node, window: float, skips: list[Skip]) -> Timeslices | None:
-    """The objective's ``timeSliceTarget`` (a ratio, (0, 1]) and ``timeSliceWindow``."""
+def _timeslices(
+    objective: Node, window: float, method: str, skips: list[Skip]
+) -> Timeslices | None:
+    """Timeslices: the objective's ``timeSliceTarget`` (a ratio, (0, 1]) and
+    ``timeSliceWindow``; RatioTimeslices: the window alone (the mean of the slices'
+    ratios needs no target; one given is not used). None for Occurrences."""
+    if method == "RatioTimeslices":
+        seconds = _slice_window(objective, window, skips)
+        return None if seconds is None else Timeslices(window=seconds, method=MEAN_RATIO)
+    if method != "Timeslices":
+        return None
     target = objective.get("timeSliceTarget", (int, float))
     if isinstance(target.value, bool) or not 0 < target.value <= 1:
         raise target.error(f"timeSliceTarget must be in (0, 1], got {target.value}")
+    seconds = _slice_window(objective, window, skips)
+    if seconds is None:
+        return None
+    return Timeslices(window=seconds, target=round(float(target.value) * 100, 10))
+
+
+def _slice_window(objective: Node, window: float, skips: list[Skip]) -> float | None:
+    """The objective's ``timeSliceWindow`` in seconds (None: a skip)."""
     length = objective.get("timeSliceWindow", (str, int, float))
     if not isinstance(length.value, str):
         skips.append(
@@ -298,7 +317,7 @@ def _timeslices(objective: Node, window: float, skips: list[Skip]) -> Timeslices
             f"timeSliceWindow {length.value} must be longer than 0s and shorter than the"
             " time window"
         )
-    return Timeslices(window=seconds, target=round(float(target.value) * 100, 10))
+    return seconds
 
 
 def _window(spec: Node, skips: list[Skip]) -> tuple[float, Calendar | None]:

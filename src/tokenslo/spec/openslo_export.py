@@ -4,7 +4,8 @@ Each SLO becomes one ``kind: SLO`` with an inline indicator: an events SLI a
 ``ratioMetric`` (counter, good or bad plus total, queries with ``{{window}}`` kept),
 a latency SLI a ``thresholdMetric`` on the histogram's ``_bucket`` series with
 ``op: lte``. Sources are inline ``type: Prometheus``: the model holds no server.
-``timeslices`` becomes ``budgetingMethod: Timeslices``, ``calendar`` a calendar window.
+``timeslices`` becomes ``budgetingMethod: Timeslices`` (``RatioTimeslices`` with
+``method: mean-ratio``), ``calendar`` a calendar window.
 What OpenSLO has no field for (the burn-rate ``alerting`` block, ``loadtest``) is
 written as JSON of the tokenslo v1 blocks into ``tokenslo/*`` annotations, so
 ``import-openslo`` gives back the same model; so is a description over OpenSLO's
@@ -79,9 +80,16 @@ def _slo(slo: SLO) -> dict[str, Any]:
     spec["service"] = slo.service
     spec["indicator"] = {"metadata": {"name": slo.name}, "spec": _indicator(slo.sli)}
     spec["timeWindow"] = [_time_window(slo)]
-    spec["budgetingMethod"] = "Occurrences" if slo.timeslices is None else "Timeslices"
+    spec["budgetingMethod"] = budgeting_method(slo)
     spec["objectives"] = [_objective(slo)]
     return {"apiVersion": API_VERSION, "kind": "SLO", "metadata": metadata, "spec": spec}
+
+
+def budgeting_method(slo: SLO) -> str:
+    """Occurrences, Timeslices (good slices) or RatioTimeslices (mean of slice ratios)."""
+    if slo.timeslices is None:
+        return "Occurrences"
+    return "RatioTimeslices" if slo.timeslices.mean_ratio else "Timeslices"
 
 
 def _annotations(slo: SLO) -> dict[str, str]:
@@ -117,8 +125,9 @@ def _objective(slo: SLO) -> dict[str, Any]:
     if isinstance(slo.sli, LatencySLI):
         objective = {"op": "lte", "value": number(slo.sli.threshold)}
     objective["targetPercent"] = number(slo.objective)
-    if slo.timeslices is not None:
+    if slo.timeslices is not None and slo.timeslices.target is not None:
         objective["timeSliceTarget"] = number(round(slo.timeslices.target / 100, 12))
+    if slo.timeslices is not None:
         objective["timeSliceWindow"] = _shorthand(slo, slo.timeslices.window, "timeslices.window")
     return objective
 

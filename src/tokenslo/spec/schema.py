@@ -127,6 +127,11 @@ _LOADTEST = strict_object(
 _TIMESLICES = strict_object(
     {
         "window": {**_DURATION, "description": "length of one slice, e.g. 1m"},
+        "method": {
+            "enum": ["good-slices", "mean-ratio"],
+            "description": "good-slices (default): share of slices at or above target;"
+            " mean-ratio: mean of the slices' good-event ratios (OpenSLO RatioTimeslices)",
+        },
         "target": {
             "type": "number",
             "exclusiveMinimum": 0,
@@ -134,9 +139,16 @@ _TIMESLICES = strict_object(
             "description": "percent of good events a slice needs to count as good, e.g. 95",
         },
     },
-    ("window", "target"),
+    ("window",),
     description="Timeslices budgeting: the objective applies to the share of good slices"
-    " (slices without events are not counted); absent: the share of good events",
+    " (method good-slices, the default, with a target) or to the mean of the slices'"
+    " good-event ratios (method mean-ratio, no target); slices without events are not"
+    " counted; absent: the share of good events",
+    # a good-slices block needs its target (a mean-ratio one with a target: checks.py)
+    **{
+        "if": {"properties": {"method": {"const": "good-slices"}}},  # or method absent
+        "then": {"required": ["target"]},
+    },
 )
 _CALENDAR = strict_object(
     {

@@ -12,7 +12,15 @@ from typing import Any
 import yaml
 
 from tokenslo.core.durations import format_duration
-from tokenslo.core.model import SLO, STATIC, Alerting, BurnWindow, EventsSLI, LatencySLI
+from tokenslo.core.model import (
+    SLO,
+    STATIC,
+    Alerting,
+    BurnWindow,
+    EventsSLI,
+    LatencySLI,
+    Timeslices,
+)
 from tokenslo.spec.schema import VERSION
 
 
@@ -51,12 +59,18 @@ def slo_mapping(slo: SLO) -> dict[str, Any]:
     if slo.loadtest_min_requests is not None:
         out.setdefault("loadtest", {})["min_requests"] = slo.loadtest_min_requests
     if slo.timeslices is not None:
-        out["timeslices"] = {
-            "window": format_duration(slo.timeslices.window),
-            "target": number(slo.timeslices.target),
-        }
+        out["timeslices"] = _timeslices(slo.timeslices)
     if slo.calendar is not None:
         out["calendar"] = {"period": slo.calendar.period, "timezone": slo.calendar.timezone}
+    return out
+
+
+def _timeslices(timeslices: Timeslices) -> dict[str, Any]:
+    out: dict[str, Any] = {"window": format_duration(timeslices.window)}
+    if timeslices.mean_ratio:
+        out["method"] = timeslices.method
+    if timeslices.target is not None:
+        out["target"] = number(timeslices.target)
     return out
 
 
