@@ -12,7 +12,13 @@ import sys
 
 import pytest
 
-from tokenslo.signals import STOP_SIGNALS, handle_stop_signals, interrupts_ignored, interrupts_raise
+from tokenslo.signals import (
+    STOP_SIGNALS,
+    handle_stop_signals,
+    interrupts_deferred,
+    interrupts_ignored,
+    interrupts_raise,
+)
 
 
 @pytest.mark.parametrize("signum", STOP_SIGNALS)
@@ -67,3 +73,18 @@ def test_processes_started_during_clean_up_can_still_be_stopped():
             [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
         )
     assert done.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize("signum", STOP_SIGNALS)
+def test_a_deferred_block_completes_and_the_signal_is_raised_after_it(signum):
+    steps = []
+    with pytest.raises(KeyboardInterrupt), interrupts_raise():
+        with interrupts_deferred():
+            os.kill(os.getpid(), signum)
+            signal.sigtimedwait([], 0)  # where the handler would run without the deferral
+            for _ in range(1000):
+                pass
+            steps.append("recorded")
+        steps.append("after")  # the signal is raised as the block ends
+    assert steps == ["recorded"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -70,3 +70,17 @@ def interrupts_ignored() -> Iterator[None]:
     """No stop signal can interrupt the block (a roll-back or a report being written)."""
     with handle_stop_signals(_ignore):
         yield
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """A stop signal that arrives inside the block is re-raised when it ends, with the
+    handlers that were in place before, so a change on a server and the record a rollback
+    needs to undo it happen both or neither: Ctrl-C between them would leave a fault the
+    rollback cannot see (Chaos Toolkit runs actions in the main thread and lets Ctrl-C
+    raise there). Keep the block short: a bounded request and a local write."""
+    caught: list[int] = []
+    with handle_stop_signals(lambda signum, frame: caught.append(signum)):
+        yield
+    for sig in dict.fromkeys(caught):
+        signal.raise_signal(sig)

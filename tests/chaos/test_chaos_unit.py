@@ -440,6 +440,30 @@ def test_an_action_records_its_change_for_the_rollback_and_marks_the_injection()
     assert quiet.changes[0].cleared_at == later and not quiet.events and not quiet.active()
 
 
+def test_ctrl_c_while_a_fault_is_injected_still_records_it_for_the_rollback(monkeypatch):
+    """Chaos Toolkit lets Ctrl-C raise in the action; arriving after the server added
+    the fault but before the record, it used to leave a fault the rollback could not see."""
+    import os
+    import signal
+    from types import SimpleNamespace
+
+    from tokenslo.chaos.runstate import RunState
+
+    run = RunState(run_id="r")
+
+    def add_fault(*args, **kwargs) -> dict:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as the server answers
+        signal.sigtimedwait([], 0)
+        return {"id": "f1", "expires_at": 99.0}
+
+    admin = SimpleNamespace(base_url="http://admin", add_fault=add_fault)
+    monkeypatch.setattr(actions, "_context", lambda configuration: (None, run))
+    monkeypatch.setattr(actions, "_admin", lambda resolved, target: admin)
+    with pytest.raises(KeyboardInterrupt):
+        actions.inject_http_fault("proxy", "status", 30, path_prefix="/token")
+    assert [(c.kind, c.ref) for c in run.active()] == [("fault", "f1")]
+
+
 @pytest.mark.parametrize("where", [{}, {"path": "/token", "path_prefix": "/token"}])
 def test_action_needs_exactly_one_of_path_and_path_prefix(where):
     nowhere = {"tokenslo_idp_url": "http://127.0.0.1:9", "tokenslo_admin_secret_file": "/none"}

@@ -23,6 +23,7 @@ from tokenslo.chaos.types import Configuration
 from tokenslo.errors import InputError, UnavailableError
 from tokenslo.jws import token_fingerprint
 from tokenslo.lab.faults.client import LabAdmin
+from tokenslo.signals import interrupts_deferred
 
 __all__ = [
     "inject_http_fault",
@@ -136,29 +137,30 @@ def inject_http_fault(
     if endpoint:
         path = urlsplit(resolved.endpoints().require(endpoint)).path or "/"
     admin = _admin(resolved, target)
-    fault = admin.add_fault(
-        effect,
-        expiry,
-        path_prefix or None,
-        path=path or None,
-        method=method or None,
-        status=status if effect == "status" else None,
-        delay_seconds=delay_seconds if effect == "delay" else None,
-        probability=probability,
-    )
-    where = {"path": path} if path else {"path_prefix": path_prefix}
-    if endpoint:
-        where["endpoint"] = endpoint
-    now = _record_change(
-        run,
-        admin,
-        mark_injection,
-        kind="fault",
-        target=target,
-        ref=str(fault["id"]),
-        expires_at=fault.get("expires_at"),
-        detail={"effect": effect, **where},
-    )
+    with interrupts_deferred():  # the change and its record: both or neither
+        fault = admin.add_fault(
+            effect,
+            expiry,
+            path_prefix or None,
+            path=path or None,
+            method=method or None,
+            status=status if effect == "status" else None,
+            delay_seconds=delay_seconds if effect == "delay" else None,
+            probability=probability,
+        )
+        where = {"path": path} if path else {"path_prefix": path_prefix}
+        if endpoint:
+            where["endpoint"] = endpoint
+        now = _record_change(
+            run,
+            admin,
+            mark_injection,
+            kind="fault",
+            target=target,
+            ref=str(fault["id"]),
+            expires_at=fault.get("expires_at"),
+            detail={"effect": effect, **where},
+        )
     return {
         "fault_id": fault["id"],
         "target": target,
@@ -182,17 +184,18 @@ def set_clock_offset(
     expiry = _expiry(expires_in)
     resolved, run = _context(configuration)
     admin = _admin(resolved, target)
-    clock = admin.set_clock(float(offset_seconds), expiry)
-    now = _record_change(
-        run,
-        admin,
-        mark_injection,
-        kind="clock",
-        target=target,
-        ref="clock",
-        expires_at=clock.get("expires_at"),
-        detail={"offset_seconds": float(offset_seconds)},
-    )
+    with interrupts_deferred():  # the change and its record: both or neither
+        clock = admin.set_clock(float(offset_seconds), expiry)
+        now = _record_change(
+            run,
+            admin,
+            mark_injection,
+            kind="clock",
+            target=target,
+            ref="clock",
+            expires_at=clock.get("expires_at"),
+            detail={"offset_seconds": float(offset_seconds)},
+        )
     return {
         "target": target,
         "offset_seconds": float(offset_seconds),
@@ -215,21 +218,22 @@ def rotate_signing_key(
     expiry = None if publish else _expiry(expires_in)
     resolved, run = _context(configuration)
     admin = _admin(resolved, target)
-    state = admin.rotate_keys(publish=bool(publish), expires_in=expiry)
-    kid = str(state.get("current_kid") or state.get("kid"))
-    expires_at = state.get("publish_at") if expiry is not None else None
-    now = _record_change(
-        run,
-        admin,
-        mark_injection,
-        kind="key" if not publish else "rotation",
-        target=target,
-        ref=kid,
-        expires_at=expires_at,
-        detail={"published": bool(publish)},
-        # a published rotation is a normal rotation: nothing to undo
-        undone=bool(publish),
-    )
+    with interrupts_deferred():  # the change and its record: both or neither
+        state = admin.rotate_keys(publish=bool(publish), expires_in=expiry)
+        kid = str(state.get("current_kid") or state.get("kid"))
+        expires_at = state.get("publish_at") if expiry is not None else None
+        now = _record_change(
+            run,
+            admin,
+            mark_injection,
+            kind="key" if not publish else "rotation",
+            target=target,
+            ref=kid,
+            expires_at=expires_at,
+            detail={"published": bool(publish)},
+            # a published rotation is a normal rotation: nothing to undo
+            undone=bool(publish),
+        )
     return {
         "kid": kid,
         "published": bool(publish),
@@ -265,24 +269,25 @@ def set_token_profile(
         )
     client = client_id or resolved.target.client("load").client_id
     admin = _admin(resolved, target)
-    profile = admin.set_token_profile(
-        client,
-        expiry,
-        audience=audience or None,
-        scope=scope,
-        extra_claims_bytes=int(extra_claims_bytes),
-    )
-    changes = {k: profile.get(k) for k in ("audience", "scope", "extra_claims_bytes")}
-    now = _record_change(
-        run,
-        admin,
-        mark_injection,
-        kind="profile",
-        target=target,
-        ref=client,
-        expires_at=profile.get("expires_at"),
-        detail={k: v for k, v in changes.items() if v},
-    )
+    with interrupts_deferred():  # the change and its record: both or neither
+        profile = admin.set_token_profile(
+            client,
+            expiry,
+            audience=audience or None,
+            scope=scope,
+            extra_claims_bytes=int(extra_claims_bytes),
+        )
+        changes = {k: profile.get(k) for k in ("audience", "scope", "extra_claims_bytes")}
+        now = _record_change(
+            run,
+            admin,
+            mark_injection,
+            kind="profile",
+            target=target,
+            ref=client,
+            expires_at=profile.get("expires_at"),
+            detail={k: v for k, v in changes.items() if v},
+        )
     return {
         "target": target,
         "client_id": client,
@@ -351,17 +356,18 @@ def _spawn(name: str, argv: list[str], run: runstate.RunState, log: str | None =
     from tokenslo.prometheus.process import proc_start_time
 
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
-    try:
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
-        )
-    finally:
-        if log:
-            out.close()  # type: ignore[union-attr]
-    _CHILDREN[proc.pid] = proc
-    record = {"pid": proc.pid, "start_time": proc_start_time(proc.pid), "argv0": argv[2]}
-    run.processes[name] = record
-    run.save()
+    with interrupts_deferred():  # a child the run has not recorded could not be stopped
+        try:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+            )
+        finally:
+            if log:
+                out.close()  # type: ignore[union-attr]
+        _CHILDREN[proc.pid] = proc
+        record = {"pid": proc.pid, "start_time": proc_start_time(proc.pid), "argv0": argv[2]}
+        run.processes[name] = record
+        run.save()
     return record
 
 
