@@ -28,8 +28,8 @@ from bench_backtest import (
     DAY,
     HISTORY_EXTRA_DAYS,
     RangeQueryMeter,
+    Spent,
     backfill,
-    cpu_seconds,
     slos,
     write_history,
 )
@@ -86,26 +86,19 @@ def main() -> int:
             chosen = load_policies(POLICIES)
             targets = [replace(s, window=3 * DAY) for s in slos(args.slos)]
             with PromClient(prom.url, timeout=600) as client, RangeQueryMeter() as meter:
-                prom_cpu, cpu, began = (
-                    cpu_seconds(prom.pid),
-                    time.process_time(),
-                    time.perf_counter(),
-                )
-                real = RealRange(start, end, STEP, prom.url, "bench")
-                result = observed.score_range(
-                    targets, chosen, client, real, incidents(args.slos, args.days, t0)
-                )
-                wall = time.perf_counter() - began
-                cpu = time.process_time() - cpu
-                prom_cpu = cpu_seconds(prom.pid) - prom_cpu
+                with Spent(prom.pid) as spent:
+                    real = RealRange(start, end, STEP, prom.url, "bench")
+                    result = observed.score_range(
+                        targets, chosen, client, real, incidents(args.slos, args.days, t0)
+                    )
                 queries = client.queries
         finally:
             prom.stop()
     pages = [sc.summarize(result.scores, p.name, "page") for p in chosen]
     print(
         f"slos={args.slos} days={args.days} step_s={STEP:g} queries={queries} "
-        f"points={meter.points} no_data={len(result.no_data)} wall_s={wall:.1f} "
-        f"cpu_s={cpu:.1f} prom_cpu_s={prom_cpu:.1f} fetch_s={meter.seconds:.1f} "
+        f"points={meter.points} no_data={len(result.no_data)} wall_s={spent.wall:.1f} "
+        f"cpu_s={spent.cpu:.1f} prom_cpu_s={spent.server_cpu:.1f} fetch_s={meter.seconds:.1f} "
         + " ".join(f"{p.policy}:recall_page={p.recall} precision_page={p.precision}" for p in pages)
     )
     return 0
