@@ -1,7 +1,8 @@
 """A chaos experiment on a lab whose token-issuance SLO pages with traffic-aware burn
 rates (rules time scale 60, free ports): a partial IdP outage (1 % of token requests
 answer 503) pages, within the theory + slack that ``wait_for_alert`` measures against
-the moving threshold, and resolves within the theory after the fault is cleared.
+the moving threshold, reads as paging in ``slo_burn_rate``'s page ratio, and resolves
+within the theory after the fault is cleared.
 
 1 % is below the static 1h/5m threshold (14.4 × 0.1 % = 1.44 %): judged against the
 static line the SLI never holds the condition, so the page would count as unexplained.
@@ -106,6 +107,7 @@ def partial_outage_experiment(path: Path) -> Path:
                 error_rate=0.01,
                 timeout=60,
             ),
+            python("probe", "burn-while-paging", PROBES, "slo_burn_rate", slo=SLO, window="1h"),
             python("action", "end-outage", ACTIONS, "clear_recorded_faults"),
             python(
                 "probe",
@@ -168,5 +170,10 @@ def test_a_partial_outage_pages_a_traffic_aware_slo_within_its_moving_theory(awa
     # began 4 s before the injection), which only a traffic-aware threshold needs
     held = fired["held_at_injection"]
     assert held["period_events"] > 0 and held["1m"]["events"] > 0
+    # while it pages, the burn-rate probe judges against the same moving line: the
+    # young lab's page factor c × N_period / N_long is far below the static 6 (6h page),
+    # so page_ratio (what steady-state hypotheses bound by 1) says "paging"
+    (burn,) = outputs(journal, "slo_burn_rate")
+    assert 0 < burn["page_factor"] < 1 and burn["page_ratio"] > 1, burn
     (resolved,) = outputs(journal, "wait_for_alert_resolved")
     assert resolved["resolved"] and resolved["within"], resolved

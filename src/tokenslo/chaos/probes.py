@@ -99,8 +99,7 @@ def slo_burn_rate(
         raise UnavailableError(f"no data for SLO {slo!r} over {window}: total series absent")
     ratio = burnrate.error_ratio(counts.errors, counts.total)
     burn = 0.0 if ratio is None else burnrate.burn_rate(ratio, model.objective)
-    page = theory.conditions(model, "page") or list(burnrate.policy_for(model))
-    page_factor = min(burnrate.factor_of(model, w) for w in page) if page else None
+    page_factor = _page_factor(resolved, model, scale)
     result = {
         "slo": slo,
         "window": window,
@@ -138,6 +137,32 @@ def _window_counts(resolved: targets.Targets, model, seconds: float):
             if time.monotonic() >= deadline:
                 return counts
             time.sleep(0.5)
+
+
+def _page_factor(resolved: targets.Targets, model, scale: float) -> float | None:
+    """The lowest burn factor any of the SLO's pages fires at now. A traffic-aware page's
+    factor is ``c × N_period / N_long`` from the events its rules count over the
+    (scaled) period and long window, so a young or quiet target reads as close to paging
+    as its rules make it; a page whose long window saw no events cannot fire."""
+    page = theory.conditions(model, "page") or list(burnrate.policy_for(model))
+    if not page:
+        return None
+    if not model.alerting.traffic_aware:
+        return min(burnrate.factor_of(model, w) for w in page)
+
+    def events(seconds: float) -> float | None:
+        counts = _window_counts(resolved, model, seconds)
+        if counts is None or counts.total is None:
+            return None
+        return counts.total * (seconds if _per_second(model) else 1.0)
+
+    period = events(scaled(model.window, scale))
+    factors = [
+        burnrate.threshold_at(model, w, period, events(scaled(w.long_window, scale)))
+        / model.error_budget
+        for w in page
+    ]
+    return min(factors) if math.isfinite(min(factors)) else None
 
 
 def slo_state(slo: str, configuration: Configuration | None = None) -> dict:
