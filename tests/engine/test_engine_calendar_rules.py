@@ -15,7 +15,8 @@ starts 5m early so that the shift sees only it), and the record read at M + 40m 
 one of the last calendar evaluation before, at E. By hand: floor((E − M) / 5m) steps of
 2 000 events (400 a minute), 200 errors each; error ratio 0.1, budget remaining
 1 − 0.1 / 0.2 = 0.5 — what ``slo status`` reports (the rolling hour would say
-1 − 0.2 / 0.2 = 0: 15 of its 60 minutes fail at 50 %).
+1 − 0.2 / 0.2 = 0: 15 of its 60 minutes fail at 50 %). The overview dashboard's
+calendar gauge reads the same number.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import pytest
 import yaml
 from test_engine_calendar import backfill_around
 
+from tokenslo.dashboards.generate import render_dashboards
 from tokenslo.engine.evaluator import evaluate
 from tokenslo.prometheus.client import PromClient
 from tokenslo.prometheus.process import run_promtool, start_prometheus
@@ -94,6 +96,14 @@ def add_blocks(source: Path, data: Path) -> None:
         shutil.move(str(block), str(data / block.name))
 
 
+def calendar_gauge_expr(slo) -> str:
+    """The query of the overview dashboard's "budget left this <period>" gauge."""
+    overview = render_dashboards([slo])["slo-overview.json"]
+    (panel,) = [p for p in overview["panels"] if "budget left this day" in p.get("title", "")]
+    (target,) = panel["targets"]
+    return target["expr"]
+
+
 def test_status_and_recorded_calendar_budget_agree(tmp_path):
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     midnight = today.timestamp() - 86400
@@ -119,11 +129,13 @@ def test_status_and_recorded_calendar_budget_agree(tmp_path):
             errors = client.query(c.errors_record(c.PERIOD_TO_DATE), at)
             events = client.query(c.events_record(c.PERIOD_TO_DATE), at)
             (stamp,) = client.query(f"timestamp({c.events_record(c.PERIOD_TO_DATE)})", at)
+            gauge = client.query(calendar_gauge_expr(slo), at)
     finally:
         prom.stop()
     assert (status.period_start, status.window) == (midnight, 40 * 60)
     assert status.error_budget_remaining == pytest.approx(0.5)
     assert [float(s["value"][1]) for s in budget] == [pytest.approx(0.5)]
+    assert [float(s["value"][1]) for s in gauge] == [pytest.approx(0.5)]  # the dashboard's
     evaluated = float(stamp["value"][1])
     assert at - 300 < evaluated <= at
     steps = (evaluated - midnight) // 300

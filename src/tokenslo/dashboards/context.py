@@ -79,10 +79,17 @@ class SLOView:
     period: str  # nominal duration, e.g. 30d
     sli: SLI
     burns: tuple[BurnView, ...]
+    calendar: str = ""  # "month (Europe/Paris)" for a calendar-aligned budget, else ""
 
     @property
     def sel(self) -> str:
         return selector(self.name)
+
+    @property
+    def calendar_budget(self) -> str:
+        """Budget remaining since the calendar period began, as ``slo status`` reports it
+        (the SLO's calendar rule group records it)."""
+        return f"{c.CALENDAR_BUDGET_REMAINING_RECORD}{self.sel}"
 
     def sli_over(self, window: str = RATE_INTERVAL) -> str:
         return sli_query(self.sli, window)
@@ -120,6 +127,7 @@ def slo_view(slo: SLO) -> SLOView:
         period=format_duration(slo.window),
         sli=slo.sli,
         burns=burns,
+        calendar="" if slo.calendar is None else f"{slo.calendar.period} ({slo.calendar.timezone})",
     )
 
 
