@@ -227,6 +227,27 @@ def test_slo_rules_follow_the_time_scale(tmp_path):
     check_rules({RULES_FILE: scaled}, base, tmp_path / "check")  # promtool-valid
 
 
+def test_a_time_scaled_lab_notes_the_calendar_records_it_leaves_out(tmp_path):
+    slo_dir = tmp_path / "slo"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "slo", slo_dir)
+    path = slo_dir / "idp.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["slos"][0]["calendar"] = {"period": "month"}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    name = doc["slos"][0]["name"]
+    base = replace(load_lab_config(), slo_paths=(str(slo_dir),))
+    real_notes: list[str] = []
+    real_time = rule_files(base, real_notes)[RULES_FILE]
+    assert real_notes == [] and f"tokenslo-calendar-{name}" in real_time
+    notes: list[str] = []
+    scaled = rule_files(replace(base, rules_time_scale=60), notes)[RULES_FILE]
+    assert "tokenslo-calendar-" not in scaled
+    assert notes == [
+        f"SLO {name}: calendar periods are dates, which a time-scaled rehearsal does not"
+        " have; no period-to-date records (slo status still counts the period)"
+    ]
+
+
 def test_port_in_use_names_the_config_key(tmp_path):
     config = load_lab_config(write(tmp_path, "ports:\n  webhook: 19999\n"))
     with socket.socket() as blocker:

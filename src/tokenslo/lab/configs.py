@@ -7,6 +7,7 @@ input (exit 2) rather than a component that dies on start-up.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +190,7 @@ def render_slo_rules(config: LabConfig, notes: list[str]) -> str | None:
     if not paths:
         return None
     try:
+        from tokenslo.rules import calendar
         from tokenslo.rules.generate import render_rules
         from tokenslo.spec.loader import load_paths
     except ImportError as exc:
@@ -198,7 +200,10 @@ def render_slo_rules(config: LabConfig, notes: list[str]) -> str | None:
     if not slos:
         notes.append(f"no SLOs in {', '.join(paths)}; Prometheus runs without SLO rules")
         return None
-    rendered = render_rules(slos, fmt="prometheus", time_scale=config.rules_time_scale)
+    now = time.time()
+    rendered = render_rules(slos, fmt="prometheus", time_scale=config.rules_time_scale, now=now)
+    for skip in calendar.skips(slos, config.rules_time_scale, now):
+        notes.append(f"SLO {skip.slo.name}: {skip.message}")
     return rendered if isinstance(rendered, str) else yaml.safe_dump(rendered, sort_keys=False)
 
 
