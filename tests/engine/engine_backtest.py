@@ -3,7 +3,9 @@ promtool checks that compare a backtest with Prometheus' own rule evaluation."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -87,6 +89,25 @@ def cumulative(increments: dict[str, list[tuple[float, int]]]) -> dict[str, list
     return out
 
 
+@contextlib.contextmanager
+def backfilled_prometheus(
+    workdir: Path, counters: dict[str, list[float]], scrape: float, t0: float
+) -> Iterator[PromClient]:
+    """A client of a real Prometheus holding ``counters`` (``METRIC`` label text → value
+    every ``scrape`` from ``t0``) as TSDB blocks; stopped on the way out."""
+    series = {
+        labels: [(t0 + i * scrape, v) for i, v in enumerate(values)]
+        for labels, values in counters.items()
+    }
+    backfill_openmetrics(workdir / "data", METRIC, series)
+    prom = start_prometheus({"global": {"scrape_interval": format_duration(scrape)}}, workdir)
+    try:
+        with PromClient(prom.url, timeout=60) as client:
+            yield client
+    finally:
+        prom.stop()
+
+
 def backfilled_backtest(
     workdir: Path,
     slo: SLO,
@@ -97,20 +118,11 @@ def backfilled_backtest(
     every: float,
 ) -> tuple[bt.Backtest, bool]:
     """``slo``'s backtest over ``span`` (seconds after ``t0``) on a real Prometheus holding
-    ``counters`` (``METRIC`` label text → value every ``scrape`` from ``t0``), and
-    whether that server's range selectors are left-closed."""
-    series = {
-        labels: [(t0 + i * scrape, v) for i, v in enumerate(values)]
-        for labels, values in counters.items()
-    }
-    backfill_openmetrics(workdir / "data", METRIC, series)
-    prom = start_prometheus({"global": {"scrape_interval": format_duration(scrape)}}, workdir)
-    try:
-        with PromClient(prom.url, timeout=60) as client:
-            result = bt.backtest([slo], client, t0 + span[0], t0 + span[1], every)
-            return result, bt.ranges_left_closed(client)
-    finally:
-        prom.stop()
+    ``counters`` (``backfilled_prometheus``), and whether that server's range selectors
+    are left-closed."""
+    with backfilled_prometheus(workdir, counters, scrape, t0) as client:
+        result = bt.backtest([slo], client, t0 + span[0], t0 + span[1], every)
+        return result, bt.ranges_left_closed(client)
 
 
 def assert_rules_agree(

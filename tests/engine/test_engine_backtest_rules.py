@@ -18,11 +18,18 @@ import dataclasses
 import time
 
 import pytest
-from engine_backtest import assert_rules_agree, backfilled_backtest, cumulative
+from engine_backtest import (
+    assert_rules_agree,
+    backfilled_backtest,
+    backfilled_prometheus,
+    cumulative,
+)
 from engine_slos import good_events_slo
 
 from tokenslo.core.durations import format_duration
 from tokenslo.core.model import Alerting
+from tokenslo.engine import backtest as bt
+from tokenslo.reports.data import collect
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
@@ -66,3 +73,32 @@ def test_backtest_starts_and_ends_equal_prometheus_rule_evaluation(tmp_path, slo
             f"{i.severity} {format_duration(i.long_window)}: "
             f"{(i.start - t0) / HOUR:.4f}h – {(i.end - t0) / HOUR:.4f}h"
         )
+
+
+def test_a_report_draws_the_alerts_the_rules_fire(tmp_path):
+    """The report's computed alert spans are the backtest's, which the test above proves
+    equal to Prometheus' rule evaluation on this history; decided from the raw windows
+    it charts, the 1d ticket would start early."""
+    t0 = (time.time() // DAY - 5) * DAY
+    start, end = t0 + RANGE[0], t0 + RANGE[1]
+    with backfilled_prometheus(
+        tmp_path / "prometheus", cumulative(increments()), MIN, t0
+    ) as client:
+        model = collect([SLO], client, start, end, EVAL)
+        rules = bt.backtest([SLO], client, start, end, EVAL)
+        counts = bt.fetch_range_counts([SLO], client, start - bt.lead_time([SLO], EVAL), end, EVAL)
+    raw = bt.compute_backtest([SLO], counts, start, end, EVAL)
+
+    def spans(result: bt.Backtest) -> list[tuple]:
+        return sorted(
+            (i.severity, format_duration(i.long_window), max(i.start, start), i.end)
+            for i in result.intervals[SLO.name]
+        )
+
+    drawn = sorted(
+        (a.severity, a.windows.split("/")[0], a.start, a.end)
+        for a in model.alerts
+        if a.source == "backtest"
+    )
+    assert drawn == spans(rules)
+    assert drawn != spans(raw)  # the rules' derived windows are what moves them

@@ -1,11 +1,11 @@
 """Fill a ``ReportModel`` from Prometheus through the engine's one evaluation path.
 
 Status comes from ``evaluator.evaluate`` at the report's end; the series from
-``backtest.fetch_range_counts`` (the backtest's own batched range queries, one
-per window); computed alert intervals from ``backtest.compute_backtest`` on the
-same numbers, so charts, tables and intervals can never disagree. Observed
-alerts are read from Prometheus's ``ALERTS`` series of the generated rules.
-Everything but ``collect`` is pure.
+``backtest.fetch_range_counts`` (the backtest's own batched range queries, one per
+window); computed alert intervals from ``backtest.backtest``, which equals the rules'
+own evaluation (in a time-scaled rehearsal, ``backtest.compute_backtest`` on the
+charted numbers). Observed alerts are read from Prometheus's ``ALERTS`` series of the
+generated rules. Everything but ``collect`` and ``computed_alerts`` is pure.
 """
 
 from __future__ import annotations
@@ -226,6 +226,25 @@ def source_of(url: str) -> str:
 # ---------------------------------------------------------------- entry point (I/O)
 
 
+def computed_alerts(
+    slos: list[SLO],
+    client: PromClient,
+    counts: bt.RangeCounts,
+    start: float,
+    end: float,
+    step: float,
+    time_scale: float,
+) -> bt.Backtest:
+    """When the generated rules fire. At time scale 1 the backtest proper, which computes
+    every window as the rules do (long windows summed from 5m counts, timeslices from
+    slice judgements) and equals Prometheus' own evaluation; a time-scaled rehearsal's
+    rules derive their long windows from scaled 5m counts the scaled SLO does not know,
+    so it is decided from the charted counts."""
+    if time_scale == 1:
+        return bt.backtest(slos, client, start, end, step)
+    return bt.compute_backtest(slos, counts, start, end, step)
+
+
 def collect(
     slos: list[SLO],
     client: PromClient,
@@ -269,7 +288,7 @@ def collect(
         step,
         windows_of=lambda s: decision_windows(s) | {sli_windows[s.name]},
     )
-    result = bt.compute_backtest(scaled, counts, start, end, step)
+    result = computed_alerts(scaled, client, counts, start, end, step, time_scale)
     times = bt.step_grid(start, end, step)
     series = {
         s.name: slo_series(s, counts.get(s.name, {}), times, sli_windows[s.name], time_scale)
