@@ -31,11 +31,21 @@ import dataclasses
 import time
 
 import pytest
-from engine_backtest import assert_rules_agree, backfilled_backtest, cumulative
+from engine_backtest import (
+    assert_rules_agree,
+    backfilled_backtest,
+    backfilled_prometheus,
+    cumulative,
+)
 from engine_slos import good_events_slo
 
 from tokenslo.core.durations import format_duration
 from tokenslo.core.model import Timeslices
+from tokenslo.engine import backtest as bt
+from tokenslo.engine import observed
+from tokenslo.engine import scoring as sc
+from tokenslo.spec.incidents import IncidentEntry, IncidentsFile
+from tokenslo.spec.policy import Policy
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
@@ -112,3 +122,30 @@ def test_mean_ratio_backtest_starts_and_ends_equal_prometheus_rule_evaluation(tm
     assert all(i.end is not None for i in intervals), intervals
     assert [i for i in intervals if MILD[0] < i.start - t0 < MILD[1]], intervals
     assert_rules_agree(tmp_path, result, mean, increments(), SCRAPE, t0, RANGE, EVAL)
+
+
+def test_policy_scoring_pages_where_the_rules_do(tmp_path):
+    """``slo backtest --policy`` over this history, with the SLO's own policy: its step
+    counts (30 s, as the rules evaluate) judge the same slices, so its page alerts start
+    and end where the backtest's (the rules') do; the mild stretch, which an event
+    ratio would page on, stays quiet."""
+    t0 = (time.time() // DAY - 3) * DAY
+    start, end = t0 + RANGE[0], t0 + RANGE[1]
+    own = Policy(name="own", alerting=SLO.alerting)
+    labels = IncidentsFile(
+        "incidents.yaml",
+        (
+            IncidentEntry(t0 + BLIP, t0 + BLIP + 2 * MIN, "blip"),
+            IncidentEntry(t0 + 350 * MIN, t0 + 360 * MIN, "outage"),
+        ),
+    )
+    real = sc.RealRange(start, end, EVAL, "prometheus", "incidents.yaml")
+    with backfilled_prometheus(
+        tmp_path / "prometheus", cumulative(increments()), SCRAPE, t0
+    ) as client:
+        rules = bt.backtest([SLO], client, start, end, EVAL)
+        scored = observed.score_range([SLO], [own], client, real, labels)
+    pages = sc.merge([i for i in rules.intervals[SLO.name] if i.severity == "page"], "page")
+    expected = [(p.start - start, p.end - start) for p in pages]
+    drawn = [(a.start, a.end) for a in scored.alerts[("own", SLO.name)]["page"]]
+    assert len(expected) == 2 and drawn == expected

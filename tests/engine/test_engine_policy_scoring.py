@@ -32,7 +32,7 @@ import pytest
 
 from tokenslo.cli import main
 from tokenslo.core import burnrate
-from tokenslo.core.model import SLO, TRAFFIC_AWARE, Alerting, BurnWindow, EventsSLI
+from tokenslo.core.model import SLO, TRAFFIC_AWARE, Alerting, BurnWindow, EventsSLI, Timeslices
 from tokenslo.engine import incidents as inc
 from tokenslo.engine import scoring as sc
 from tokenslo.errors import InputError
@@ -351,3 +351,38 @@ def test_long_windows_are_summed_from_5m_counts_as_the_rules_do():
     ratios = sc.static_ratios(slo, timeline, 30.0, times)
     assert ratios[7 * 3600.0] == [pytest.approx(1 / 841), pytest.approx(1 / 841)]
     assert ratios[300.0] == [pytest.approx(10 / 100), 0.0]  # exact: (0, 300] and (300, 600]
+
+
+def test_a_timeslices_slo_is_replayed_on_its_slice_judgements():
+    """The hand-built timeline for good slices: 1m slices (two steps), a slice
+    bad above 5 % errors, the same page policy (bad-slice share above 0.3). The slice
+    judged at t is (t − 60, t]; the 10m window holds the 21 judgements of [t − 600, t]
+    (the judgement 600 s old included, as on Prometheus 2), so it needs 7 bad.
+
+    - A: slices judged 30 … 330 are bad (t/30 of them at t): 7 at 210, firing at 270;
+      the 2m window [t − 120, t] holds one bad judgement of five at 450: reset 150 s.
+    - C: bad judgements 2430 … 2640, 7 at 2610, firing 2670, resolved at 2760.
+    - D, 20 % errors: every slice is bad (judged 3030 … 3630), so the slow burn the
+      event ratio misses (0.2 < 0.3) pages. At 3060 the 10m window still holds C's
+      2460 … 2640 (7) and 3030, 3060: 9 bad; the 2m window 2 of 5: pending, firing at
+      3120 (detection 120 s), resolved at 3750 (one bad judgement, 3630, of five)."""
+    sliced = replace(_slo(), timeslices=Timeslices(window=60.0, target=95.0))
+    policy = _policy(60.0)
+    timeline = _timeline()
+    alerts = sc.merge(sc.replay(apply(policy, sliced), timeline, 30.0), "page")
+    assert [(a.start, a.end) for a in alerts] == [
+        (270.0, 450.0),
+        (2670.0, 2760.0),
+        (3120.0, 3750.0),
+    ]
+    score = sc.score(policy.name, timeline, alerts, "page")
+    assert (score.alerts, score.true_alerts) == (3, 2)
+    outage, slow = score.outcomes
+    assert (outage.detection, outage.reset) == (270.0, 150.0)
+    assert (slow.detection, slow.reset) == (120.0, 150.0)
+
+
+def test_slices_must_be_whole_steps_of_the_timeline():
+    sliced = replace(_slo(), timeslices=Timeslices(window=45.0, target=95.0))
+    with pytest.raises(InputError, match="45s slices"):
+        sc.replay(apply(_policy(60.0), sliced), _timeline(), 30.0)

@@ -7,6 +7,7 @@ these frozen dataclasses.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -128,6 +129,16 @@ class Timeslices:
         if self.target is None:
             raise ValueError("a mean-ratio timeslices SLO judges no slice good or bad")
         return budget_of(self.target)
+
+    def judge(self, errors: float, events: float) -> float:
+        """A slice's judgement as its rules record it (``promql.slice_judgement``): 1 bad,
+        0 good, or (mean-ratio) its error ratio; NaN (not judged) without events."""
+        if events <= 0:
+            return math.nan
+        ratio = errors / events
+        if self.mean_ratio:
+            return ratio
+        return 1.0 if ratio > self.allowed_error_ratio else 0.0
 
 
 CalendarPeriod = Literal["day", "week", "month", "quarter", "year"]

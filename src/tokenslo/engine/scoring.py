@@ -30,11 +30,13 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 
 from tokenslo.core import burnrate
+from tokenslo.core.durations import format_duration
 from tokenslo.core.model import SLO
 from tokenslo.core.windows import BASE_WINDOW, is_derived, prefix_sums, sums_from_prefix
 from tokenslo.engine.backtest import (
     AlertInterval,
     counted_intervals,
+    slice_ratios,
     slo_intervals,
     sum_ratios,
 )
@@ -144,6 +146,17 @@ def _check_grid(timeline: Timeline, interval: float) -> None:
         )
 
 
+def _evaluations_back(
+    times: Sequence[float], interval: float, reach: float
+) -> tuple[list[float], list[int]]:
+    """Every rule evaluation (``interval`` apart) from ``reach`` before the first of
+    ``times`` to the last, and the index of each of ``times`` among them."""
+    lead = math.ceil(reach / interval) * interval
+    count = round((times[-1] - times[0] + lead) / interval) + 1
+    evaluations = [times[0] - lead + i * interval for i in range(count)]
+    return evaluations, [round((t - evaluations[0]) / interval) for t in times]
+
+
 def static_ratios(
     slo: SLO, timeline: Timeline, interval: float, times: Sequence[float]
 ) -> dict[float, list[float]]:
@@ -153,11 +166,8 @@ def static_ratios(
     out: dict[float, list[float]] = {}
     derived = sorted(w for w in windows if is_derived(w))
     if derived:
-        reach = math.ceil(max(derived) / interval) * interval
-        count = round((times[-1] - times[0] + reach) / interval) + 1
-        base_times = [times[0] - reach + i * interval for i in range(count)]
+        base_times, at = _evaluations_back(times, interval, max(derived))
         errors, total = map(prefix_sums, _Counts(timeline, base_times).over(BASE_WINDOW))
-        at = [round((t - base_times[0]) / interval) for t in times]
         for w in derived:
             out[w] = sum_ratios(
                 sums_from_prefix(errors, interval, w, at), sums_from_prefix(total, interval, w, at)
@@ -166,6 +176,27 @@ def static_ratios(
     for w in sorted(windows - set(derived)):
         out[w] = sum_ratios(*counts.over(w))
     return out
+
+
+def timeslice_ratios(
+    slo: SLO, timeline: Timeline, interval: float, times: Sequence[float]
+) -> dict[float, list[float]]:
+    """A timeslices SLO's ratio per alert window at ``times``, as its rules compute them:
+    the slice ending at every evaluation judged (``Timeslices.judge``), then each
+    window's judgements summed over their count (``backtest.slice_ratios``)."""
+    assert slo.timeslices is not None
+    slice_ = slo.timeslices.window
+    if abs(slice_ / timeline.resolution - round(slice_ / timeline.resolution)) > 1e-9:
+        raise InputError(
+            f"SLO {slo.name!r}: its {format_duration(slice_)} slices are not whole steps of"
+            f" {format_duration(timeline.resolution)}; use a step that divides them",
+            field="--step",
+        )
+    reach = max(w for bw in burnrate.policy_for(slo) for w in (bw.long_window, bw.short_window))
+    evaluations, at = _evaluations_back(times, interval, reach)
+    errors, total = _Counts(timeline, evaluations).over(slice_)
+    judgements = [slo.timeslices.judge(e, n) for e, n in zip(errors, total, strict=True)]
+    return slice_ratios(slo, judgements, interval, at, left_closed=True)
 
 
 def counted_windows(
@@ -192,6 +223,8 @@ def replay(slo: SLO, timeline: Timeline, interval: float) -> list[AlertInterval]
     times = evaluation_times(timeline, interval, lead)
     if slo.alerting.traffic_aware:
         intervals = counted_intervals(slo, counted_windows(slo, timeline, times), times)
+    elif slo.timeslices is not None:
+        intervals = slo_intervals(slo, timeslice_ratios(slo, timeline, interval, times), times)
     else:
         intervals = slo_intervals(slo, static_ratios(slo, timeline, interval, times), times)
     return [i for i in intervals if i.start >= 0]
