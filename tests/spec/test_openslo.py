@@ -382,6 +382,17 @@ def test_threshold_skips(tmp_path, old, new, needle, words):
     assert skip.line == line_of(text, needle) and words in skip.reason
 
 
+def test_a_threshold_skip_names_every_reason(tmp_path):
+    """One pass over the file tells all it must change: op and source type alike."""
+    path = tmp_path / "t.yaml"
+    text = THRESHOLD.replace("op: lte", "op: lt").replace("type: Prometheus", "type: Datadog")
+    path.write_text(text)
+    (skip,) = import_openslo(path).skipped
+    assert skip.line == line_of(text, "op: lt")
+    assert "op lt is not supported" in skip.reason
+    assert "also: metricSource type 'Datadog' is not supported" in skip.reason
+
+
 def test_threshold_op_outside_openslo_is_invalid(tmp_path):
     path = tmp_path / "t.yaml"
     path.write_text(THRESHOLD.replace("op: lte", "op: le"))

@@ -77,6 +77,12 @@ class Skip(Exception):
         super().__init__(reason)
         self.line, self.reason = line, reason
 
+    @classmethod
+    def of_all(cls, skips: list[Skip]) -> Skip:
+        """One skip naming every reason, at the first one's line."""
+        also = "".join(f"; also: {s.reason}" for s in skips[1:])
+        return cls(skips[0].line, skips[0].reason + also)
+
 
 @dataclass(frozen=True)
 class Skipped:
@@ -248,8 +254,7 @@ def _slo(obj: Node, library: Library) -> SLOModel:
             skip = Skip(skip.line, f"indicatorRef {ref!r} (kind SLI): {skip.reason}")
         skips.append(skip)
     if skips:
-        also = "".join(f"; also: {s.reason}" for s in skips[1:])
-        raise Skip(skips[0].line, skips[0].reason + also)
+        raise Skip.of_all(skips)
     for expr in sli_exprs(sli, PARSE_WINDOW):
         problem = promql_error(expr)
         if problem:
@@ -524,15 +529,23 @@ def _threshold(metric: Node, objective: Node, library: Library) -> LatencySLI:
     op = objective.get("op", str)
     if op.value not in ("lte", "lt", "gte", "gt"):
         raise op.error(f"op must be one of lte, lt, gte, gt, got {op.value!r}")
+    skips: list[Skip] = []
     if op.value != "lte":
-        raise op.skip(
-            f"op {op.value} is not supported for thresholdMetric; only lte maps to a "
-            "Prometheus histogram bucket (le)"
+        skips.append(
+            op.skip(
+                f"op {op.value} is not supported for thresholdMetric; only lte maps to a "
+                "Prometheus histogram bucket (le)"
+            )
         )
     value = objective.get("value", (int, float))
     if value.value <= 0:
-        raise value.skip("value must be a positive latency threshold in seconds")
-    query = _query(metric, library)
+        skips.append(value.skip("value must be a positive latency threshold in seconds"))
+    try:
+        query = _query(metric, library)
+    except Skip as skip:
+        skips.append(skip)
+    if skips:  # every reason at once, so one edit of the file is enough
+        raise Skip.of_all(skips)
     expr = _parse(query, query.value)
     if not isinstance(expr, promql_parser.VectorSelector) or not expr.name:
         raise query.skip(
