@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 
 import pytest
@@ -11,10 +13,11 @@ import requests
 from support import lab_config_file
 from tokenslo.cli import main
 from tokenslo.errors import UnavailableError
-from tokenslo.lab import orchestrator
+from tokenslo.lab import orchestrator, processes
 from tokenslo.lab.orchestrator import lab_down, lab_status, lab_up
 from tokenslo.lab.state import STATE_FILE
 from tokenslo.prometheus.process import pid_alive, proc_start_time
+from tokenslo.signals import interrupts_raise
 
 pytestmark = [pytest.mark.lab, pytest.mark.prometheus, pytest.mark.slow]
 
@@ -184,6 +187,35 @@ def test_failed_start_stops_what_was_started(tmp_path, monkeypatch, free_lab_con
     assert "everything started was stopped" in str(info.value)
     assert not (state_dir / STATE_FILE).exists()
     assert lab_pids(state_dir) == set()
+
+
+def test_a_stop_signal_right_after_a_spawn_still_stops_that_process(
+    tmp_path, monkeypatch, free_lab_config, lab_pids
+):
+    """SIGTERM as the IdP has been spawned but not yet recorded (a CI run once left it
+    running): the spawn and its record happen both or neither, so the clean-up stops it."""
+    spawned = []
+    original = processes._python_service
+
+    def spawn_then_signal(name, *args, **kwargs):
+        managed = original(name, *args, **kwargs)
+        if name == "idp":
+            spawned.append(managed.pid)
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.sigtimedwait([], 0)  # where the handler runs without the deferral
+        return managed
+
+    monkeypatch.setattr(processes, "_python_service", spawn_then_signal)
+    state_dir = tmp_path / "state"
+    try:
+        with pytest.raises(KeyboardInterrupt), interrupts_raise():
+            lab_up(free_lab_config(tmp_path), state_dir)
+        assert spawned and not pid_alive(spawned[0])
+        assert lab_pids(state_dir) == set()
+        assert not (state_dir / STATE_FILE).exists()
+    finally:  # a failure must not leave the orphan running
+        for pid in lab_pids(state_dir):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_down_stops_every_recorded_process_and_is_idempotent(

@@ -59,3 +59,37 @@ def test_stop_signal_to_loadtest_run_stops_locust(lab, tmp_path, signum):
         for pid in children:  # a failed run must not leave Locust loading the lab
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_stop_signal_right_after_a_spawn_still_stops_that_process(tmp_path, monkeypatch):
+    """SIGTERM as the Locust master has been spawned but not yet listed for the clean-up:
+    the spawn and the listing happen both or neither, so the clean-up stops it (a
+    ``sleep`` stands in for Locust; nothing else runs)."""
+    from types import SimpleNamespace
+
+    from tokenslo.load import runner
+    from tokenslo.signals import interrupts_raise
+
+    spawned: list[subprocess.Popen] = []
+    original = runner._spawn
+
+    def spawn_then_signal(cmd, env, sink, cwd):
+        proc = original(["sleep", "60"], env, sink, cwd)
+        spawned.append(proc)
+        os.kill(os.getpid(), signal.SIGTERM)
+        signal.sigtimedwait([], 0)  # where the handler runs without the deferral
+        return proc
+
+    monkeypatch.setattr(runner, "_spawn", spawn_then_signal)
+    monkeypatch.setattr(runner, "locust_env", lambda spec, target, out: dict(os.environ))
+    spec = runner.RunSpec(scenario="mixed", users=1, spawn_rate=1, duration=5)
+    target = SimpleNamespace(idp_url="http://127.0.0.1:9")
+    try:
+        with pytest.raises(KeyboardInterrupt), interrupts_raise():
+            runner.run_locust(spec, target, tmp_path)  # type: ignore[arg-type]
+        assert spawned and spawned[0].poll() is not None
+    finally:
+        for proc in spawned:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -31,7 +32,7 @@ from tokenslo.prometheus.process import (
     start_prometheus,
     stop_pid,
 )
-from tokenslo.signals import interrupts_ignored
+from tokenslo.signals import interrupts_deferred, interrupts_ignored
 from tokenslo.waiting import wait_until
 
 log = logging.getLogger("tokenslo.lab")
@@ -95,10 +96,15 @@ def start_all(config: LabConfig, state: LabState, secret: str, rules: dict[str, 
     state_dir = state.state_dir
     ports = config.ports
 
-    def launch(name: str, managed: ManagedProcess, port: int) -> None:
-        started[name] = managed
-        state.components[name] = _component(name, managed, port)
-        write_state(state)
+    def launch(name: str, start: Callable[[], ManagedProcess], port: int) -> ManagedProcess:
+        # A stop signal between the spawn and the record would orphan the process:
+        # the clean-up stops only what ``started`` holds.
+        with interrupts_deferred():
+            managed = start()
+            started[name] = managed
+            state.components[name] = _component(name, managed, port)
+            write_state(state)
+        return managed
 
     def ready(name: str) -> None:
         managed = started[name]
@@ -108,35 +114,45 @@ def start_all(config: LabConfig, state: LabState, secret: str, rules: dict[str, 
     def python_service(name: str, port: int) -> None:
         args = ["--config", str(state_dir / f"{name}.yaml")]
         args += ["--admin-secret-file", str(state_dir / ADMIN_SECRET_FILE)]
-        launch(name, _python_service(name, f"tokenslo.lab.{name}", args, state_dir, port), port)
+        module = f"tokenslo.lab.{name}"
+        launch(name, lambda: _python_service(name, module, args, state_dir, port), port)
 
     try:
         webhook_secret = ensure_secret(state_dir, WEBHOOK_SECRET_FILE)
-        am = start_alertmanager(
-            alertmanager_config(config, webhook_secret),
-            state_dir / "alertmanager",
+        launch(
+            "alertmanager",
+            lambda: start_alertmanager(
+                alertmanager_config(config, webhook_secret),
+                state_dir / "alertmanager",
+                ports.alertmanager,
+                wait=False,
+            ),
             ports.alertmanager,
-            wait=False,
         )
-        launch("alertmanager", am, ports.alertmanager)
-        prom = start_prometheus(
-            prometheus_config(config),
-            state_dir / "prometheus",
+        prom = launch(
+            "prometheus",
+            lambda: start_prometheus(
+                prometheus_config(config),
+                state_dir / "prometheus",
+                ports.prometheus,
+                rule_files=rules,
+                # The default (1m) would delay a lost first notification by a minute.
+                extra_args=[f"--rules.alert.resend-delay={RESEND_DELAY}"],
+                wait=False,
+            ),
             ports.prometheus,
-            rule_files=rules,
-            # The default (1m) would delay a lost first notification by a minute.
-            extra_args=[f"--rules.alert.resend-delay={RESEND_DELAY}"],
-            wait=False,
         )
-        launch("prometheus", prom, ports.prometheus)
         webhook_args = [
             *("--port", str(ports.webhook), "--state-dir", str(state_dir)),
             *("--secret-file", str(webhook_secret)),
         ]
-        webhook = _python_service(
-            "webhook", "tokenslo.lab.webhook", webhook_args, state_dir, ports.webhook
+        launch(
+            "webhook",
+            lambda: _python_service(
+                "webhook", "tokenslo.lab.webhook", webhook_args, state_dir, ports.webhook
+            ),
+            ports.webhook,
         )
-        launch("webhook", webhook, ports.webhook)
         python_service("idp", ports.idp)
         ready("idp")
         python_service("gateway", ports.gateway)

@@ -30,6 +30,7 @@ from tokenslo.load.recorder import ENV_OUT, Recorder
 from tokenslo.load.shapes import ENV_DURATION, ENV_RATE, ENV_SHAPE, ENV_USERS
 from tokenslo.load.target import LoadTarget
 from tokenslo.prometheus.process import free_port, stop_pid
+from tokenslo.signals import interrupts_deferred
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 LOOPBACK = "127.0.0.1"
@@ -123,11 +124,13 @@ def run_locust(spec: RunSpec, target: LoadTarget, workdir: Path) -> LocustResult
     procs: list[subprocess.Popen] = []
     with open(log, "w", encoding="utf-8") as sink:
         try:
-            master = _spawn(master_command(spec, target.idp_url, port), env, sink, workdir)
-            procs.append(master)
+            with interrupts_deferred():  # a spawned process must be in procs to be stopped
+                master = _spawn(master_command(spec, target.idp_url, port), env, sink, workdir)
+                procs.append(master)
             for _ in range(spec.workers):
                 assert port is not None
-                procs.append(_spawn(worker_command(spec, port), env, sink, workdir))
+                with interrupts_deferred():
+                    procs.append(_spawn(worker_command(spec, port), env, sink, workdir))
             code = _wait(master, spec.duration + GRACE)
             for worker in procs[1:]:
                 _wait(worker, 30.0)
