@@ -35,6 +35,7 @@ from tokenslo.core.model import SLO
 from tokenslo.core.windows import BASE_WINDOW, is_derived, prefix_sums, sums_from_prefix
 from tokenslo.engine.backtest import (
     AlertInterval,
+    base_grid,
     counted_intervals,
     slice_ratios,
     slo_intervals,
@@ -146,17 +147,6 @@ def _check_grid(timeline: Timeline, interval: float) -> None:
         )
 
 
-def _evaluations_back(
-    times: Sequence[float], interval: float, reach: float
-) -> tuple[list[float], list[int]]:
-    """Every rule evaluation (``interval`` apart) from ``reach`` before the first of
-    ``times`` to the last, and the index of each of ``times`` among them."""
-    lead = math.ceil(reach / interval) * interval
-    count = round((times[-1] - times[0] + lead) / interval) + 1
-    evaluations = [times[0] - lead + i * interval for i in range(count)]
-    return evaluations, [round((t - evaluations[0]) / interval) for t in times]
-
-
 def static_ratios(
     slo: SLO, timeline: Timeline, interval: float, times: Sequence[float]
 ) -> dict[float, list[float]]:
@@ -166,7 +156,7 @@ def static_ratios(
     out: dict[float, list[float]] = {}
     derived = sorted(w for w in windows if is_derived(w))
     if derived:
-        base_times, at = _evaluations_back(times, interval, max(derived))
+        base_times, at = base_grid(times, max(derived), interval)
         errors, total = map(prefix_sums, _Counts(timeline, base_times).over(BASE_WINDOW))
         for w in derived:
             out[w] = sum_ratios(
@@ -193,7 +183,7 @@ def timeslice_ratios(
             field="--step",
         )
     reach = max(w for bw in burnrate.policy_for(slo) for w in (bw.long_window, bw.short_window))
-    evaluations, at = _evaluations_back(times, interval, reach)
+    evaluations, at = base_grid(times, reach, interval)
     errors, total = _Counts(timeline, evaluations).over(slice_)
     judgements = [slo.timeslices.judge(e, n) for e, n in zip(errors, total, strict=True)]
     return slice_ratios(slo, judgements, interval, at, left_closed=True)
