@@ -499,15 +499,20 @@ def observed_crossing(
     per cent per second, so a prediction from counts misses by seconds where the alert
     rule, reading the same series, does not."""
     at_time = threshold if callable(threshold) else (lambda _at: threshold)
-    for at in _common_times(windows):
-        line = at_time(at)
-        if all(_exceeds(line, *w[at]) for w in windows):
+    return _first_time(at_time, windows, holding=True)
+
+
+def _first_time(
+    threshold: Callable[[float], float], windows: Sequence[Series], holding: bool
+) -> float | None:
+    """First time measured in every window at which the condition (every window's error
+    ratio over ``threshold`` then) holds, or with ``holding`` False no longer holds."""
+    times = sorted(set.intersection(*(set(w) for w in windows))) if windows else []
+    for at in times:
+        line = threshold(at)
+        if all(_exceeds(line, *w[at]) for w in windows) == holding:
             return at
     return None
-
-
-def _common_times(windows: Sequence[Series]) -> list[float]:
-    return sorted(set.intersection(*(set(w) for w in windows))) if windows else []
 
 
 def _exceeds(threshold: float, events: float, errors: float) -> bool:
@@ -556,11 +561,7 @@ def observed_reset(
     in the SLI's own data (either window at or under the threshold); None when it held
     at every measured time."""
     threshold = observed_threshold(slo, window, long, period)
-    for at in _common_times([long, short]):
-        line = threshold(at)
-        if not (_exceeds(line, *long[at]) and _exceeds(line, *short[at])):
-            return at
-    return None
+    return _first_time(threshold, [long, short], holding=False)
 
 
 def slack_seconds(
