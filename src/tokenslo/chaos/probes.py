@@ -154,15 +154,13 @@ def _page_factor(resolved: targets.Targets, model, scale: float) -> float | None
         counts = _window_counts(resolved, model, seconds)
         if counts is None or counts.total is None:
             return None
-        return counts.total * (seconds if _per_second(model) else 1.0)
+        return _events(model, counts.total, seconds)
 
     period = events(scaled(model.window, scale))
-    factors = [
-        burnrate.threshold_at(model, w, period, events(scaled(w.long_window, scale)))
-        / model.error_budget
-        for w in page
-    ]
-    return min(factors) if math.isfinite(min(factors)) else None
+    lowest = min(
+        burnrate.threshold_at(model, w, period, events(scaled(w.long_window, scale))) for w in page
+    )
+    return lowest / model.error_budget if math.isfinite(lowest) else None
 
 
 def slo_state(slo: str, configuration: Configuration | None = None) -> dict:
@@ -266,6 +264,11 @@ def _per_second(model) -> bool:
     return isinstance(total, str) and "rate(" in total and "increase(" not in total
 
 
+def _events(model, total: float, seconds: float) -> float:
+    """Events over ``seconds`` from the engine's total for that window (``_per_second``)."""
+    return total * seconds if _per_second(model) else total
+
+
 def _profile_at(
     resolved: targets.Targets, model, scrape: float, seconds: float, at: float, until: float
 ) -> tuple[list[theory.Held], list[theory.Held], float]:
@@ -349,7 +352,7 @@ def _period_held(
     total = 0.0 if counts is None or counts.total is None else counts.total
     oldest = injected - period + horizon
     leaving, _after, _step = _profile_at(resolved, model, scrape, horizon, oldest, oldest)
-    return theory.PeriodHeld(total * (period if _per_second(model) else 1.0), leaving)
+    return theory.PeriodHeld(_events(model, total, period), leaving)
 
 
 def _held_theory(
